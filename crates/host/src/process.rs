@@ -1,0 +1,180 @@
+//! VMM processes: started so they outlive the daemon, identified by PID *and*
+//! start time (a PID alone may be reused after a crash or reboot), and
+//! watched through a pidfd, which works whether or not the daemon that
+//! watches is the process's parent.
+
+use std::fs::OpenOptions;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+
+use crate::HostError;
+
+/// A process we started, as recorded in the state journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessId {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (field 22 of /proc/PID/stat).
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.pid, self.start_time)
+    }
+
+    pub fn decode(s: &str) -> Option<ProcessId> {
+        let (pid, start) = s.split_once(':')?;
+        Some(ProcessId { pid: pid.parse().ok()?, start_time: start.parse().ok()? })
+    }
+
+    /// Whether this very process (not a later one with the same PID) still runs.
+    pub fn is_alive(&self) -> bool {
+        matches!(read_stat(self.pid), Some((state, start)) if start == self.start_time && state != 'Z' && state != 'X')
+    }
+
+    pub fn signal(&self, signal: Signal) -> Result<(), HostError> {
+        if !self.is_alive() {
+            return Ok(());
+        }
+        match kill(Pid::from_raw(self.pid as i32), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(HostError::Other(format!("cannot send {signal} to process {}: {e}", self.pid))),
+        }
+    }
+
+    /// Resolves when the process has exited.
+    pub async fn wait_exit(&self) {
+        if !self.is_alive() {
+            return;
+        }
+        match pidfd_open(self.pid) {
+            // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it
+            // until it is dropped; nothing else refers to the descriptor.
+            Some(fd) => match unsafe { AsyncFd::register(fd) } {
+                Ok(afd) => {
+                    let _ = afd.readable().await;
+                }
+                Err(_) => self.poll_exit().await,
+            },
+            None => self.poll_exit().await,
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit; true when it did.
+    pub async fn wait_exit_timeout(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.wait_exit()).await.is_ok() || !self.is_alive()
+    }
+
+    async fn poll_exit(&self) {
+        while self.is_alive() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; the returned fd is owned by us.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0 as libc::c_uint) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// (state letter, start time) of a PID, from /proc.
+fn read_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Identity of a running PID, if it exists.
+pub fn identify(pid: u32) -> Option<ProcessId> {
+    read_stat(pid).map(|(_, start_time)| ProcessId { pid, start_time })
+}
+
+/// Starts a program in its own session, detached from the daemon: no
+/// controlling terminal, stdin from /dev/null, output appended to `log`. It
+/// is not killed when the daemon exits or is signalled.
+pub fn spawn_detached(program: &Path, args: &[String], log: &Path, cwd: &Path) -> Result<ProcessId, HostError> {
+    let out = OpenOptions::new().create(true).append(true).open(log).map_err(|e| HostError::path_io("cannot open", log, e))?;
+    let err = out.try_clone().map_err(|e| HostError::io("dup log", e))?;
+    let mut command = Command::new(program);
+    command.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| HostError::io(format!("cannot start {}", program.display()), e))?;
+    let pid = child.id();
+    let id = identify(pid).ok_or_else(|| HostError::Other(format!("{} exited immediately; see {}", program.display(), log.display())))?;
+    // Reap the child when it exits so it does not linger as a zombie while
+    // this daemon lives; after a daemon restart init reaps it instead.
+    std::thread::Builder::new()
+        .name(format!("reap-{pid}"))
+        .spawn(move || {
+            let _ = child.wait();
+        })
+        .map_err(|e| HostError::io("spawn reaper thread", e))?;
+    Ok(id)
+}
+
+/// Asks a process to stop with SIGTERM, then SIGKILL after `grace`.
+pub async fn terminate(process: ProcessId, grace: Duration) -> Result<(), HostError> {
+    process.signal(Signal::SIGTERM)?;
+    if process.wait_exit_timeout(grace).await {
+        return Ok(());
+    }
+    process.signal(Signal::SIGKILL)?;
+    if process.wait_exit_timeout(Duration::from_secs(5)).await {
+        Ok(())
+    } else {
+        Err(HostError::Other(format!("process {} did not exit after SIGKILL", process.pid)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn detached_process_is_watched_and_terminated() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let id = spawn_detached(Path::new("/bin/sh"), &["-c".into(), "echo started; exec sleep 30".into()], &log, dir.path())
+            .unwrap();
+        assert!(id.is_alive());
+        assert_eq!(ProcessId::decode(&id.encode()), Some(id));
+        // Its own session: it does not share the test's process group.
+        let sid = nix::unistd::getsid(Some(Pid::from_raw(id.pid as i32))).unwrap();
+        assert_eq!(sid.as_raw() as u32, id.pid);
+        terminate(id, Duration::from_secs(2)).await.unwrap();
+        assert!(!id.is_alive());
+        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+    }
+
+    #[tokio::test]
+    async fn a_reused_pid_is_not_mistaken_for_the_recorded_process() {
+        let me = identify(std::process::id()).unwrap();
+        assert!(me.is_alive());
+        let other = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
+        assert!(!other.is_alive());
+        // Waiting on a process that is gone returns at once.
+        tokio::time::timeout(Duration::from_secs(1), other.wait_exit()).await.unwrap();
+    }
+}

@@ -1,0 +1,74 @@
+//! State that must survive daemon restarts, in one SQLite file.
+//!
+//! Besides VMs and images, the store keeps a *journal of host resources*:
+//! every directory, file, TAP device and process the daemon creates for a VM
+//! is recorded here **before** it is created and forgotten only after it is
+//! gone. A failed or interrupted operation can therefore always be rolled
+//! back, and the daemon reconciles the journal against reality at start.
+
+mod migrations;
+mod resources;
+mod images;
+mod vms;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use resources::{Resource, ResourceKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The database. Cheap to share behind an `Arc`; every call is a short
+/// transaction, so a plain mutex is the right lock.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::with_connection(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::with_connection(Connection::open_in_memory()?)
+    }
+
+    fn with_connection(mut conn: Connection) -> Result<Store> {
+        migrations::apply(&mut conn)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (each call
+        // is its own transaction), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Maps SQLite's unique-constraint failure to a readable conflict.
+/// `what` gets SQLite's detail, which names the violated column.
+fn conflict_or(err: rusqlite::Error, what: impl FnOnce(&str) -> String) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, detail) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(what(detail.as_deref().unwrap_or("")))
+        }
+        _ => StoreError::Sqlite(err),
+    }
+}

@@ -1,0 +1,72 @@
+//! Schema migrations, applied in order and tracked in `PRAGMA user_version`.
+//! Never edit a shipped migration: append a new one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE images (
+        name TEXT PRIMARY KEY,
+        managed INTEGER NOT NULL,
+        rootfs TEXT NOT NULL,
+        kernel TEXT NOT NULL,
+        initrd TEXT NOT NULL,
+        kernel_version TEXT NOT NULL,
+        work_seed TEXT NOT NULL,
+        packages_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE vms (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        image TEXT NOT NULL,
+        vmm TEXT NOT NULL,
+        accel TEXT NOT NULL,
+        vcpu INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        disk_size_bytes INTEGER NOT NULL,
+        overlay_size_bytes INTEGER NOT NULL,
+        nat INTEGER NOT NULL,
+        ip TEXT NOT NULL UNIQUE,
+        mac TEXT NOT NULL UNIQUE,
+        tap TEXT NOT NULL UNIQUE,
+        pid INTEGER,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        stop_reason TEXT,
+        dir TEXT NOT NULL
+    );
+    CREATE TABLE resources (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        vm_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL
+    );
+    CREATE INDEX resources_by_vm ON resources(vm_id);",
+];
+
+pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+    }
+}
