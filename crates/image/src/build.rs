@@ -1,0 +1,351 @@
+//! The image build pipeline. Everything is staged in a temporary directory
+//! beside the final one and renamed into place only when complete, so an
+//! interrupted build never leaves a half image behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_api::{Image, Progress};
+use banger_host::runner::{Cmd, Runner};
+use banger_host::HostError;
+use sha2::{Digest, Sha256};
+
+use crate::{initramfs, kernel, LABEL_BASE};
+
+/// Packages every banger image has, whatever `packages.apt` says.
+pub const BASE_PACKAGES: &[&str] = &[
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "libpam-systemd",
+    "openssh-server",
+    "iproute2",
+    "kmod",
+    "busybox-static",
+    "linux-image-cloud-amd64",
+];
+
+/// Bumped whenever the pipeline changes what it produces.
+const BUILDER_VERSION: &str = "banger-image-builder 1";
+
+const SSHD_CONFIG: &str = "\
+# Written by banger's image builder.
+# The daemon puts the installation's public key and a per-VM host key on the
+# VM's own disk; no key is baked into the image.
+AuthorizedKeysFile .ssh/authorized_keys /etc/banger/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+HostKey /etc/ssh/ssh_host_ed25519_key
+UseDNS no
+";
+
+/// Units that slow a boot down and do nothing useful in a dev VM.
+const MASKED_UNITS: &[&str] = &[
+    "systemd-networkd-wait-online.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+];
+
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub name: String,
+    /// Contents of the package manifest (`packages.apt` format).
+    pub packages: String,
+    /// Where finished images live: the image goes to `images_dir/<name>`.
+    pub images_dir: PathBuf,
+    /// Raw output of the helper tools.
+    pub log: PathBuf,
+    /// Debian mirror URL; mmdebstrap's default when absent.
+    pub mirror: Option<String>,
+    pub suite: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Package names from a manifest: one per line, `#` comments, blank lines ignored.
+pub fn parse_packages(manifest: &str) -> Vec<String> {
+    manifest
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Identifies what a build would produce: an unchanged manifest (and
+/// builder) means the cached image is still right.
+pub fn manifest_sha256(packages: &str, suite: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(BUILDER_VERSION);
+    hasher.update(suite);
+    for p in BASE_PACKAGES {
+        hasher.update(p);
+    }
+    for p in parse_packages(packages) {
+        hasher.update(p);
+        hasher.update("\n");
+    }
+    hasher.update(crate::INIT_SCRIPT);
+    hasher.update(SSHD_CONFIG);
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> {
+    let version = std::fs::read_to_string(dir.join("kernel-version"))
+        .map_err(|e| BuildError::Failed(format!("image {name} is incomplete ({e}); rebuild it")))?;
+    let created = std::fs::metadata(dir.join("manifest.sha256"))
+        .and_then(|m| m.modified())
+        .map(|t| banger_api_time(t))
+        .unwrap_or_default();
+    Ok(Image {
+        name: name.to_string(),
+        managed: true,
+        rootfs: dir.join("rootfs.ext4").display().to_string(),
+        kernel: dir.join("vmlinux").display().to_string(),
+        initrd: dir.join("initrd.img").display().to_string(),
+        kernel_version: version.trim().to_string(),
+        work_seed: dir.join("work-seed").display().to_string(),
+        packages_sha256: sha.to_string(),
+        created_at: created,
+    })
+}
+
+fn banger_api_time(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("@{secs}")
+}
+
+/// The finished image for this manifest, if one was built before.
+pub fn cached_image(request: &BuildRequest) -> Option<Image> {
+    let dir = request.images_dir.join(&request.name);
+    let want = manifest_sha256(&request.packages, &request.suite);
+    let have = std::fs::read_to_string(dir.join("manifest.sha256")).ok()?;
+    let complete = ["rootfs.ext4", "vmlinux", "initrd.img", "work-seed"].iter().all(|f| dir.join(f).exists());
+    (have.trim() == want && complete).then(|| image_record(&request.name, &dir, &want).ok()).flatten()
+}
+
+/// Builds (or reuses) the image. `progress` hears every stage.
+pub async fn build_image(
+    runner: Arc<dyn Runner>,
+    request: &BuildRequest,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Image, BuildError> {
+    let say = |stage: &str, message: String, fraction: f32| {
+        progress(Progress { stage: stage.into(), message, fraction: Some(fraction) })
+    };
+    if let Some(image) = cached_image(request) {
+        say("image.cached", format!("image {} is up to date", request.name), 1.0);
+        return Ok(image);
+    }
+    let sha = manifest_sha256(&request.packages, &request.suite);
+    let final_dir = request.images_dir.join(&request.name);
+    let stage = request.images_dir.join(format!(".{}.build-{}", request.name, std::process::id()));
+    std::fs::create_dir_all(&request.images_dir).map_err(|e| HostError::path_io("cannot create", &request.images_dir, e))?;
+    if let Some(parent) = request.log.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| HostError::path_io("cannot create", parent, e))?;
+    }
+    let _ = std::fs::remove_dir_all(&stage);
+    std::fs::create_dir_all(&stage).map_err(|e| HostError::path_io("cannot create", &stage, e))?;
+    let result = build_into(runner, request, &stage, &sha, &say).await;
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&final_dir);
+            std::fs::rename(&stage, &final_dir).map_err(|e| HostError::path_io("cannot move image into", &final_dir, e))?;
+            say("image.done", format!("image {} is ready", request.name), 1.0);
+            image_record(&request.name, &final_dir, &sha)
+        }
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            Err(BuildError::Failed(format!("building image {} failed: {err}; full output in {}", request.name, request.log.display())))
+        }
+    }
+}
+
+async fn build_into(
+    runner: Arc<dyn Runner>,
+    request: &BuildRequest,
+    stage: &Path,
+    sha: &str,
+    say: &(dyn Fn(&str, String, f32) + Send + Sync),
+) -> Result<(), BuildError> {
+    let rootdir = stage.join("rootdir");
+    let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+    packages.extend(parse_packages(&request.packages));
+    say("image.rootfs", format!("bootstrapping Debian {} with {} packages (mmdebstrap)", request.suite, packages.len()), 0.02);
+
+    let mut cmd = Cmd::new("mmdebstrap")
+        .args(["--mode=unshare", "--variant=apt", "--aptopt=Acquire::Retries \"3\""])
+        .arg(format!("--include={}", packages.join(",")))
+        .arg(&request.suite)
+        .arg(&rootdir);
+    if let Some(mirror) = &request.mirror {
+        cmd = cmd.arg(mirror);
+    }
+    let ticker = tail_progress(request.log.clone(), say);
+    let bootstrap = runner.run(cmd.log_to(&request.log));
+    let outcome = tokio::select! {
+        outcome = bootstrap => outcome,
+        _ = ticker => unreachable!("the ticker never ends"),
+    };
+    outcome?;
+
+    say("image.configure", "configuring the root filesystem for banger".into(), 0.72);
+    configure_rootfs(&rootdir).map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
+
+    say("image.kernel", "extracting the ELF kernel from Debian's vmlinuz".into(), 0.76);
+    let (vmlinuz, version) = find_kernel(&rootdir)?;
+    let bzimage = std::fs::read(&vmlinuz).map_err(|e| HostError::path_io("cannot read", &vmlinuz, e))?;
+    let elf = tokio::task::spawn_blocking(move || kernel::extract_vmlinux(&bzimage))
+        .await
+        .map_err(|e| BuildError::Failed(e.to_string()))?
+        .map_err(|e| BuildError::Failed(format!("{}: {e}", vmlinuz.display())))?;
+    write(&stage.join("vmlinux"), &elf)?;
+    write(&stage.join("kernel-version"), version.as_bytes())?;
+
+    say("image.initramfs", format!("building the initramfs for kernel {version}"), 0.8);
+    let initrd = initramfs::build(&rootdir, &version).map_err(|e| BuildError::Failed(e.to_string()))?;
+    write(&stage.join("initrd.img"), &initrd)?;
+
+    // /root of new VMs starts as a copy of the image's /root.
+    let seed = stage.join("work-seed");
+    std::fs::rename(rootdir.join("root"), &seed).map_err(|e| HostError::path_io("cannot move", &seed, e))?;
+    std::fs::create_dir(rootdir.join("root")).map_err(|e| HostError::io("recreate /root", e))?;
+    set_mode(&rootdir.join("root"), 0o700)?;
+
+    say("image.ext4", "packing the root filesystem into ext4 (mkfs.ext4 -d)".into(), 0.85);
+    let used = tree_size(&rootdir);
+    let size = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
+    let rootfs = stage.join("rootfs.ext4");
+    banger_host::disk::create_sparse(&rootfs, size)?;
+    runner
+        .run(
+            Cmd::new("mkfs.ext4")
+                .args(["-F", "-q", "-L", LABEL_BASE, "-m", "0", "-d"])
+                .arg(&rootdir)
+                .arg(&rootfs)
+                .log_to(&request.log),
+        )
+        .await?;
+    std::fs::remove_dir_all(&rootdir).map_err(|e| HostError::path_io("cannot remove", &rootdir, e))?;
+    write(&stage.join("packages.apt"), request.packages.as_bytes())?;
+    write(&stage.join("manifest.sha256"), sha.as_bytes())?;
+    Ok(())
+}
+
+/// Emits mmdebstrap's latest "I: ..." line as progress, once a second.
+async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + Sync)) {
+    let started = tokio::time::Instant::now();
+    let mut last = String::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let text = std::fs::read(&log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        if let Some(line) = text.lines().rev().find(|l| l.starts_with("I: ")) {
+            if line != last {
+                last = line.to_string();
+                // mmdebstrap takes ~45 s here; estimate against that.
+                let fraction = 0.02 + 0.68 * (started.elapsed().as_secs_f32() / 60.0).min(0.95);
+                say("image.rootfs", line.trim_start_matches("I: ").to_string(), fraction);
+            }
+        }
+    }
+}
+
+fn configure_rootfs(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::symlink;
+    std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
+    std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
+    // Host keys are per VM (the daemon writes them); none ship in the image.
+    for entry in std::fs::read_dir(root.join("etc/ssh"))? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::create_dir_all(root.join("etc/banger"))?;
+    std::fs::write(root.join("etc/hostname"), "banger\n")?;
+    std::fs::write(root.join("etc/fstab"), "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n")?;
+    // systemd generates a fresh machine id on each VM's first boot.
+    std::fs::write(root.join("etc/machine-id"), "")?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    for unit in MASKED_UNITS {
+        let link = root.join("etc/systemd/system").join(unit);
+        let _ = std::fs::remove_file(&link);
+        symlink("/dev/null", link)?;
+    }
+    // The initramfs configures eth0; make sure nothing else fights over it.
+    let _ = std::fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"));
+    Ok(())
+}
+
+fn find_kernel(root: &Path) -> Result<(PathBuf, String), BuildError> {
+    let boot = root.join("boot");
+    let mut kernels: Vec<String> = std::fs::read_dir(&boot)
+        .map_err(|e| HostError::path_io("cannot read", &boot, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vmlinuz-"))
+        .collect();
+    kernels.sort();
+    let name = kernels.pop().ok_or_else(|| BuildError::Failed(format!("no vmlinuz-* in {}", boot.display())))?;
+    let version = name.trim_start_matches("vmlinuz-").to_string();
+    Ok((boot.join(name), version))
+}
+
+fn tree_size(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            // Every inode costs at least a block.
+            total += meta.len().div_ceil(4096).max(1) * 4096;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    total
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
+    std::fs::write(path, bytes).map_err(|e| HostError::path_io("cannot write", path, e))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), HostError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| HostError::path_io("chmod", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_parsing_ignores_comments_and_blanks() {
+        assert_eq!(parse_packages("# c\ncurl\n\n git # vcs\n"), ["curl", "git"]);
+    }
+
+    #[test]
+    fn the_manifest_hash_follows_the_package_list() {
+        let a = manifest_sha256("curl\ngit\n", "bookworm");
+        assert_eq!(a, manifest_sha256("# comment\ncurl\ngit", "bookworm"));
+        assert_ne!(a, manifest_sha256("curl\n", "bookworm"));
+        assert_ne!(a, manifest_sha256("curl\ngit\n", "trixie"));
+    }
+}

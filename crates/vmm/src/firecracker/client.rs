@@ -1,0 +1,75 @@
+//! A typed client of Firecracker's API socket.
+
+use std::path::PathBuf;
+
+use banger_client::uds::{self, UdsError};
+use hyper::Method;
+use serde::Serialize;
+
+use super::models::{ApiFault, BootSource, Drive, InstanceActionInfo, InstanceInfo, MachineConfiguration, NetworkInterface};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirecrackerError {
+    #[error(transparent)]
+    Transport(#[from] UdsError),
+    /// Firecracker answered with an error status and a fault message.
+    #[error("{method} {path} was refused (HTTP {status}): {fault}")]
+    Refused { method: Method, path: String, status: u16, fault: String },
+    #[error("unexpected answer to {path}: {detail}")]
+    Protocol { path: String, detail: String },
+}
+
+pub struct FirecrackerClient {
+    socket: PathBuf,
+}
+
+impl FirecrackerClient {
+    pub fn new(socket: PathBuf) -> Self {
+        FirecrackerClient { socket }
+    }
+
+    async fn put<T: Serialize>(&self, path: &str, body: &T) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(body).expect("models serialise");
+        let (status, bytes) = uds::request(&self.socket, Method::PUT, path, Some(json)).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        let fault = serde_json::from_slice::<ApiFault>(&bytes)
+            .map(|f| f.fault_message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        Err(FirecrackerError::Refused { method: Method::PUT, path: path.to_string(), status: status.as_u16(), fault })
+    }
+
+    pub async fn put_machine_config(&self, config: &MachineConfiguration) -> Result<(), FirecrackerError> {
+        self.put("/machine-config", config).await
+    }
+
+    pub async fn put_boot_source(&self, boot: &BootSource) -> Result<(), FirecrackerError> {
+        self.put("/boot-source", boot).await
+    }
+
+    pub async fn put_drive(&self, drive: &Drive) -> Result<(), FirecrackerError> {
+        self.put(&format!("/drives/{}", drive.drive_id), drive).await
+    }
+
+    pub async fn put_network_interface(&self, iface: &NetworkInterface) -> Result<(), FirecrackerError> {
+        self.put(&format!("/network-interfaces/{}", iface.iface_id), iface).await
+    }
+
+    pub async fn put_action(&self, action: &InstanceActionInfo) -> Result<(), FirecrackerError> {
+        self.put("/actions", action).await
+    }
+
+    pub async fn instance_info(&self) -> Result<InstanceInfo, FirecrackerError> {
+        let (status, bytes) = uds::request(&self.socket, Method::GET, "/", None).await?;
+        if !status.is_success() {
+            return Err(FirecrackerError::Refused {
+                method: Method::GET,
+                path: "/".into(),
+                status: status.as_u16(),
+                fault: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| FirecrackerError::Protocol { path: "/".into(), detail: e.to_string() })
+    }
+}

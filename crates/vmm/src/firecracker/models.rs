@@ -1,0 +1,82 @@
+//! The request bodies of Firecracker's API that banger sends, named and
+//! shaped exactly as in `firecracker-api.yaml` (definitions section).
+
+use serde::{Deserialize, Serialize};
+
+/// `#/definitions/MachineConfiguration`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineConfiguration {
+    pub vcpu_count: u32,
+    pub mem_size_mib: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smt: Option<bool>,
+}
+
+/// `#/definitions/BootSource`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootSource {
+    pub kernel_image_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initrd_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_args: Option<String>,
+}
+
+/// `#/definitions/Drive` (`cache_type` enum)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheType {
+    Unsafe,
+    Writeback,
+}
+
+/// `#/definitions/Drive`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drive {
+    pub drive_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_on_host: Option<String>,
+    pub is_root_device: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_read_only: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_type: Option<CacheType>,
+}
+
+/// `#/definitions/NetworkInterface`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkInterface {
+    pub iface_id: String,
+    pub host_dev_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_mac: Option<String>,
+}
+
+/// `#/definitions/InstanceActionInfo` (`action_type` enum)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionType {
+    FlushMetrics,
+    InstanceStart,
+    SendCtrlAltDel,
+}
+
+/// `#/definitions/InstanceActionInfo`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceActionInfo {
+    pub action_type: ActionType,
+}
+
+/// `#/definitions/InstanceInfo`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub app_name: String,
+    pub id: String,
+    pub state: String,
+    pub vmm_version: String,
+}
+
+/// `#/definitions/Error`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiFault {
+    #[serde(default)]
+    pub fault_message: String,
+}

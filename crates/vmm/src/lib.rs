@@ -1,0 +1,107 @@
+//! Virtual machine monitors. The daemon sees only [`Vmm`]; each driver turns
+//! a [`VmSpec`] into a running guest and asks it to shut down.
+//!
+//! - [`firecracker`]: the primary driver, a typed client of Firecracker's API
+//!   (`firecracker-api.yaml` in this crate, v1.16.1).
+//! - [`qemu`]: `qemu-system-x86_64` with the microvm machine, KVM when the
+//!   host can run ordinary guests, software emulation (TCG) otherwise.
+
+pub mod firecracker;
+pub mod kvm;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use banger_api::VmmKind;
+use banger_host::process::ProcessId;
+use banger_host::HostError;
+
+/// One disk of a guest, in the order the guest sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveSpec {
+    pub id: String,
+    pub path: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything a driver needs to boot a guest.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub id: String,
+    /// The VM's own directory: sockets and logs go here.
+    pub dir: PathBuf,
+    pub vcpu: u32,
+    pub memory_mib: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// Kernel command line; drivers append what their machine needs.
+    pub cmdline: String,
+    pub drives: Vec<DriveSpec>,
+    pub tap: String,
+    pub mac: String,
+}
+
+impl VmSpec {
+    /// Serial console output of the guest.
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The VMM refused a request or failed to start.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T> = std::result::Result<T, VmmError>;
+
+#[async_trait]
+pub trait Vmm: Send + Sync {
+    fn kind(&self) -> VmmKind;
+
+    /// "kvm" or "tcg".
+    fn accel(&self) -> &'static str;
+
+    /// Starts the VMM process and boots the guest. `spawned` is called with
+    /// the process identity as soon as it exists, so the caller can journal
+    /// it. On error nothing of this launch is left running.
+    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId>;
+
+    /// Asks the guest to shut down; the process exits once it has.
+    async fn request_shutdown(&self, dir: &Path, process: ProcessId) -> Result<()>;
+}
+
+/// Waits until `socket` accepts connections, failing early if the process dies.
+pub(crate) async fn wait_for_socket(socket: &Path, process: ProcessId, timeout: Duration, log: &Path) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            return Ok(());
+        }
+        if !process.is_alive() {
+            return Err(VmmError::Failed(format!("the VMM exited during start-up: {}", log_tail(log, 5))));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(VmmError::Failed(format!("the VMM did not open {} within {timeout:?}", socket.display())));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The last `lines` non-empty lines of a log file, joined for an error message.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let kept: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = kept[kept.len().saturating_sub(lines)..].join(" | ");
+    if tail.is_empty() {
+        format!("(nothing in {})", path.display())
+    } else {
+        format!("{tail} (from {})", path.display())
+    }
+}

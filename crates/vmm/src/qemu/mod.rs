@@ -1,0 +1,128 @@
+//! The QEMU driver: `qemu-system-x86_64 -M microvm` with virtio-mmio disks and
+//! network, the serial console in `console.log`, and a QMP socket for
+//! graceful shutdown (ACPI power button).
+
+mod qmp;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use banger_api::VmmKind;
+use banger_host::process::{self, ProcessId};
+
+use crate::{log_tail, wait_for_socket, Result, VmSpec, Vmm, VmmError};
+
+pub struct Qemu {
+    binary: PathBuf,
+    kvm: bool,
+}
+
+impl Qemu {
+    pub fn new(binary: PathBuf, kvm: bool) -> Self {
+        Qemu { binary, kvm }
+    }
+
+    pub fn qmp_socket(dir: &Path) -> PathBuf {
+        dir.join("qmp.sock")
+    }
+
+    pub fn log_path(dir: &Path) -> PathBuf {
+        dir.join("qemu.log")
+    }
+
+    /// The full argument list for a spec (no shell involved).
+    pub fn args(&self, spec: &VmSpec) -> Vec<String> {
+        let accel = if self.kvm { "kvm" } else { "tcg" };
+        let mut cmdline = spec.cmdline.clone();
+        if !self.kvm {
+            // microvm under TCG hangs after "TSC unstable" unless the kernel
+            // is told the TSC frequency up front.
+            if let Some(khz) = host_tsc_khz() {
+                cmdline.push_str(&format!(" tsc_early_khz={khz}"));
+            }
+        }
+        let mut args: Vec<String> = vec![
+            "-M".into(),
+            format!("microvm,accel={accel},acpi=on,pit=on,pic=on,rtc=on"),
+            "-cpu".into(),
+            if self.kvm { "host".into() } else { "max".into() },
+            "-smp".into(),
+            spec.vcpu.to_string(),
+            "-m".into(),
+            format!("{}M", spec.memory_mib),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-display".into(),
+            "none".into(),
+            // A guest reboot ends the process, as with Firecracker.
+            "-no-reboot".into(),
+            "-kernel".into(),
+            spec.kernel.display().to_string(),
+            "-initrd".into(),
+            spec.initrd.display().to_string(),
+            "-append".into(),
+            cmdline,
+            "-chardev".into(),
+            format!("file,id=console,path={},append=on", spec.console_log().display()),
+            "-serial".into(),
+            "chardev:console".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", Self::qmp_socket(&spec.dir).display()),
+        ];
+        for drive in &spec.drives {
+            let ro = if drive.read_only { ",readonly=on" } else { "" };
+            args.push("-drive".into());
+            args.push(format!("id={},file={},format=raw,if=none,cache=writeback{ro}", drive.id, drive.path.display()));
+            args.push("-device".into());
+            args.push(format!("virtio-blk-device,drive={}", drive.id));
+        }
+        args.push("-netdev".into());
+        args.push(format!("tap,id=net0,ifname={},script=no,downscript=no", spec.tap));
+        args.push("-device".into());
+        args.push(format!("virtio-net-device,netdev=net0,mac={}", spec.mac));
+        args
+    }
+}
+
+/// The host TSC frequency in kHz, from /proc/cpuinfo.
+fn host_tsc_khz() -> Option<u64> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = cpuinfo.lines().find(|l| l.starts_with("cpu MHz"))?.split(':').nth(1)?.trim().parse().ok()?;
+    Some((mhz * 1000.0).round() as u64)
+}
+
+#[async_trait]
+impl Vmm for Qemu {
+    fn kind(&self) -> VmmKind {
+        VmmKind::Qemu
+    }
+
+    fn accel(&self) -> &'static str {
+        if self.kvm {
+            "kvm"
+        } else {
+            "tcg"
+        }
+    }
+
+    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId> {
+        let socket = Self::qmp_socket(&spec.dir);
+        let log = Self::log_path(&spec.dir);
+        let _ = std::fs::remove_file(&socket);
+        let proc = process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir)?;
+        spawned(proc);
+        if let Err(err) = wait_for_socket(&socket, proc, Duration::from_secs(10), &log).await {
+            let _ = process::terminate(proc, Duration::from_secs(2)).await;
+            let _ = std::fs::remove_file(&socket);
+            return Err(VmmError::Failed(format!("qemu did not start: {err}; qemu log: {}", log_tail(&log, 5))));
+        }
+        Ok(proc)
+    }
+
+    async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
+        qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
+            .await
+            .map_err(|e| VmmError::Failed(format!("qemu: cannot request a power-down over QMP: {e}")))
+    }
+}
