@@ -118,12 +118,12 @@ impl DaemonClient {
         self.stream(&format!("/vms/{}/start", encode(reference)), Vec::new(), on_progress).await
     }
 
-    pub async fn stop_vm(&self, reference: &str) -> Result<Vm, ClientError> {
-        self.call(Method::POST, &format!("/vms/{}/stop", encode(reference)), None).await
+    pub async fn stop_vm(&self, reference: &str, force: bool) -> Result<Vm, ClientError> {
+        self.call(Method::POST, &format!("/vms/{}/stop?force={force}", encode(reference)), None).await
     }
 
-    pub async fn delete_vm(&self, reference: &str) -> Result<Vm, ClientError> {
-        self.call(Method::DELETE, &format!("/vms/{}", encode(reference)), None).await
+    pub async fn delete_vm(&self, reference: &str, force: bool) -> Result<Vm, ClientError> {
+        self.call(Method::DELETE, &format!("/vms/{}?force={force}", encode(reference)), None).await
     }
 
     pub async fn ssh_target(&self, reference: &str) -> Result<SshTarget, ClientError> {

@@ -178,3 +178,23 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), other.wait_exit()).await.unwrap();
     }
 }
+
+/// Processes whose program name contains one of `programs` and whose
+/// command line contains `needle` in an argument. Used to find a VMM by its
+/// VM directory when its PID was never recorded.
+pub fn find_by_arg(programs: &[&str], needle: &str) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let mut args = cmd.split(|b| *b == 0).map(String::from_utf8_lossy);
+            let Some(argv0) = args.next() else { return false };
+            let name = argv0.rsplit('/').next().unwrap_or_default().to_string();
+            programs.iter().any(|p| name.contains(p)) && args.any(|arg| arg.contains(needle))
+        })
+        .filter_map(identify)
+        .collect()
+}

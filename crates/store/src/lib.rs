@@ -9,7 +9,7 @@
 mod migrations;
 mod resources;
 mod images;
-mod vms;
+pub mod vms;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -1,0 +1,116 @@
+//! Connecting to bangerd, starting it first when it is not running.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use banger_api::paths::Paths;
+use banger_client::{ClientError, DaemonClient};
+
+/// A client for a running daemon, starting one if needed.
+pub async fn connect() -> anyhow::Result<DaemonClient> {
+    let paths = Paths::from_env();
+    let client = DaemonClient::new(paths.socket());
+    match client.status().await {
+        Ok(_) => return Ok(client),
+        Err(err) => check_reachable_error(&paths, &err)?,
+    }
+    start_daemon(&paths)?;
+    wait_for_daemon(&paths, &client).await?;
+    Ok(client)
+}
+
+/// A client only if a daemon is already running.
+pub async fn existing() -> anyhow::Result<Option<DaemonClient>> {
+    let paths = Paths::from_env();
+    let client = DaemonClient::new(paths.socket());
+    match client.status().await {
+        Ok(_) => Ok(Some(client)),
+        Err(err) => {
+            check_reachable_error(&paths, &err)?;
+            Ok(None)
+        }
+    }
+}
+
+/// "Not running" is fine (we start it); anything else is reported.
+fn check_reachable_error(paths: &Paths, err: &ClientError) -> anyhow::Result<()> {
+    let ClientError::Transport(transport) = err else {
+        bail!("bangerd answered unexpectedly: {err}");
+    };
+    match transport.connect_error_kind() {
+        Some(ErrorKind::NotFound) | Some(ErrorKind::ConnectionRefused) => Ok(()),
+        Some(ErrorKind::PermissionDenied) => {
+            let socket = paths.socket();
+            let owner = std::fs::metadata(&socket).map(|m| m.uid()).ok();
+            let me = nix::unistd::getuid().as_raw();
+            Err(anyhow!(
+                "cannot connect to {}: permission denied (it belongs to uid {}, you are uid {me})\n\
+                 hint: run banger as the user that owns the daemon, or use your own XDG_RUNTIME_DIR",
+                socket.display(),
+                owner.map_or("?".to_string(), |o| o.to_string())
+            ))
+        }
+        _ => Err(anyhow!("cannot reach bangerd at {}: {transport}", paths.socket().display())),
+    }
+}
+
+fn daemon_binary() -> PathBuf {
+    // Installed side by side; a source checkout's target dir holds both too.
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("bangerd");
+        if sibling.exists() {
+            return sibling;
+        }
+    }
+    PathBuf::from("bangerd")
+}
+
+fn stderr_file(paths: &Paths) -> PathBuf {
+    paths.state_dir.join("bangerd.stderr")
+}
+
+fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&paths.state_dir).with_context(|| format!("cannot create {}", paths.state_dir.display()))?;
+    let stderr = std::fs::File::create(stderr_file(paths))?;
+    let binary = daemon_binary();
+    let mut command = Command::new(&binary);
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+    // Its own session: the daemon must not die with this terminal.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .with_context(|| format!("cannot start {} (is it installed next to banger or in PATH?)", binary.display()))?;
+    Ok(())
+}
+
+async fn wait_for_daemon(paths: &Paths, client: &DaemonClient) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if client.status().await.is_ok() {
+            return Ok(());
+        }
+        let stderr = std::fs::read_to_string(stderr_file(paths)).unwrap_or_default();
+        if !stderr.trim().is_empty() {
+            bail!("bangerd failed to start: {}", stderr.trim());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "bangerd did not open {} within 15s\nhint: see {}",
+                paths.socket().display(),
+                paths.log_file().display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

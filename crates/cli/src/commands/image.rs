@@ -1,0 +1,71 @@
+//! `banger image ...`
+
+use std::process::ExitCode;
+
+use banger_api::BuildImageRequest;
+use clap::Subcommand;
+
+use crate::autostart;
+use crate::output::{self, ProgressView};
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Build a managed image from Debian's mirror
+    Build {
+        #[arg(long)]
+        name: String,
+        /// A packages.apt file (one Debian package per line)
+        #[arg(long)]
+        packages: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List images
+    #[command(alias = "ls")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
+    let client = autostart::connect().await?;
+    match cmd {
+        ImageCommand::Build { name, packages, json } => {
+            // The daemon reads the file: give it an absolute path.
+            let packages = match packages {
+                Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
+                None => None,
+            };
+            let mut view = ProgressView::new();
+            let result = client.build_image(&BuildImageRequest { name, packages }, &mut |p| view.update(p)).await;
+            view.finish();
+            let image = result?;
+            if json {
+                output::json(&image);
+            } else {
+                println!("image {} is ready (kernel {})", image.name, image.kernel_version);
+            }
+        }
+        ImageCommand::List { json } => {
+            let images = client.list_images().await?;
+            if json {
+                output::json(&images);
+            } else {
+                let rows: Vec<Vec<String>> = images
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.name.clone(),
+                            if i.managed { "managed".into() } else { "registered".into() },
+                            i.kernel_version.clone(),
+                            i.rootfs.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "KIND", "KERNEL", "ROOTFS"], &rows);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

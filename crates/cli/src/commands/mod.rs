@@ -1,0 +1,3 @@
+pub mod daemon;
+pub mod image;
+pub mod vm;

@@ -1,0 +1,245 @@
+//! `banger vm ...`
+
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use banger_api::{format_size, CreateVmRequest, Vm};
+use clap::{Args, Subcommand};
+
+use crate::autostart;
+use crate::output::{self, ProgressView};
+
+#[derive(Subcommand)]
+pub enum VmCommand {
+    /// Create a VM and boot it
+    Create(CreateArgs),
+    /// List VMs
+    #[command(alias = "ls")]
+    List(JsonFlag),
+    /// Show every field of a VM
+    Show {
+        /// VM name or id prefix
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a shell in a VM, or run a command given after `--`
+    Ssh {
+        vm: String,
+        /// Command and arguments to run instead of a shell
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Start stopped VMs
+    Start { #[arg(required = true)] vms: Vec<String> },
+    /// Stop VMs (graceful guest shutdown, then escalate)
+    Stop {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        /// Kill the VMM instead of asking the guest to shut down
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete VMs: process, TAP device, overlay and work disk (the image stays)
+    #[command(alias = "rm")]
+    Delete {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        /// Kill a running VM instead of shutting it down gracefully
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct JsonFlag {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Name (lowercase letters, digits, '-'); generated when absent
+    #[arg(long)]
+    name: Option<String>,
+    /// Image to boot (default: the `default` image, built on first use)
+    #[arg(long)]
+    image: Option<String>,
+    /// Size of the persistent /root disk, e.g. 16G
+    #[arg(long)]
+    disk_size: Option<String>,
+    /// Memory in MiB
+    #[arg(long)]
+    memory: Option<u32>,
+    /// Number of vCPUs
+    #[arg(long)]
+    vcpu: Option<u32>,
+    /// Give the guest NAT access to the host's network
+    #[arg(long)]
+    nat: bool,
+    /// Print the created VM as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
+    let client = autostart::connect().await?;
+    match cmd {
+        VmCommand::Create(args) => {
+            let request = CreateVmRequest {
+                name: args.name,
+                image: args.image,
+                vcpu: args.vcpu,
+                memory_mib: args.memory,
+                disk_size: args.disk_size,
+                nat: args.nat,
+            };
+            let mut view = ProgressView::new();
+            let result = client.create_vm(&request, &mut |p| view.update(p)).await;
+            view.finish();
+            let vm = result?;
+            if args.json {
+                output::json(&vm);
+            } else {
+                println!("created {} ({}) at {}; enter it with: banger vm ssh {}", vm.name, vm.id, vm.ip, vm.name);
+            }
+        }
+        VmCommand::List(flag) => {
+            let vms = client.list_vms().await?;
+            if flag.json {
+                output::json(&vms);
+            } else {
+                let rows: Vec<Vec<String>> = vms
+                    .iter()
+                    .map(|vm| {
+                        vec![
+                            vm.name.clone(),
+                            vm.id.clone(),
+                            vm.state.to_string(),
+                            vm.image.clone(),
+                            vm.ip.clone(),
+                            vm.vcpu.to_string(),
+                            format!("{}M", vm.memory_mib),
+                            vm.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "CREATED"], &rows);
+            }
+        }
+        VmCommand::Show { vm, json } => {
+            let vm = client.get_vm(&vm).await?;
+            if json {
+                output::json(&vm);
+            } else {
+                show(&vm);
+            }
+        }
+        VmCommand::Ssh { vm, command } => {
+            let target = client.ssh_target(&vm).await?;
+            let mut ssh = std::process::Command::new("ssh");
+            ssh.args(["-i", &target.key_path])
+                .args(["-o", "IdentitiesOnly=yes"])
+                .args(["-o", &format!("UserKnownHostsFile={}", target.known_hosts_path)])
+                .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+                .args(["-o", "StrictHostKeyChecking=yes"])
+                .args(["-o", &format!("HostKeyAlias={}", target.host_key_alias)])
+                .args(["-o", "LogLevel=ERROR"])
+                .args(["-o", "ConnectTimeout=10"])
+                .args(["-o", "ServerAliveInterval=5"])
+                .args(["-o", "ServerAliveCountMax=6"])
+                .arg("--")
+                .arg(format!("{}@{}", target.user, target.ip))
+                .args(&command);
+            // Replace this process so the terminal, signals and exit code are ssh's.
+            let err = ssh.exec();
+            return Err(err).context("cannot run ssh (apt-get install openssh-client)");
+        }
+        VmCommand::Start { vms } => {
+            let mut failed = false;
+            for reference in vms {
+                let mut view = ProgressView::new();
+                let result = client.start_vm(&reference, &mut |p| view.update(p)).await;
+                view.finish();
+                match result {
+                    Ok(vm) => println!("{}: running at {}", vm.name, vm.ip),
+                    Err(e) => {
+                        failed = true;
+                        output::print_error(&anyhow::Error::new(e).context(reference));
+                    }
+                }
+            }
+            return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+        }
+        VmCommand::Stop { vms, force } => {
+            return each(vms, |r| {
+                let client = client.clone();
+                async move { client.stop_vm(&r, force).await.map(|vm| format!("{}: stopped", vm.name)) }
+            })
+            .await;
+        }
+        VmCommand::Delete { vms, force } => {
+            return each(vms, |r| {
+                let client = client.clone();
+                async move { client.delete_vm(&r, force).await.map(|vm| format!("{}: deleted", vm.name)) }
+            })
+            .await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs an action for each ref, reporting each; fails if any failed.
+async fn each<F, Fut>(refs: Vec<String>, action: F) -> anyhow::Result<ExitCode>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<String, banger_client::ClientError>>,
+{
+    // Concurrently: the daemon serialises per VM, not across VMs.
+    let results = futures::future::join_all(refs.iter().cloned().map(&action)).await;
+    let mut failed = false;
+    for (reference, result) in refs.iter().zip(results) {
+        match result {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                failed = true;
+                output::print_error(&anyhow::Error::new(e).context(reference.clone()));
+            }
+        }
+    }
+    if refs.is_empty() {
+        bail!("no VM given");
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn show(vm: &Vm) {
+    let fields: Vec<(&str, String)> = vec![
+        ("name", vm.name.clone()),
+        ("id", vm.id.clone()),
+        ("state", vm.state.to_string()),
+        ("image", vm.image.clone()),
+        ("vmm", format!("{} ({})", vm.vmm, vm.accel)),
+        ("vcpu", vm.vcpu.to_string()),
+        ("memory", format!("{} MiB", vm.memory_mib)),
+        ("disk", format!("{} (/root)", format_size(vm.disk_size_bytes))),
+        ("overlay", format!("{} (/)", format_size(vm.overlay_size_bytes))),
+        ("ip", vm.ip.clone()),
+        ("dns", format!("{}.vm", vm.name)),
+        ("mac", vm.mac.clone()),
+        ("tap", vm.tap.clone()),
+        ("nat", if vm.nat { "on".into() } else { "off".into() }),
+        ("pid", vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+        ("created", vm.created_at.clone()),
+        ("started", vm.started_at.clone().unwrap_or_else(|| "-".into())),
+        ("dir", vm.dir.clone()),
+    ];
+    for (key, value) in fields {
+        println!("{key:<9} {value}");
+    }
+    if let Some(reason) = &vm.stop_reason {
+        println!("{:<9} {reason}", "stopped");
+    }
+}

@@ -1,0 +1,48 @@
+//! `banger`: manage persistent development VMs through `bangerd`.
+
+mod autostart;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "banger", version, about = "Persistent development VMs", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create, inspect, enter and manage VMs
+    #[command(subcommand)]
+    Vm(commands::vm::VmCommand),
+    /// Build and list guest images
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+    /// Inspect or stop the daemon
+    #[command(subcommand)]
+    Daemon(commands::daemon::DaemonCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Vm(cmd) => commands::vm::run(cmd).await,
+            Command::Image(cmd) => commands::image::run(cmd).await,
+            Command::Daemon(cmd) => commands::daemon::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `~/.config/banger/config.toml`. Every key is optional; unknown keys are
+//! an error so a typo does not silently do nothing.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use banger_api::{parse_size, ApiError};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmmChoice {
+    Auto,
+    Firecracker,
+    Qemu,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// debug, info, warn or error; `BANGER_LOG_LEVEL` overrides it.
+    pub log_level: String,
+    /// Which VMM runs new VMs: auto picks Firecracker when its binary is
+    /// found and KVM can run ordinary guests, QEMU otherwise.
+    pub vmm: VmmChoice,
+    pub firecracker_bin: Option<PathBuf>,
+    pub qemu_bin: Option<PathBuf>,
+    pub bridge_name: String,
+    /// Guest subnet in CIDR form; the bridge takes the first address.
+    pub bridge_subnet: String,
+    pub default_image: String,
+    pub default_vcpu: u32,
+    pub default_memory_mib: u32,
+    /// Default size of the `/root` work disk.
+    pub default_disk_size: String,
+    /// Size of each VM's writable system overlay.
+    pub overlay_size: String,
+    /// How long create/start wait for the guest's sshd.
+    pub boot_timeout_secs: u64,
+    /// How long stop waits for a graceful guest shutdown before killing.
+    pub stop_timeout_secs: u64,
+    /// Where images live; defaults to `<state>/images`.
+    pub images_dir: Option<PathBuf>,
+    /// Package manifest of the default image; the bundled one when absent.
+    pub default_packages_file: Option<PathBuf>,
+    pub debian_mirror: Option<String>,
+    pub debian_suite: String,
+    /// Shown by `daemon status`; the DNS service itself arrives with the networking capabilities.
+    pub dns_listen: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            log_level: "info".into(),
+            vmm: VmmChoice::Auto,
+            firecracker_bin: None,
+            qemu_bin: None,
+            bridge_name: "banger0".into(),
+            bridge_subnet: "172.30.0.0/24".into(),
+            default_image: "default".into(),
+            default_vcpu: 2,
+            default_memory_mib: 1024,
+            default_disk_size: "8G".into(),
+            overlay_size: "4G".into(),
+            boot_timeout_secs: 180,
+            stop_timeout_secs: 45,
+            images_dir: None,
+            default_packages_file: None,
+            debian_mirror: None,
+            debian_suite: "bookworm".into(),
+            dns_listen: "127.0.0.1:42069".into(),
+        }
+    }
+}
+
+/// The guest subnet, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(s: &str) -> Result<Subnet, ApiError> {
+        let bad = || {
+            ApiError::invalid(format!("bridge_subnet {s:?} is not an IPv4 CIDR with a prefix between /16 and /29"))
+                .with_hint("set bridge_subnet in config.toml to e.g. \"172.30.0.0/24\"")
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(16..=29).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Subnet { network: Ipv4Addr::from(u32::from(addr) & mask), prefix })
+    }
+
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// Addresses guests may get: after the gateway, before broadcast.
+    pub fn guest_addresses(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let first = u32::from(self.network) + 2;
+        let broadcast = u32::from(self.network) | (u32::MAX >> self.prefix);
+        (first..broadcast).map(Ipv4Addr::from)
+    }
+}
+
+impl Config {
+    /// Reads the file if it exists, then applies environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ApiError> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| {
+                ApiError::invalid(format!("{} is not valid: {}", path.display(), e.message()))
+                    .with_hint("fix or remove that key; docs/configuration.md lists every key")
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(e) => return Err(ApiError::internal(format!("cannot read {}: {e}", path.display()))),
+        };
+        if let Ok(level) = std::env::var("BANGER_LOG_LEVEL") {
+            config.log_level = level;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if !["debug", "info", "warn", "error", "trace"].contains(&self.log_level.as_str()) {
+            return Err(ApiError::invalid(format!("log_level {:?} is not one of debug, info, warn, error", self.log_level)));
+        }
+        Subnet::parse(&self.bridge_subnet)?;
+        parse_size(&self.default_disk_size)?;
+        parse_size(&self.overlay_size)?;
+        if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
+            return Err(ApiError::invalid(format!("bridge_name {:?} must be 1 to 15 characters", self.bridge_name)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_the_file_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load(&dir.path().join("config.toml")).unwrap();
+        assert_eq!(config.vmm, VmmChoice::Auto);
+        assert_eq!(config.bridge_subnet, "172.30.0.0/24");
+    }
+
+    #[test]
+    fn keys_are_read_and_unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "vmm = \"qemu\"\ndefault_memory_mib = 2048\n").unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.vmm, VmmChoice::Qemu);
+        assert_eq!(config.default_memory_mib, 2048);
+        std::fs::write(&path, "vmmm = \"qemu\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err();
+        assert!(err.message.contains("vmmm"), "{}", err.message);
+        std::fs::write(&path, "vmm = \"xen\"\n").unwrap();
+        assert!(Config::load(&path).is_err());
+    }
+
+    #[test]
+    fn subnets_give_a_gateway_and_guest_range() {
+        let s = Subnet::parse("172.30.0.0/24").unwrap();
+        assert_eq!(s.gateway(), Ipv4Addr::new(172, 30, 0, 1));
+        let all: Vec<_> = s.guest_addresses().collect();
+        assert_eq!(all.first(), Some(&Ipv4Addr::new(172, 30, 0, 2)));
+        assert_eq!(all.last(), Some(&Ipv4Addr::new(172, 30, 0, 254)));
+        assert_eq!(Subnet::parse("10.9.8.77/30").unwrap_err().code, banger_api::ErrorCode::InvalidInput);
+        assert!(Subnet::parse("nonsense").is_err());
+    }
+}

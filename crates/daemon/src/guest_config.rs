@@ -1,0 +1,101 @@
+//! What a VM's guest needs to know about itself (hostname, address, keys,
+//! mounts), rendered as files for the VM's overlay disk. The files go into
+//! the overlay's `upper/` layer through `mkfs.ext4 -d`: nothing is mounted
+//! on the host.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use banger_image::LABEL_WORK;
+
+pub struct GuestConfig<'a> {
+    pub hostname: &'a str,
+    pub mac: &'a str,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub authorized_key: &'a str,
+    /// The VM's SSH host key pair (private, public).
+    pub host_key: (&'a str, &'a str),
+}
+
+/// One file of the guest's configuration.
+pub struct GuestFile {
+    pub path: &'static str,
+    pub mode: u32,
+    pub contents: String,
+}
+
+impl GuestConfig<'_> {
+    pub fn files(&self) -> Vec<GuestFile> {
+        let file = |path, mode, contents: String| GuestFile { path, mode, contents };
+        vec![
+            file("etc/hostname", 0o644, format!("{}\n", self.hostname)),
+            file(
+                "etc/hosts",
+                0o644,
+                format!("127.0.0.1\tlocalhost\n127.0.1.1\t{0}\n::1\tlocalhost ip6-localhost ip6-loopback\n", self.hostname),
+            ),
+            file(
+                "etc/fstab",
+                0o644,
+                format!("# Written by banger. / is an overlay assembled by the initramfs.\nLABEL={LABEL_WORK}\t/root\text4\tdefaults,noatime\t0\t2\n"),
+            ),
+            // Read by the initramfs, which configures the interface with this MAC.
+            file(
+                "etc/banger/network",
+                0o644,
+                format!(
+                    "BANGER_MAC={}\nBANGER_ADDRESS={}/{}\nBANGER_GATEWAY={}\n",
+                    self.mac, self.address, self.prefix, self.gateway
+                ),
+            ),
+            file("etc/banger/authorized_keys", 0o644, format!("{}\n", self.authorized_key)),
+            file("etc/ssh/ssh_host_ed25519_key", 0o600, self.host_key.0.to_string()),
+            file("etc/ssh/ssh_host_ed25519_key.pub", 0o644, self.host_key.1.to_string()),
+        ]
+    }
+
+    /// Lays the overlay disk's tree out under `root`: `upper/` with the
+    /// files, and the empty `work/` overlayfs needs.
+    pub fn write_overlay_tree(&self, root: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(root.join("work"))?;
+        for f in self.files() {
+            let path = root.join("upper").join(f.path);
+            std::fs::create_dir_all(path.parent().expect("guest paths have a parent"))?;
+            std::fs::write(&path, &f.contents)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_guest_identity() {
+        let config = GuestConfig {
+            hostname: "calm-otter",
+            mac: "52:54:00:aa:bb:cc",
+            address: Ipv4Addr::new(172, 30, 0, 5),
+            prefix: 24,
+            gateway: Ipv4Addr::new(172, 30, 0, 1),
+            authorized_key: "ssh-ed25519 AAAA banger",
+            host_key: ("PRIVATE", "ssh-ed25519 HOST"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        config.write_overlay_tree(dir.path()).unwrap();
+        let read = |p: &str| std::fs::read_to_string(dir.path().join("upper").join(p)).unwrap();
+        assert_eq!(read("etc/hostname"), "calm-otter\n");
+        assert!(read("etc/fstab").contains("LABEL=banger-work\t/root\text4"));
+        assert!(read("etc/banger/network").contains("BANGER_ADDRESS=172.30.0.5/24"));
+        assert!(read("etc/banger/network").contains("BANGER_MAC=52:54:00:aa:bb:cc"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("upper/etc/ssh/ssh_host_ed25519_key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(dir.path().join("work").is_dir());
+    }
+}

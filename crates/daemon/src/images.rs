@@ -1,0 +1,78 @@
+//! Images the daemon knows: the default one is built on first use.
+
+use std::sync::Arc;
+
+use banger_api::names::validate_name;
+use banger_api::{ApiError, BuildImageRequest, Image};
+use banger_host::tools;
+use banger_image::{build_image, cached_image, BuildRequest, DEFAULT_PACKAGES};
+
+use crate::app::App;
+use crate::errors::{self, OpResult};
+use crate::progress::Reporter;
+
+/// The image called `name`, building the default image when it is missing.
+pub async fn ensure(app: &Arc<App>, name: &str, reporter: &Reporter) -> OpResult<Image> {
+    if let Some(image) = app.store.get_image(name).map_err(errors::store)? {
+        return Ok(image);
+    }
+    if name != app.config.default_image {
+        return Err(ApiError::not_found(format!("no image named {name:?}"))
+            .with_hint("`banger image list` shows the images; `banger image build --name NAME` builds one"));
+    }
+    reporter.say("image", format!("image {name} is not built yet; building it now (first run only)"), Some(0.0));
+    build(app, BuildImageRequest { name: name.to_string(), packages: None }, reporter.clone()).await
+}
+
+fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildRequest> {
+    let packages_file = request.packages.clone().map(Into::into).or_else(|| app.config.default_packages_file.clone());
+    let packages = match packages_file {
+        Some(path) => std::fs::read_to_string(&path).map_err(|e| {
+            ApiError::invalid(format!("cannot read package file {}: {e}", path.display()))
+                .with_hint("pass an existing packages.apt file")
+        })?,
+        None => DEFAULT_PACKAGES.to_string(),
+    };
+    Ok(BuildRequest {
+        name: request.name.clone(),
+        packages,
+        images_dir: app.images_dir(),
+        log: app.paths.image_build_logs().join(format!("{}.log", request.name)),
+        mirror: app.config.debian_mirror.clone(),
+        suite: app.config.debian_suite.clone(),
+    })
+}
+
+pub async fn build(app: &Arc<App>, request: BuildImageRequest, reporter: Reporter) -> OpResult<Image> {
+    validate_name(&request.name)?;
+    let _build = app.image_lock.lock().await;
+    let build = build_request(app, &request)?;
+    if cached_image(&build).is_none() {
+        // A rebuild replaces the base disk under existing VMs' overlays.
+        let users: Vec<String> = app
+            .store
+            .list_vms()
+            .map_err(errors::store)?
+            .into_iter()
+            .filter(|vm| vm.image == request.name)
+            .map(|vm| vm.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "image {} would change, but VMs use it: {}",
+                request.name,
+                users.join(", ")
+            ))
+            .with_hint("delete those VMs first, or build under another --name"));
+        }
+        tools::require("mmdebstrap").map_err(errors::host)?;
+        tools::require("mkfs.ext4").map_err(errors::host)?;
+    }
+    let forward = reporter.clone();
+    let image = build_image(app.host.runner.clone(), &build, &move |p| forward.forward(p))
+        .await
+        .map_err(errors::build)?;
+    app.store.put_image(&image).map_err(errors::store)?;
+    tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
+    Ok(image)
+}

@@ -1,0 +1,177 @@
+//! The HTTP API on the daemon's Unix socket.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use banger_api::{ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, SshTarget, VmState, API_PREFIX};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::app::App;
+use crate::errors::{self, OpResult};
+use crate::progress::Reporter;
+use crate::vms::{create, lifecycle, VmFiles};
+use crate::images;
+
+type AppState = Arc<App>;
+
+pub fn router(app: AppState) -> Router {
+    let api = Router::new()
+        .route("/daemon", get(status))
+        .route("/daemon/shutdown", post(shutdown))
+        .route("/vms", get(list_vms).post(create_vm))
+        .route("/vms/{vm}", get(get_vm).delete(delete_vm))
+        .route("/vms/{vm}/start", post(start_vm))
+        .route("/vms/{vm}/stop", post(stop_vm))
+        .route("/vms/{vm}/ssh", get(ssh_target))
+        .route("/images", get(list_images).post(build_image));
+    Router::new().nest(API_PREFIX, api).fallback(not_found).with_state(app)
+}
+
+/// An [`ApiError`] as an HTTP response.
+pub struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+type Reply<T> = Result<Json<T>, Failure>;
+
+async fn not_found() -> Failure {
+    Failure(ApiError::not_found("no such API route").with_hint("client and daemon versions may differ; restart the daemon"))
+}
+
+/// Runs a long operation in its own task (a client that disconnects does
+/// not cancel it half-way) and streams its progress as JSON lines.
+fn stream_operation<T, F, Fut>(operation: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(Reporter) -> Fut,
+    Fut: Future<Output = OpResult<T>> + Send + 'static,
+{
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let future = operation(Reporter::new(progress_tx));
+    tokio::spawn(async move {
+        let _ = done_tx.send(future.await);
+    });
+    fn line<T: Serialize>(event: &Event<T>) -> Result<Bytes, Infallible> {
+        let mut bytes = serde_json::to_vec(event).expect("events serialise");
+        bytes.push(b'\n');
+        Ok(Bytes::from(bytes))
+    }
+    let stream = futures::stream::unfold((progress_rx, Some(done_rx)), |(mut progress, done)| async move {
+        let mut done = done?;
+        tokio::select! {
+            biased;
+            Some(p) = progress.recv() => Some((line::<T>(&Event::Progress(p)), (progress, Some(done)))),
+            result = &mut done => {
+                let event = match result {
+                    Ok(Ok(value)) => Event::Done { result: value },
+                    Ok(Err(error)) => Event::Failed { error },
+                    Err(_) => Event::Failed { error: ApiError::internal("the operation panicked; see bangerd.log") },
+                };
+                Some((line(&event), (progress, None)))
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .expect("static response parts")
+}
+
+async fn status(State(app): State<AppState>) -> Reply<DaemonStatus> {
+    Ok(Json(DaemonStatus {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        socket: app.paths.socket().display().to_string(),
+        log: app.paths.log_file().display().to_string(),
+        dns: app.config.dns_listen.clone(),
+        state_dir: app.paths.state_dir.display().to_string(),
+        vmm: app.vmm,
+        accel: app.accel().to_string(),
+    }))
+}
+
+async fn shutdown(State(app): State<AppState>) -> Reply<serde_json::Value> {
+    tracing::info!("shutdown requested over the API; VMs keep running");
+    app.shutdown.notify_one();
+    Ok(Json(serde_json::json!({"stopping": true})))
+}
+
+async fn list_vms(State(app): State<AppState>) -> Reply<Vec<banger_api::Vm>> {
+    Ok(Json(app.store.list_vms().map_err(errors::store)?))
+}
+
+async fn get_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<banger_api::Vm> {
+    Ok(Json(app.store.resolve_vm(&vm).map_err(errors::store_ref)?))
+}
+
+async fn create_vm(State(app): State<AppState>, Json(request): Json<CreateVmRequest>) -> Response {
+    stream_operation(move |reporter| create::create(app, request, reporter))
+}
+
+async fn start_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
+    stream_operation(move |reporter| lifecycle::start(app, vm, reporter))
+}
+
+#[derive(Deserialize)]
+struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn stop_vm(State(app): State<AppState>, Path(vm): Path<String>, Query(q): Query<ForceQuery>) -> Reply<banger_api::Vm> {
+    // Run to completion even if the client goes away.
+    let task = tokio::spawn(lifecycle::stop(app, vm, q.force));
+    Ok(Json(task.await.map_err(|e| ApiError::internal(e.to_string()))??))
+}
+
+async fn delete_vm(State(app): State<AppState>, Path(vm): Path<String>, Query(q): Query<ForceQuery>) -> Reply<banger_api::Vm> {
+    let task = tokio::spawn(lifecycle::delete(app, vm, q.force));
+    Ok(Json(task.await.map_err(|e| ApiError::internal(e.to_string()))??))
+}
+
+async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {
+    let vm = app.store.resolve_vm(&vm).map_err(errors::store_ref)?;
+    if vm.state != VmState::Running {
+        return Err(ApiError::conflict(format!("VM {} is {}, not running", vm.name, vm.state))
+            .with_hint(format!("start it with `banger vm start {}`", vm.name))
+            .into());
+    }
+    let files = VmFiles::new(std::path::Path::new(&vm.dir));
+    Ok(Json(SshTarget {
+        name: vm.name.clone(),
+        ip: vm.ip.clone(),
+        user: "root".into(),
+        key_path: app.paths.ssh_key().display().to_string(),
+        known_hosts_path: files.known_hosts().display().to_string(),
+        host_key_alias: create::host_key_alias(&vm),
+    }))
+}
+
+async fn list_images(State(app): State<AppState>) -> Reply<Vec<banger_api::Image>> {
+    Ok(Json(app.store.list_images().map_err(errors::store)?))
+}
+
+async fn build_image(State(app): State<AppState>, Json(request): Json<BuildImageRequest>) -> Response {
+    stream_operation(move |reporter| async move { images::build(&app, request, reporter).await })
+}

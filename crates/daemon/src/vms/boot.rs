@@ -1,0 +1,143 @@
+//! Bringing a VM from stopped to running: TAP, VMM process, guest boot,
+//! readiness. Used by both create and start.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use banger_api::{ApiError, Image, Vm, VmState};
+use banger_host::process::ProcessId;
+use banger_store::ResourceKind;
+use banger_vmm::{log_tail, DriveSpec, VmSpec};
+use tokio::io::AsyncReadExt;
+
+use super::journal::{self, PENDING};
+use super::{monitor, VmFiles};
+use crate::app::{now, App};
+use crate::errors::{self, OpResult};
+use crate::progress::Reporter;
+
+/// Kernel command line common to every driver.
+const CMDLINE: &str = "console=ttyS0 net.ifnames=0 panic=1";
+
+pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
+    let files = VmFiles::new(Path::new(&vm.dir));
+    VmSpec {
+        id: vm.id.clone(),
+        dir: files.dir.clone(),
+        vcpu: vm.vcpu,
+        memory_mib: vm.memory_mib,
+        kernel: image.kernel.clone().into(),
+        initrd: image.initrd.clone().into(),
+        cmdline: CMDLINE.to_string(),
+        drives: vec![
+            DriveSpec { id: "rootfs".into(), path: image.rootfs.clone().into(), read_only: true },
+            DriveSpec { id: "overlay".into(), path: files.overlay(), read_only: false },
+            DriveSpec { id: "work".into(), path: files.work(), read_only: false },
+        ],
+        tap: vm.tap.clone(),
+        mac: vm.mac.clone(),
+    }
+}
+
+/// Boots a stopped VM and waits until it is ready. On failure, everything
+/// this boot created (process, TAP) is undone and the error returned.
+pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter) -> OpResult<()> {
+    match boot_inner(app, vm, image, reporter).await {
+        Ok(process) => {
+            vm.state = VmState::Running;
+            vm.pid = Some(process.pid);
+            vm.started_at = Some(now());
+            vm.stop_reason = None;
+            app.store.update_vm(vm).map_err(errors::store)?;
+            monitor::watch(app.clone(), vm.id.clone(), process);
+            Ok(())
+        }
+        Err(err) => {
+            reporter.say("vm.cleanup", "boot failed; cleaning up the VMM process and TAP device", None);
+            if let Err(cleanup) = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await {
+                tracing::error!(vm = %vm.name, error = %cleanup, "cleanup after failed boot incomplete");
+            }
+            vm.pid = None;
+            Err(err)
+        }
+    }
+}
+
+async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter) -> OpResult<ProcessId> {
+    for path in [&image.kernel, &image.initrd, &image.rootfs] {
+        if !Path::new(path).exists() {
+            return Err(ApiError::not_found(format!("image {} is missing {path}", image.name))
+                .with_hint(format!("rebuild it with `banger image build --name {}`", image.name)));
+        }
+    }
+    let driver = app.driver(vm.vmm)?;
+    vm.state = VmState::Starting;
+    app.store.update_vm(vm).map_err(errors::store)?;
+
+    reporter.say("vm.network", format!("attaching TAP {} to bridge {}", vm.tap, app.config.bridge_name), Some(0.80));
+    app.host
+        .net
+        .ensure_bridge(&app.config.bridge_name, app.subnet.gateway(), app.subnet.prefix)
+        .await
+        .map_err(errors::host)?;
+    app.store.record_resource(&vm.id, ResourceKind::Tap, &vm.tap).map_err(errors::store)?;
+    app.host.net.create_tap(&vm.tap, &app.config.bridge_name).await.map_err(errors::host)?;
+
+    reporter.say("vm.launch", format!("launching {} ({})", driver.kind(), driver.accel()), Some(0.83));
+    let process_row = app.store.record_resource(&vm.id, ResourceKind::Process, PENDING).map_err(errors::store)?;
+    let spec = spec(vm, image);
+    let store = &app.store;
+    let record = move |process: ProcessId| {
+        if let Err(e) = store.update_resource(process_row, &process.encode()) {
+            tracing::error!(error = %e, "cannot record VMM process");
+        }
+    };
+    let process = driver.launch(&spec, &record).await.map_err(errors::vmm)?;
+    vm.pid = Some(process.pid);
+    app.store.update_vm(vm).map_err(errors::store)?;
+
+    reporter.say("vm.boot", format!("booting the guest; waiting for sshd on {}", vm.ip), Some(0.86));
+    let ip: Ipv4Addr = vm.ip.parse().map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
+    let timeout = Duration::from_secs(app.config.boot_timeout_secs);
+    wait_ready(ip, process, timeout, &spec.console_log()).await?;
+    reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
+    Ok(process)
+}
+
+/// A guest is ready when its sshd answers with an SSH banner.
+async fn wait_ready(ip: Ipv4Addr, process: ProcessId, timeout: Duration, console: &Path) -> OpResult<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let addr = SocketAddr::from((ip, 22));
+    loop {
+        if !process.is_alive() {
+            return Err(ApiError::internal(format!(
+                "the VMM exited while the guest was booting; console: {}",
+                log_tail(console, 8)
+            )));
+        }
+        if ssh_banner(addr).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::internal(format!(
+                "the guest did not answer on {addr} within {}s; console: {}",
+                timeout.as_secs(),
+                log_tail(console, 8)
+            ))
+            .with_hint("raise boot_timeout_secs in config.toml if this host is slow (software emulation)"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn ssh_banner(addr: SocketAddr) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut buf = [0u8; 4];
+        stream.read_exact(&mut buf).await.ok()?;
+        (&buf == b"SSH-").then_some(())
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(())))
+}

@@ -1,0 +1,44 @@
+//! VM orchestration: the lifecycle operations and what keeps them honest
+//! across failures and restarts.
+//!
+//! - [`create`]: validate, make disks and guest config, boot; roll back on failure
+//! - [`boot`]: the start path shared by create and start
+//! - [`lifecycle`]: start, stop, delete
+//! - [`journal`]: undoing recorded host resources
+//! - [`monitor`]: noticing VMM exits
+//! - [`reconcile`]: the daemon-start pass over recorded state
+
+pub mod boot;
+pub mod create;
+pub mod journal;
+pub mod lifecycle;
+pub mod monitor;
+pub mod reconcile;
+
+use std::path::{Path, PathBuf};
+
+/// Files of a VM's directory.
+pub struct VmFiles {
+    pub dir: PathBuf,
+}
+
+impl VmFiles {
+    pub fn new(dir: &Path) -> Self {
+        VmFiles { dir: dir.to_path_buf() }
+    }
+    pub fn overlay(&self) -> PathBuf {
+        self.dir.join("overlay.ext4")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work.ext4")
+    }
+    pub fn host_key(&self) -> PathBuf {
+        self.dir.join("ssh_host_ed25519_key")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+    pub fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+}

@@ -1,0 +1,69 @@
+//! At daemon start, make recorded state true again: VMs whose VMM still
+//! runs are adopted (a daemon restart never kills a VM), VMs whose VMM is
+//! gone are marked stopped and their runtime resources released, creates
+//! that were interrupted are rolled back, and resources nobody owns are removed.
+
+use std::sync::Arc;
+
+use banger_api::VmState;
+use banger_store::ResourceKind;
+
+use super::{create, journal, monitor};
+use crate::app::App;
+use crate::errors::{self, OpResult};
+
+pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
+    let vms = app.store.list_vms().map_err(errors::store)?;
+    for mut vm in vms.clone() {
+        if vm.state == VmState::Creating {
+            tracing::warn!(vm = %vm.name, "rolling back a create that was interrupted");
+            create::rollback(app, &vm).await;
+            continue;
+        }
+        let process = journal::recorded_process(app, &vm.id)?;
+        match process.filter(|p| p.is_alive()) {
+            Some(process) => {
+                tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
+                vm.state = VmState::Running;
+                vm.pid = Some(process.pid);
+                app.store.update_vm(&vm).map_err(errors::store)?;
+                monitor::watch(app.clone(), vm.id.clone(), process);
+            }
+            None => {
+                journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
+                if vm.state != VmState::Stopped {
+                    tracing::warn!(vm = %vm.name, "VMM not running at daemon start; marking stopped");
+                    vm.state = VmState::Stopped;
+                    vm.pid = None;
+                    vm.stop_reason = Some(
+                        "the VMM was not running when bangerd started (host reboot, or a crash while the daemon was down)"
+                            .into(),
+                    );
+                    app.store.update_vm(&vm).map_err(errors::store)?;
+                }
+            }
+        }
+    }
+    // Resources whose VM row is gone (a crash between the two deletes).
+    for resource in app.store.all_resources().map_err(errors::store)? {
+        if !vms.iter().any(|vm| vm.id == resource.vm_id) {
+            tracing::warn!(vm = %resource.vm_id, kind = ?resource.kind, value = %resource.value, "removing orphan resource");
+            let dir = (resource.kind == ResourceKind::Dir).then_some(resource.value.clone());
+            journal::undo(app, &resource, dir.as_deref()).await?;
+        }
+    }
+    remove_stale_builds(app);
+    Ok(())
+}
+
+/// Image builds stage in `.<name>.build-<pid>` directories; a crash leaves them.
+fn remove_stale_builds(app: &App) {
+    let Ok(entries) = std::fs::read_dir(app.images_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".build-") {
+            tracing::warn!(dir = %entry.path().display(), "removing an interrupted image build");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
