@@ -171,7 +171,12 @@ pub async fn build_image(
         }
         Err(err) => {
             let _ = std::fs::remove_dir_all(&stage);
-            Err(BuildError::Failed(format!("building image {} failed: {err}; full output in {}", request.name, request.log.display())))
+            let errors = error_lines(&request.log);
+            Err(BuildError::Failed(format!(
+                "building image {} failed: {err}{}",
+                request.name,
+                if errors.is_empty() { String::new() } else { format!("; last errors: {errors}") }
+            )))
         }
     }
 }
@@ -245,6 +250,13 @@ async fn build_into(
     write(&stage.join("packages.apt"), request.packages.as_bytes())?;
     write(&stage.join("manifest.sha256"), sha.as_bytes())?;
     Ok(())
+}
+
+/// The last error lines ("E: ...") a helper tool wrote to the build log.
+fn error_lines(log: &Path) -> String {
+    let text = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
+    errors[errors.len().saturating_sub(3)..].join(" | ")
 }
 
 /// Emits mmdebstrap's latest "I: ..." line as progress, once a second.

@@ -151,8 +151,10 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                 .args(["-o", "ServerAliveInterval=5"])
                 .args(["-o", "ServerAliveCountMax=6"])
                 .arg("--")
-                .arg(format!("{}@{}", target.user, target.ip))
-                .args(&command);
+                .arg(format!("{}@{}", target.user, target.ip));
+            if !command.is_empty() {
+                ssh.arg(remote_command(&command)?);
+            }
             // Replace this process so the terminal, signals and exit code are ssh's.
             let err = ssh.exec();
             return Err(err).context("cannot run ssh (apt-get install openssh-client)");
@@ -215,6 +217,12 @@ where
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// ssh hands the remote shell one string; quote each argument so the guest
+/// runs exactly the argv the user typed, as a local command would.
+fn remote_command(args: &[String]) -> anyhow::Result<String> {
+    shlex::try_join(args.iter().map(String::as_str)).context("a command argument contains a NUL byte")
+}
+
 fn show(vm: &Vm) {
     let fields: Vec<(&str, String)> = vec![
         ("name", vm.name.clone()),
@@ -241,5 +249,21 @@ fn show(vm: &Vm) {
     }
     if let Some(reason) = &vm.stop_reason {
         println!("{:<9} {reason}", "stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_command;
+
+    #[test]
+    fn remote_commands_keep_argument_boundaries() {
+        // What the guest's shell makes of the string is what matters.
+        let args: Vec<String> = ["sh", "-c", "echo a; echo 'b c' $HOME", "", "x\"y"].map(String::from).to_vec();
+        let line = remote_command(&args).unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\n' {line}")).output().unwrap();
+        let expected: String = args.iter().map(|a| format!("{a}\n")).collect();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+        assert_eq!(remote_command(&["cat".into(), "/etc/hostname".into()]).unwrap(), "cat /etc/hostname");
     }
 }
