@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod config;
+pub mod entry;
 pub mod errors;
 pub mod guest_config;
 pub mod images;

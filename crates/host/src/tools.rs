@@ -37,7 +37,10 @@ pub fn find(tool: &str) -> Option<PathBuf> {
 
 /// Like [`find`], with an actionable error when the tool is missing.
 pub fn require(tool: &str) -> Result<PathBuf, HostError> {
-    find(tool).ok_or_else(|| HostError::MissingTool { tool: tool.to_string(), package: debian_package(tool) })
+    find(tool).ok_or_else(|| {
+        let name = tool.rsplit('/').next().unwrap_or(tool);
+        HostError::MissingTool { tool: tool.to_string(), package: debian_package(name) }
+    })
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -1,4 +1,6 @@
-//! `bangerd`: usually started by the `banger` CLI on demand.
+//! The `bangerd` process: paths, config, logging, single-instance lock,
+//! reconcile, then serve. The binary itself lives in the CLI package (so
+//! one `cargo build` or `cargo install` yields both `banger` and `bangerd`).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -6,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use banger_api::paths::Paths;
-use banger_daemon::app::{App, Host};
-use banger_daemon::config::Config;
-use banger_daemon::{server, vms};
+use crate::app::{App, Host};
+use crate::config::Config;
+use crate::{server, vms};
 use banger_store::Store;
 use clap::Parser;
 use nix::fcntl::{Flock, FlockArg};
@@ -17,7 +19,8 @@ use nix::fcntl::{Flock, FlockArg};
 #[command(name = "bangerd", version, about = "The banger daemon: owns VMs, images and their host resources")]
 struct Args {}
 
-fn main() -> anyhow::Result<()> {
+/// Runs the daemon until it is asked to stop.
+pub fn main() -> anyhow::Result<()> {
     Args::parse();
     let paths = Paths::from_env();
     for dir in [&paths.state_dir, &paths.runtime_dir, &paths.config_dir] {

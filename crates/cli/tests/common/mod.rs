@@ -1,0 +1,185 @@
+//! Harness for end-to-end tests: the real `banger` and `bangerd` binaries,
+//! private XDG directories, and a network namespace per test so guests,
+//! bridges and TAP devices never touch the host's own network.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+pub const BANGER: &str = env!("CARGO_BIN_EXE_banger");
+
+/// Images are built once per test run (outside any namespace: the build
+/// needs Debian's mirror) and shared by every test through `images_dir`.
+pub fn images_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-images")
+}
+
+static IMAGE_BUILD: Mutex<bool> = Mutex::new(false);
+
+/// Builds the default image unless this run already has it.
+pub fn ensure_default_image() {
+    let mut built = IMAGE_BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if *built {
+        return;
+    }
+    let env = TestEnv::new(None);
+    let out = env.banger(&["image", "build", "--name", "default"]);
+    assert!(out.status.success(), "image build failed:\n{}", text(&out));
+    env.banger(&["daemon", "stop"]);
+    *built = true;
+}
+
+pub fn require_root_tools() {
+    assert!(nix::unistd::geteuid().is_root(), "end-to-end tests need root (network namespaces, TAP devices)");
+    for tool in ["ip", "qemu-system-x86_64", "mkfs.ext4", "ssh", "mmdebstrap"] {
+        assert!(
+            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+            "{tool} is required (see .ci/run for the packages)"
+        );
+    }
+}
+
+/// A network namespace that is deleted, with everything in it, on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("bgt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns { name }
+    }
+
+    pub fn links(&self) -> String {
+        let out = Command::new("ip").args(["-n", &self.name, "-o", "link"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill whatever still runs inside (a failed test's daemon or VMM).
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Private XDG directories and, optionally, a namespace to run in.
+pub struct TestEnv {
+    pub root: tempfile::TempDir,
+    pub netns: Option<Netns>,
+}
+
+impl TestEnv {
+    pub fn new(netns: Option<Netns>) -> TestEnv {
+        let root = tempfile::Builder::new().prefix("banger-e2e-").tempdir().unwrap();
+        let env = TestEnv { root, netns };
+        std::fs::create_dir_all(env.config_dir()).unwrap();
+        env.write_config("");
+        env
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.path().join("config/banger")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.path().join("state/banger")
+    }
+
+    /// Writes config.toml: the shared images dir plus `extra` lines.
+    pub fn write_config(&self, extra: &str) {
+        let config = format!("images_dir = {:?}\nboot_timeout_secs = 400\n{extra}\n", images_dir().display().to_string());
+        std::fs::write(self.config_dir().join("config.toml"), config).unwrap();
+    }
+
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        let r = self.root.path();
+        cmd.env("XDG_CONFIG_HOME", r.join("config"))
+            .env("XDG_STATE_HOME", r.join("state"))
+            .env("XDG_CACHE_HOME", r.join("cache"))
+            .env("XDG_RUNTIME_DIR", r.join("run"))
+            .env_remove("BANGER_LOG_LEVEL");
+        std::fs::create_dir_all(r.join("run")).unwrap();
+        cmd
+    }
+
+    pub fn banger(&self, args: &[&str]) -> Output {
+        self.command(BANGER).args(args).output().expect("run banger")
+    }
+
+    /// Runs banger and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.banger(args);
+        assert!(out.status.success(), "banger {args:?} failed:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs banger and asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.banger(args);
+        assert!(!out.status.success(), "banger {args:?} should have failed:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).expect("valid JSON")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.banger(&["daemon", "stop"]);
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
+}
+
+/// PIDs of VMM processes whose command line mentions `needle`.
+pub fn vmm_pids(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("qemu-system") || cmdline.contains("/qemu-system") {
+            if cmdline.contains(needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
