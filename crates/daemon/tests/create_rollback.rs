@@ -1,0 +1,189 @@
+//! A create that fails at any step leaves nothing behind: faults are
+//! injected into the host integrations (disks, network, VMM) and the test
+//! checks the journal, the VM directory, TAP devices and processes.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use banger_api::paths::Paths;
+use banger_api::{CreateVmRequest, Image, VmmKind};
+use banger_daemon::app::{App, Host};
+use banger_daemon::config::Config;
+use banger_daemon::progress::Reporter;
+use banger_daemon::vms::create;
+use banger_host::disk::{Disks, Ext4Disks};
+use banger_host::net::Network;
+use banger_host::process::{self, ProcessId};
+use banger_host::runner::SystemRunner;
+use banger_host::HostError;
+use banger_store::Store;
+use banger_vmm::{VmSpec, Vmm, VmmError};
+
+#[derive(Default)]
+struct FakeNetwork {
+    taps: Mutex<HashSet<String>>,
+    fail_tap: bool,
+}
+
+#[async_trait]
+impl Network for FakeNetwork {
+    async fn ensure_bridge(&self, _: &str, _: std::net::Ipv4Addr, _: u8) -> Result<(), HostError> {
+        Ok(())
+    }
+    async fn create_tap(&self, tap: &str, _: &str) -> Result<(), HostError> {
+        if self.fail_tap {
+            return Err(HostError::Other("injected: cannot create TAP".into()));
+        }
+        self.taps.lock().unwrap().insert(tap.to_string());
+        Ok(())
+    }
+    async fn delete_tap(&self, tap: &str) -> Result<(), HostError> {
+        self.taps.lock().unwrap().remove(tap);
+        Ok(())
+    }
+    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
+        Ok(self.taps.lock().unwrap().contains(name))
+    }
+}
+
+/// Real ext4 disks, except the one with the label chosen to fail.
+struct FlakyDisks {
+    fail_label: Option<&'static str>,
+}
+
+#[async_trait]
+impl Disks for FlakyDisks {
+    async fn create_ext4(&self, path: &Path, size: u64, label: &str, contents: Option<&Path>) -> Result<(), HostError> {
+        if self.fail_label == Some(label) {
+            // Fail after the file exists, as a half-done mkfs would.
+            std::fs::write(path, b"partial").unwrap();
+            return Err(HostError::Other(format!("injected: mkfs of {label} failed")));
+        }
+        Ext4Disks::new(SystemRunner).create_ext4(path, size, label, contents).await
+    }
+}
+
+/// A "VMM" that is a real long-running process; it can fail after spawning
+/// (leaving its process behind, as a buggy driver might).
+struct SleepVmm {
+    fail_after_spawn: bool,
+    spawned: Mutex<Option<ProcessId>>,
+}
+
+#[async_trait]
+impl Vmm for SleepVmm {
+    fn kind(&self) -> VmmKind {
+        VmmKind::Qemu
+    }
+    fn accel(&self) -> &'static str {
+        "tcg"
+    }
+    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId, VmmError> {
+        let p = process::spawn_detached(Path::new("/bin/sleep"), &["300".into()], &spec.dir.join("vmm.log"), &spec.dir)?;
+        spawned(p);
+        *self.spawned.lock().unwrap() = Some(p);
+        if self.fail_after_spawn {
+            return Err(VmmError::Failed("injected: VMM refused to boot".into()));
+        }
+        Ok(p)
+    }
+    async fn request_shutdown(&self, _: &Path, _: ProcessId) -> Result<(), VmmError> {
+        Ok(())
+    }
+}
+
+struct Setup {
+    _root: tempfile::TempDir,
+    app: Arc<App>,
+    net: Arc<FakeNetwork>,
+    vmm: Arc<SleepVmm>,
+}
+
+fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: bool) -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let paths = Paths::under(root.path());
+    std::fs::create_dir_all(&paths.state_dir).unwrap();
+    let image_dir = root.path().join("image");
+    std::fs::create_dir_all(image_dir.join("work-seed")).unwrap();
+    std::fs::write(image_dir.join("work-seed/.bashrc"), "# seed\n").unwrap();
+    for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
+        std::fs::write(image_dir.join(f), b"").unwrap();
+    }
+    let store = Store::open(&paths.database()).unwrap();
+    let p = |f: &str| image_dir.join(f).display().to_string();
+    store
+        .put_image(&Image {
+            name: "default".into(),
+            managed: true,
+            rootfs: p("rootfs.ext4"),
+            kernel: p("vmlinux"),
+            initrd: p("initrd.img"),
+            kernel_version: "test".into(),
+            work_seed: p("work-seed"),
+            packages_sha256: "x".into(),
+            created_at: "now".into(),
+        })
+        .unwrap();
+    let net = Arc::new(FakeNetwork { fail_tap, ..Default::default() });
+    let vmm = Arc::new(SleepVmm { fail_after_spawn, spawned: Mutex::new(None) });
+    let host = Host {
+        runner: Arc::new(SystemRunner),
+        net: net.clone(),
+        disks: Arc::new(FlakyDisks { fail_label }),
+    };
+    // Guests get loopback addresses here: the readiness probe must never
+    // send traffic to a private range from the host's own namespace.
+    let config = Config {
+        boot_timeout_secs: 1,
+        vmm: banger_daemon::config::VmmChoice::Qemu,
+        bridge_subnet: "127.77.0.0/24".into(),
+        ..Config::default()
+    };
+    let mut app = App::new(paths, config, store, host).unwrap();
+    app.vmm_override = Some(vmm.clone());
+    Setup { _root: root, app: Arc::new(app), net, vmm }
+}
+
+async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
+    let request = CreateVmRequest { name: Some("doomed".into()), ..Default::default() };
+    let err = create::create(s.app.clone(), request, Reporter::silent()).await.unwrap_err();
+    assert!(err.message.contains(expect), "expected {expect:?} in {:?}", err.message);
+    assert!(s.app.store.list_vms().unwrap().is_empty(), "no VM row");
+    assert!(s.app.store.all_resources().unwrap().is_empty(), "journal empty");
+    let vms_dir = s.app.paths.vms_dir();
+    let left: Vec<_> = std::fs::read_dir(&vms_dir).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "files left: {left:?}");
+    assert!(s.net.taps.lock().unwrap().is_empty(), "TAP left");
+    if let Some(p) = *s.vmm.spawned.lock().unwrap() {
+        assert!(!p.is_alive(), "VMM process left running");
+    }
+}
+
+#[tokio::test]
+async fn overlay_disk_failure_rolls_back() {
+    assert_create_fails_cleanly(&setup(Some("banger-overlay"), false, false), "mkfs of banger-overlay").await;
+}
+
+#[tokio::test]
+async fn work_disk_failure_rolls_back() {
+    assert_create_fails_cleanly(&setup(Some("banger-work"), false, false), "mkfs of banger-work").await;
+}
+
+#[tokio::test]
+async fn tap_failure_rolls_back() {
+    assert_create_fails_cleanly(&setup(None, true, false), "cannot create TAP").await;
+}
+
+#[tokio::test]
+async fn vmm_failure_after_spawn_rolls_back_and_kills_the_process() {
+    assert_create_fails_cleanly(&setup(None, false, true), "VMM refused to boot").await;
+}
+
+#[tokio::test]
+async fn a_guest_that_never_becomes_ready_rolls_back() {
+    let s = setup(None, false, false);
+    assert_create_fails_cleanly(&s, "did not answer").await;
+    assert!(s.vmm.spawned.lock().unwrap().is_some(), "the VMM had started");
+}
