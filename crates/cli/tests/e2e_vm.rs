@@ -46,6 +46,23 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     assert_eq!(env.json(&["vm", "show", "calm-otter", "--json"])["state"], "running");
     assert_eq!(env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]), "kept-in-root\n");
 
+    // A VMM killed behind the daemon's back: the VM shows stopped, with the
+    // reason, within a couple of seconds, and its disks are intact.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0] as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let crashed = loop {
+        let vm = env.json(&["vm", "show", "calm-otter", "--json"]);
+        if vm["state"] == "stopped" || std::time::Instant::now() > deadline {
+            break vm;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(crashed["state"], "stopped", "{crashed}");
+    assert!(crashed["stop_reason"].as_str().unwrap().contains("exited"), "{crashed}");
+    assert!(!env.netns.as_ref().unwrap().links().contains(&tap), "TAP released after the crash");
+    env.ok(&["vm", "start", "calm-otter"]);
+    assert_eq!(env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]), "kept-in-root\n");
+
     // Stop keeps the disks; start brings back both files.
     env.ok(&["vm", "stop", "calm-otter"]);
     let stopped = env.json(&["vm", "show", "calm-otter", "--json"]);

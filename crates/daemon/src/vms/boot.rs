@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use banger_api::{ApiError, Image, Vm, VmState};
 use banger_host::process::ProcessId;
@@ -43,8 +43,9 @@ pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
 
 /// Boots a stopped VM and waits until it is ready. On failure, everything
 /// this boot created (process, TAP) is undone and the error returned.
-pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter) -> OpResult<()> {
-    match boot_inner(app, vm, image, reporter).await {
+/// `since` is when the operation began, for the timings in the log.
+pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter, since: Instant) -> OpResult<()> {
+    match boot_inner(app, vm, image, reporter, since).await {
         Ok(process) => {
             vm.state = VmState::Running;
             vm.pid = Some(process.pid);
@@ -65,7 +66,7 @@ pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporte
     }
 }
 
-async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter) -> OpResult<ProcessId> {
+async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter, since: Instant) -> OpResult<ProcessId> {
     for path in [&image.kernel, &image.initrd, &image.rootfs] {
         if !Path::new(path).exists() {
             return Err(ApiError::not_found(format!("image {} is missing {path}", image.name))
@@ -97,11 +98,16 @@ async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Repor
     let process = driver.launch(&spec, &record).await.map_err(errors::vmm)?;
     vm.pid = Some(process.pid);
     app.store.update_vm(vm).map_err(errors::store)?;
+    // Everything up to here is host-side work; the rest is the guest booting.
+    let host_ms = since.elapsed().as_millis() as u64;
+    tracing::info!(vm = %vm.name, host_ms, pid = process.pid, "VMM launched");
 
     reporter.say("vm.boot", format!("booting the guest; waiting for sshd on {}", vm.ip), Some(0.86));
     let ip: Ipv4Addr = vm.ip.parse().map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
     wait_ready(ip, process, timeout, &spec.console_log()).await?;
+    let ready_ms = since.elapsed().as_millis() as u64;
+    tracing::info!(vm = %vm.name, host_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
     reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
     Ok(process)
 }

@@ -63,13 +63,14 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
     let image = images::ensure(&app, &image_name, &reporter).await?;
     ssh::ensure_keypair(app.host.runner.as_ref(), &app.paths.ssh_key(), "banger").await.map_err(errors::host)?;
 
+    let since = std::time::Instant::now();
     let mut vm = claim(&app, request.name, &image, vcpu, memory_mib, disk_size, overlay_size, request.nat).await?;
     let _guard = app.lock_vm(&vm.id).await;
     reporter.say("vm.claim", format!("VM {} ({}) gets {} on {}", vm.name, vm.id, vm.ip, vm.tap), Some(0.6));
 
     let result = async {
         prepare_disks(&app, &vm, &image, &reporter).await?;
-        boot::boot(&app, &mut vm, &image, &reporter).await
+        boot::boot(&app, &mut vm, &image, &reporter, since).await
     }
     .await;
     match result {

@@ -24,6 +24,7 @@ fn reload(app: &App, id: &str) -> OpResult<Vm> {
 }
 
 pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpResult<Vm> {
+    let since = std::time::Instant::now();
     let vm = resolve(&app, &reference)?;
     let _guard = app.lock_vm(&vm.id).await;
     let mut vm = reload(&app, &vm.id)?;
@@ -39,7 +40,7 @@ pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpRe
         .get_image(&vm.image)
         .map_err(errors::store)?
         .ok_or_else(|| ApiError::not_found(format!("image {} of VM {} no longer exists", vm.image, vm.name)))?;
-    match boot::boot(&app, &mut vm, &image, &reporter).await {
+    match boot::boot(&app, &mut vm, &image, &reporter, since).await {
         Ok(()) => Ok(vm),
         Err(err) => {
             vm.state = VmState::Stopped;
