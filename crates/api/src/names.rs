@@ -22,17 +22,20 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
     if name.len() > MAX_NAME_LEN {
         return Err(bad("it is longer than 64 characters"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(bad(&format!("{c:?} is not allowed")));
     }
     Ok(())
 }
 
 const ADJECTIVES: &[&str] = &[
-    "amber", "bold", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager", "fair",
-    "fancy", "gentle", "glad", "happy", "jolly", "keen", "kind", "lively", "lucky", "merry", "mild",
-    "nimble", "noble", "proud", "quick", "quiet", "rapid", "shiny", "silent", "sleepy", "smart",
-    "snowy", "steady", "sunny", "swift", "tidy", "vivid", "warm", "witty",
+    "amber", "bold", "brave", "bright", "calm", "clever", "cosy", "crisp", "daring", "eager",
+    "fair", "fancy", "gentle", "glad", "happy", "jolly", "keen", "kind", "lively", "lucky",
+    "merry", "mild", "nimble", "noble", "proud", "quick", "quiet", "rapid", "shiny", "silent",
+    "sleepy", "smart", "snowy", "steady", "sunny", "swift", "tidy", "vivid", "warm", "witty",
 ];
 
 const ANIMALS: &[&str] = &[
@@ -62,7 +65,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_names_with_a_reason_and_a_hint() {
-        for bad in ["", "-x", "Calm", "calm_otter", "calm otter", "ünï", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            "Calm",
+            "calm_otter",
+            "calm otter",
+            "ünï",
+            &"a".repeat(65),
+        ] {
             let err = validate_name(bad).unwrap_err();
             assert!(err.message.contains("invalid name"), "{err:?}");
             assert!(err.hint.is_some());

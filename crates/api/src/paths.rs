@@ -29,7 +29,12 @@ impl Paths {
             // session) keep the socket beside the state, which is private.
             None => state_dir.join("run"),
         };
-        Paths { config_dir: config.join("banger"), state_dir, cache_dir: cache.join("banger"), runtime_dir }
+        Paths {
+            config_dir: config.join("banger"),
+            state_dir,
+            cache_dir: cache.join("banger"),
+            runtime_dir,
+        }
     }
 
     /// All four directories under one root; tests use this.

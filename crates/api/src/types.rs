@@ -29,9 +29,15 @@ impl VmState {
     }
 
     pub fn parse(s: &str) -> Option<VmState> {
-        [VmState::Creating, VmState::Starting, VmState::Running, VmState::Stopping, VmState::Stopped]
-            .into_iter()
-            .find(|state| state.as_str() == s)
+        [
+            VmState::Creating,
+            VmState::Starting,
+            VmState::Running,
+            VmState::Stopping,
+            VmState::Stopped,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
     }
 }
 
@@ -195,18 +201,30 @@ pub fn parse_size(input: &str) -> Result<u64, ApiError> {
     }
     let bytes = value * multiplier as f64;
     if bytes > (1u64 << 50) as f64 {
-        return Err(ApiError::invalid(format!("size {input:?} is absurdly large")).with_hint("sizes up to 1P are accepted"));
+        return Err(
+            ApiError::invalid(format!("size {input:?} is absurdly large"))
+                .with_hint("sizes up to 1P are accepted"),
+        );
     }
     Ok(bytes as u64)
 }
 
 /// Formats bytes the way [`parse_size`] reads them, e.g. `8G`, `512M`.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    const UNITS: [(&str, u64); 4] = [
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
     for (unit, size) in UNITS {
         if bytes >= size {
             let value = bytes as f64 / size as f64;
-            return if bytes % size == 0 { format!("{}{unit}", bytes / size) } else { format!("{value:.1}{unit}") };
+            return if bytes.is_multiple_of(size) {
+                format!("{}{unit}", bytes / size)
+            } else {
+                format!("{value:.1}{unit}")
+            };
         }
     }
     format!("{bytes}B")

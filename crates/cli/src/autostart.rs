@@ -55,7 +55,10 @@ fn check_reachable_error(paths: &Paths, err: &ClientError) -> anyhow::Result<()>
                 owner.map_or("?".to_string(), |o| o.to_string())
             ))
         }
-        _ => Err(anyhow!("cannot reach bangerd at {}: {transport}", paths.socket().display())),
+        _ => Err(anyhow!(
+            "cannot reach bangerd at {}: {transport}",
+            paths.socket().display()
+        )),
     }
 }
 
@@ -75,11 +78,15 @@ fn stderr_file(paths: &Paths) -> PathBuf {
 }
 
 fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&paths.state_dir).with_context(|| format!("cannot create {}", paths.state_dir.display()))?;
+    std::fs::create_dir_all(&paths.state_dir)
+        .with_context(|| format!("cannot create {}", paths.state_dir.display()))?;
     let stderr = std::fs::File::create(stderr_file(paths))?;
     let binary = daemon_binary();
     let mut command = Command::new(&binary);
-    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
     // Its own session: the daemon must not die with this terminal.
     // SAFETY: setsid is async-signal-safe.
     unsafe {
@@ -88,9 +95,12 @@ fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    command
-        .spawn()
-        .with_context(|| format!("cannot start {} (is it installed next to banger or in PATH?)", binary.display()))?;
+    command.spawn().with_context(|| {
+        format!(
+            "cannot start {} (is it installed next to banger or in PATH?)",
+            binary.display()
+        )
+    })?;
     Ok(())
 }
 

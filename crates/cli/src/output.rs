@@ -18,7 +18,10 @@ pub fn print_error(err: &anyhow::Error) {
 }
 
 pub fn json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
 }
 
 /// Left-aligned columns, widths from the content.
@@ -30,7 +33,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let render = |cells: Vec<String>| {
-        let line: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = widths[i])).collect();
+        let line: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     };
     render(headers.iter().map(|h| h.to_string()).collect());

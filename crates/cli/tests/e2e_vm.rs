@@ -25,30 +25,63 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     assert!(vm["ip"].as_str().unwrap().starts_with("172.30.0."));
     assert!(env.netns.as_ref().unwrap().links().contains(&tap));
 
-    assert_eq!(env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/etc/hostname"]), "calm-otter\n");
-    env.ok(&["vm", "ssh", "calm-otter", "--", "sh", "-c", "echo kept-in-root > /root/note && echo kept-in-etc > /etc/banger-note && sync"]);
+    assert_eq!(
+        env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/etc/hostname"]),
+        "calm-otter\n"
+    );
+    env.ok(&[
+        "vm",
+        "ssh",
+        "calm-otter",
+        "--",
+        "sh",
+        "-c",
+        "echo kept-in-root > /root/note && echo kept-in-etc > /etc/banger-note && sync",
+    ]);
 
     // The list shows it; a ref may be an id prefix.
     let list = env.ok(&["vm", "list"]);
-    assert!(list.contains("NAME") && list.contains("calm-otter") && list.contains("running"), "{list}");
-    assert_eq!(env.json(&["vm", "show", &id[..6], "--json"])["name"], "calm-otter");
+    assert!(
+        list.contains("NAME") && list.contains("calm-otter") && list.contains("running"),
+        "{list}"
+    );
+    assert_eq!(
+        env.json(&["vm", "show", &id[..6], "--json"])["name"],
+        "calm-otter"
+    );
 
     // Bad input on a live system: a clear error, nothing changed.
     let err = env.fails(&["vm", "create", "--name", "calm-otter"]);
     assert!(err.contains("already exists"), "{err}");
-    assert_eq!(env.json(&["vm", "list", "--json"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // A daemon restart does not touch the running VM, which stays managed.
     let pids = vmm_pids(&dir);
     assert_eq!(pids.len(), 1, "one VMM process for the VM");
     env.ok(&["daemon", "stop"]);
     assert_eq!(vmm_pids(&dir), pids, "the VMM survives the daemon");
-    assert_eq!(env.json(&["vm", "show", "calm-otter", "--json"])["state"], "running");
-    assert_eq!(env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]), "kept-in-root\n");
+    assert_eq!(
+        env.json(&["vm", "show", "calm-otter", "--json"])["state"],
+        "running"
+    );
+    assert_eq!(
+        env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]),
+        "kept-in-root\n"
+    );
 
     // A VMM killed behind the daemon's back: the VM shows stopped, with the
     // reason, within a couple of seconds, and its disks are intact.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0] as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     let crashed = loop {
         let vm = env.json(&["vm", "show", "calm-otter", "--json"]);
@@ -58,10 +91,19 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(crashed["state"], "stopped", "{crashed}");
-    assert!(crashed["stop_reason"].as_str().unwrap().contains("exited"), "{crashed}");
-    assert!(!env.netns.as_ref().unwrap().links().contains(&tap), "TAP released after the crash");
+    assert!(
+        crashed["stop_reason"].as_str().unwrap().contains("exited"),
+        "{crashed}"
+    );
+    assert!(
+        !env.netns.as_ref().unwrap().links().contains(&tap),
+        "TAP released after the crash"
+    );
     env.ok(&["vm", "start", "calm-otter"]);
-    assert_eq!(env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]), "kept-in-root\n");
+    assert_eq!(
+        env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]),
+        "kept-in-root\n"
+    );
 
     // Stop keeps the disks; start brings back both files.
     env.ok(&["vm", "stop", "calm-otter"]);
@@ -69,23 +111,49 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     assert_eq!(stopped["state"], "stopped");
     assert!(stopped.get("pid").is_none());
     assert!(vmm_pids(&dir).is_empty(), "no VMM after stop");
-    assert!(!env.netns.as_ref().unwrap().links().contains(&tap), "TAP removed on stop");
+    assert!(
+        !env.netns.as_ref().unwrap().links().contains(&tap),
+        "TAP removed on stop"
+    );
     let err = env.fails(&["vm", "ssh", "calm-otter", "--", "true"]);
-    assert!(err.contains("not running") && err.contains("banger vm start"), "{err}");
+    assert!(
+        err.contains("not running") && err.contains("banger vm start"),
+        "{err}"
+    );
 
     env.ok(&["vm", "start", "calm-otter"]);
     assert_eq!(
-        env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note", "/etc/banger-note"]),
+        env.ok(&[
+            "vm",
+            "ssh",
+            "calm-otter",
+            "--",
+            "cat",
+            "/root/note",
+            "/etc/banger-note"
+        ]),
         "kept-in-root\nkept-in-etc\n"
     );
 
     // Delete removes process, TAP, disks and directory; the image stays.
     env.ok(&["vm", "delete", "calm-otter"]);
     assert!(vmm_pids(&dir).is_empty(), "no VMM after delete");
-    assert!(!env.netns.as_ref().unwrap().links().contains(&tap), "no TAP after delete");
+    assert!(
+        !env.netns.as_ref().unwrap().links().contains(&tap),
+        "no TAP after delete"
+    );
     assert!(!Path::new(&dir).exists(), "VM directory removed");
-    assert_eq!(env.json(&["vm", "list", "--json"]).as_array().unwrap().len(), 0);
-    assert!(images_dir().join("default/rootfs.ext4").exists(), "the image stays");
+    assert_eq!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        images_dir().join("default/rootfs.ext4").exists(),
+        "the image stays"
+    );
     let err = env.fails(&["vm", "show", "calm-otter"]);
     assert!(err.contains("no VM named"), "{err}");
 }
@@ -99,11 +167,22 @@ fn a_create_that_fails_half_way_leaves_nothing_behind() {
     env.write_config("vmm = \"qemu\"\nqemu_bin = \"/bin/false\"");
     let err = env.fails(&["vm", "create", "--name", "doomed"]);
     assert!(err.contains("error:"), "{err}");
-    assert_eq!(env.json(&["vm", "list", "--json"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let vms_dir = env.state_dir().join("vms");
-    let left: Vec<_> = std::fs::read_dir(&vms_dir).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&vms_dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "VM files left behind: {left:?}");
-    assert!(!env.netns.as_ref().unwrap().links().contains("bg-"), "TAP left behind");
+    assert!(
+        !env.netns.as_ref().unwrap().links().contains("bg-"),
+        "TAP left behind"
+    );
 }
 
 #[test]
@@ -115,21 +194,30 @@ fn bad_input_gets_one_clear_error() {
         (&["vm", "create", "--name=-x"][..], "invalid name"),
         (&["vm", "create", "--vcpu", "0"][..], "--vcpu 0"),
         (&["vm", "create", "--memory", "12"][..], "--memory 12"),
-        (&["vm", "create", "--disk-size", "12Q"][..], "cannot parse size"),
+        (
+            &["vm", "create", "--disk-size", "12Q"][..],
+            "cannot parse size",
+        ),
         (&["vm", "create", "--image", "nosuch"][..], "no image named"),
         (&["vm", "show", "ghost"][..], "no VM named"),
         (&["vm", "stop", "ghost"][..], "no VM named"),
         (&["vm", "ssh", "ghost"][..], "no VM named"),
     ] {
         let err = env.fails(args);
-        assert!(err.contains(expect), "banger {args:?}: expected {expect:?} in:\n{err}");
+        assert!(
+            err.contains(expect),
+            "banger {args:?}: expected {expect:?} in:\n{err}"
+        );
         assert!(err.starts_with("error:"), "{err}");
     }
     // A missing VMM binary names the tool and how to install it.
     env.banger(&["daemon", "stop"]);
     env.write_config("vmm = \"qemu\"\nqemu_bin = \"/nonexistent/qemu-system-x86_64\"");
     let err = env.fails(&["vm", "create", "--name", "ok-name"]);
-    assert!(err.contains("qemu-system-x86_64") && err.contains("apt-get install qemu-system-x86"), "{err}");
+    assert!(
+        err.contains("qemu-system-x86_64") && err.contains("apt-get install qemu-system-x86"),
+        "{err}"
+    );
     // A broken config file is reported with the key at fault.
     env.banger(&["daemon", "stop"]);
     env.write_config("not_a_key = 1");
@@ -145,7 +233,10 @@ fn daemon_status_reports_its_paths_and_socket_is_private() {
     let status = env.json(&["daemon", "status", "--json"]);
     let socket = status["socket"].as_str().unwrap();
     assert!(socket.ends_with("run/banger/bangerd.sock"), "{socket}");
-    assert!(status["log"].as_str().unwrap().ends_with("state/banger/bangerd.log"));
+    assert!(status["log"]
+        .as_str()
+        .unwrap()
+        .ends_with("state/banger/bangerd.log"));
     assert_eq!(status["dns"], "127.0.0.1:42069");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(socket).unwrap().permissions().mode();

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use banger_api::{
-    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image, Progress, SshTarget, Vm,
-    API_PREFIX,
+    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image, Progress,
+    SshTarget, Vm, API_PREFIX,
 };
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -40,19 +40,28 @@ pub struct DaemonClient {
 
 impl DaemonClient {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        DaemonClient { socket: socket.into() }
+        DaemonClient {
+            socket: socket.into(),
+        }
     }
 
     pub fn socket(&self) -> &Path {
         &self.socket
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<T, ClientError> {
-        let (status, bytes) = uds::request(&self.socket, method, &format!("{API_PREFIX}{path}"), body).await?;
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let (status, bytes) =
+            uds::request(&self.socket, method, &format!("{API_PREFIX}{path}"), body).await?;
         if !status.is_success() {
             return Err(ClientError::Api(decode_error(status.as_u16(), &bytes)));
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes))))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes))))
     }
 
     /// A long operation: reports each progress event, returns the result.
@@ -62,17 +71,29 @@ impl DaemonClient {
         body: Vec<u8>,
         on_progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<T, ClientError> {
-        let response = uds::send(&self.socket, Method::POST, &format!("{API_PREFIX}{path}"), Some(body)).await?;
+        let response = uds::send(
+            &self.socket,
+            Method::POST,
+            &format!("{API_PREFIX}{path}"),
+            Some(body),
+        )
+        .await?;
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {
-            let bytes = body.collect().await.map_err(|e| ClientError::Protocol(e.to_string()))?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
             return Err(ClientError::Api(decode_error(status.as_u16(), &bytes)));
         }
         let mut buffer: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(format!("stream broken: {e}")))?;
-            let Some(data) = frame.data_ref() else { continue };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
             buffer.extend_from_slice(data);
             while let Some(newline) = buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=newline).collect();
@@ -87,7 +108,9 @@ impl DaemonClient {
                 }
             }
         }
-        Err(ClientError::Protocol("the daemon closed the stream before the operation finished; see its log".into()))
+        Err(ClientError::Protocol(
+            "the daemon closed the stream before the operation finished; see its log".into(),
+        ))
     }
 
     pub async fn status(&self) -> Result<DaemonStatus, ClientError> {
@@ -103,7 +126,8 @@ impl DaemonClient {
     }
 
     pub async fn get_vm(&self, reference: &str) -> Result<Vm, ClientError> {
-        self.call(Method::GET, &format!("/vms/{}", encode(reference)), None).await
+        self.call(Method::GET, &format!("/vms/{}", encode(reference)), None)
+            .await
     }
 
     pub async fn create_vm(
@@ -114,20 +138,44 @@ impl DaemonClient {
         self.stream("/vms", to_json(request), on_progress).await
     }
 
-    pub async fn start_vm(&self, reference: &str, on_progress: &mut (dyn FnMut(&Progress) + Send)) -> Result<Vm, ClientError> {
-        self.stream(&format!("/vms/{}/start", encode(reference)), Vec::new(), on_progress).await
+    pub async fn start_vm(
+        &self,
+        reference: &str,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Vm, ClientError> {
+        self.stream(
+            &format!("/vms/{}/start", encode(reference)),
+            Vec::new(),
+            on_progress,
+        )
+        .await
     }
 
     pub async fn stop_vm(&self, reference: &str, force: bool) -> Result<Vm, ClientError> {
-        self.call(Method::POST, &format!("/vms/{}/stop?force={force}", encode(reference)), None).await
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/stop?force={force}", encode(reference)),
+            None,
+        )
+        .await
     }
 
     pub async fn delete_vm(&self, reference: &str, force: bool) -> Result<Vm, ClientError> {
-        self.call(Method::DELETE, &format!("/vms/{}?force={force}", encode(reference)), None).await
+        self.call(
+            Method::DELETE,
+            &format!("/vms/{}?force={force}", encode(reference)),
+            None,
+        )
+        .await
     }
 
     pub async fn ssh_target(&self, reference: &str) -> Result<SshTarget, ClientError> {
-        self.call(Method::GET, &format!("/vms/{}/ssh", encode(reference)), None).await
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/ssh", encode(reference)),
+            None,
+        )
+        .await
     }
 
     pub async fn list_images(&self) -> Result<Vec<Image>, ClientError> {
@@ -149,7 +197,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 fn decode_error(status: u16, bytes: &[u8]) -> ApiError {
     serde_json::from_slice(bytes).unwrap_or_else(|_| {
-        ApiError::new(ErrorCode::Internal, format!("bangerd answered HTTP {status}: {}", String::from_utf8_lossy(bytes)))
+        ApiError::new(
+            ErrorCode::Internal,
+            format!(
+                "bangerd answered HTTP {status}: {}",
+                String::from_utf8_lossy(bytes)
+            ),
+        )
     })
 }
 
@@ -172,6 +226,9 @@ mod tests {
     #[test]
     fn refs_cannot_escape_the_path() {
         assert_eq!(super::encode("calm-otter"), "calm-otter");
-        assert_eq!(super::encode("../daemon/shutdown"), "%2E%2E%2Fdaemon%2Fshutdown");
+        assert_eq!(
+            super::encode("../daemon/shutdown"),
+            "%2E%2E%2Fdaemon%2Fshutdown"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Clients for local HTTP APIs on Unix sockets.
 //!
-//! - [`uds`]: one request over a Unix socket (used for bangerd and Firecracker)
-//! - [`daemon`]: the typed client of bangerd's versioned API
+//! - [`uds`] — one request over a Unix socket (used for bangerd and Firecracker)
+//! - [`daemon`] — the typed client of bangerd's versioned API
 
 pub mod daemon;
 pub mod uds;

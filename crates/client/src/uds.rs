@@ -13,7 +13,10 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub enum UdsError {
     #[error("cannot connect to {path}: {source}")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("HTTP error talking to {path}: {source}")]
     Http { path: String, source: hyper::Error },
 }
@@ -36,14 +39,25 @@ pub async fn send(
     json_body: Option<Vec<u8>>,
 ) -> Result<Response<Incoming>, UdsError> {
     let where_ = || socket.display().to_string();
-    let stream = UnixStream::connect(socket).await.map_err(|source| UdsError::Connect { path: where_(), source })?;
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| UdsError::Connect {
+            path: where_(),
+            source,
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| UdsError::Http { path: where_(), source })?;
+        .map_err(|source| UdsError::Http {
+            path: where_(),
+            source,
+        })?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut builder = Request::builder().method(method).uri(path).header("host", "localhost");
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
     if json_body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
@@ -51,7 +65,13 @@ pub async fn send(
     let request = builder
         .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
         .expect("request parts are valid");
-    sender.send_request(request).await.map_err(|source| UdsError::Http { path: where_(), source })
+    sender
+        .send_request(request)
+        .await
+        .map_err(|source| UdsError::Http {
+            path: where_(),
+            source,
+        })
 }
 
 /// Sends one request and collects the whole response body.
@@ -67,7 +87,10 @@ pub async fn request(
         .into_body()
         .collect()
         .await
-        .map_err(|source| UdsError::Http { path: socket.display().to_string(), source })?
+        .map_err(|source| UdsError::Http {
+            path: socket.display().to_string(),
+            source,
+        })?
         .to_bytes();
     Ok((status, body))
 }

@@ -76,7 +76,10 @@ impl App {
     }
 
     pub fn images_dir(&self) -> PathBuf {
-        self.config.images_dir.clone().unwrap_or_else(|| self.paths.images_dir())
+        self.config
+            .images_dir
+            .clone()
+            .unwrap_or_else(|| self.paths.images_dir())
     }
 
     /// Takes the lock of one VM for the length of an operation.
@@ -89,7 +92,10 @@ impl App {
     }
 
     pub fn forget_vm_lock(&self, id: &str) {
-        self.vm_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.vm_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// "kvm" or "tcg" for the VMM new VMs get.
@@ -115,7 +121,11 @@ impl App {
                 Ok(Arc::new(Firecracker::new(bin)))
             }
             VmmKind::Qemu => {
-                let name = self.config.qemu_bin.clone().unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
+                let name = self
+                    .config
+                    .qemu_bin
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
                 let bin = tools::require(&name.to_string_lossy()).map_err(errors::host)?;
                 Ok(Arc::new(Qemu::new(bin, kvm::usable())))
             }
@@ -136,7 +146,9 @@ pub fn choose_vmm(config: &Config) -> VmmKind {
     match config.vmm {
         VmmChoice::Firecracker => VmmKind::Firecracker,
         VmmChoice::Qemu => VmmKind::Qemu,
-        VmmChoice::Auto if firecracker_binary(config).is_some() && kvm::usable() => VmmKind::Firecracker,
+        VmmChoice::Auto if firecracker_binary(config).is_some() && kvm::usable() => {
+            VmmKind::Firecracker
+        }
         VmmChoice::Auto => VmmKind::Qemu,
     }
 }

@@ -84,8 +84,10 @@ pub struct Subnet {
 impl Subnet {
     pub fn parse(s: &str) -> Result<Subnet, ApiError> {
         let bad = || {
-            ApiError::invalid(format!("bridge_subnet {s:?} is not an IPv4 CIDR with a prefix between /16 and /29"))
-                .with_hint("set bridge_subnet in config.toml to e.g. \"172.30.0.0/24\"")
+            ApiError::invalid(format!(
+                "bridge_subnet {s:?} is not an IPv4 CIDR with a prefix between /16 and /29"
+            ))
+            .with_hint("set bridge_subnet in config.toml to e.g. \"172.30.0.0/24\"")
         };
         let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
@@ -94,7 +96,10 @@ impl Subnet {
             return Err(bad());
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Subnet { network: Ipv4Addr::from(u32::from(addr) & mask), prefix })
+        Ok(Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
     }
 
     pub fn gateway(&self) -> Ipv4Addr {
@@ -118,7 +123,12 @@ impl Config {
                     .with_hint("fix or remove that key; docs/configuration.md lists every key")
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(e) => return Err(ApiError::internal(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
         };
         if let Ok(level) = std::env::var("BANGER_LOG_LEVEL") {
             config.log_level = level;
@@ -129,13 +139,19 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ApiError> {
         if !["debug", "info", "warn", "error", "trace"].contains(&self.log_level.as_str()) {
-            return Err(ApiError::invalid(format!("log_level {:?} is not one of debug, info, warn, error", self.log_level)));
+            return Err(ApiError::invalid(format!(
+                "log_level {:?} is not one of debug, info, warn, error",
+                self.log_level
+            )));
         }
         Subnet::parse(&self.bridge_subnet)?;
         parse_size(&self.default_disk_size)?;
         parse_size(&self.overlay_size)?;
         if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
-            return Err(ApiError::invalid(format!("bridge_name {:?} must be 1 to 15 characters", self.bridge_name)));
+            return Err(ApiError::invalid(format!(
+                "bridge_name {:?} must be 1 to 15 characters",
+                self.bridge_name
+            )));
         }
         Ok(())
     }
@@ -175,7 +191,10 @@ mod tests {
         let all: Vec<_> = s.guest_addresses().collect();
         assert_eq!(all.first(), Some(&Ipv4Addr::new(172, 30, 0, 2)));
         assert_eq!(all.last(), Some(&Ipv4Addr::new(172, 30, 0, 254)));
-        assert_eq!(Subnet::parse("10.9.8.77/30").unwrap_err().code, banger_api::ErrorCode::InvalidInput);
+        assert_eq!(
+            Subnet::parse("10.9.8.77/30").unwrap_err().code,
+            banger_api::ErrorCode::InvalidInput
+        );
         assert!(Subnet::parse("nonsense").is_err());
     }
 }

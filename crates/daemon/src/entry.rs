@@ -6,17 +6,21 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context};
-use banger_api::paths::Paths;
 use crate::app::{App, Host};
 use crate::config::Config;
 use crate::{server, vms};
+use anyhow::{bail, Context};
+use banger_api::paths::Paths;
 use banger_store::Store;
 use clap::Parser;
 use nix::fcntl::{Flock, FlockArg};
 
 #[derive(Parser)]
-#[command(name = "bangerd", version, about = "The banger daemon: owns VMs, images and their host resources")]
+#[command(
+    name = "bangerd",
+    version,
+    about = "The banger daemon: owns VMs, images and their host resources"
+)]
 struct Args {}
 
 /// Runs the daemon until it is asked to stop.
@@ -27,15 +31,24 @@ pub fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::set_permissions(&paths.runtime_dir, std::fs::Permissions::from_mode(0o700))?;
-    let config = Config::load(&paths.config_file()).map_err(|e| anyhow::anyhow!(e.display_full()))?;
+    let config =
+        Config::load(&paths.config_file()).map_err(|e| anyhow::anyhow!(e.display_full()))?;
     init_logging(&paths, &config)?;
 
     // One daemon per user: the lock is held for the life of the process.
     let lock_path = paths.runtime_dir.join("bangerd.lock");
-    let lock_file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&lock_path)?;
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)?;
     let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
-        Err(_) => bail!("another bangerd is already running for {}", paths.socket().display()),
+        Err(_) => bail!(
+            "another bangerd is already running for {}",
+            paths.socket().display()
+        ),
     };
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -43,19 +56,27 @@ pub fn main() -> anyhow::Result<()> {
 }
 
 async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
-    let store = Store::open(&paths.database()).with_context(|| format!("cannot open {}", paths.database().display()))?;
-    let app = Arc::new(App::new(paths.clone(), config, store, Host::system()).map_err(|e| anyhow::anyhow!(e.display_full()))?);
+    let store = Store::open(&paths.database())
+        .with_context(|| format!("cannot open {}", paths.database().display()))?;
+    let app = Arc::new(
+        App::new(paths.clone(), config, store, Host::system())
+            .map_err(|e| anyhow::anyhow!(e.display_full()))?,
+    );
     tracing::info!(pid = std::process::id(), socket = %paths.socket().display(), vmm = %app.vmm, accel = app.accel(), "bangerd starting");
-    vms::reconcile::reconcile(&app).await.map_err(|e| anyhow::anyhow!(e.display_full()))?;
+    vms::reconcile::reconcile(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.display_full()))?;
 
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("cannot bind {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("cannot bind {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
 
     let shutdown_app = app.clone();
     let shutdown = async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
         tokio::select! {
             _ = shutdown_app.shutdown.notified() => {}
             _ = term.recv() => tracing::info!("SIGTERM"),
@@ -63,7 +84,9 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
         }
     };
     tracing::info!("listening");
-    axum::serve(listener, server::router(app)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     let _ = std::fs::remove_file(&socket);
     // VMM processes run in their own sessions: they keep running.
     tracing::info!("bangerd stopped; running VMs keep running");
@@ -76,7 +99,10 @@ fn init_logging(paths: &Paths, config: &Config) -> anyhow::Result<()> {
         .append(true)
         .open(paths.log_file())
         .with_context(|| format!("cannot open {}", paths.log_file().display()))?;
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{},hyper=warn,axum=warn", config.log_level))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{},hyper=warn,axum=warn",
+        config.log_level
+    ))?;
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

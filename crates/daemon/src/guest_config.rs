@@ -28,7 +28,11 @@ pub struct GuestFile {
 
 impl GuestConfig<'_> {
     pub fn files(&self) -> Vec<GuestFile> {
-        let file = |path, mode, contents: String| GuestFile { path, mode, contents };
+        let file = |path, mode, contents: String| GuestFile {
+            path,
+            mode,
+            contents,
+        };
         vec![
             file("etc/hostname", 0o644, format!("{}\n", self.hostname)),
             file(
@@ -94,7 +98,10 @@ mod tests {
         assert!(read("etc/banger/network").contains("BANGER_ADDRESS=172.30.0.5/24"));
         assert!(read("etc/banger/network").contains("BANGER_MAC=52:54:00:aa:bb:cc"));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("upper/etc/ssh/ssh_host_ed25519_key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("upper/etc/ssh/ssh_host_ed25519_key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(dir.path().join("work").is_dir());
     }

@@ -17,15 +17,34 @@ pub async fn ensure(app: &Arc<App>, name: &str, reporter: &Reporter) -> OpResult
         return Ok(image);
     }
     if name != app.config.default_image {
-        return Err(ApiError::not_found(format!("no image named {name:?}"))
-            .with_hint("`banger image list` shows the images; `banger image build --name NAME` builds one"));
+        return Err(
+            ApiError::not_found(format!("no image named {name:?}")).with_hint(
+                "`banger image list` shows the images; `banger image build --name NAME` builds one",
+            ),
+        );
     }
-    reporter.say("image", format!("image {name} is not built yet; building it now (first run only)"), Some(0.0));
-    build(app, BuildImageRequest { name: name.to_string(), packages: None }, reporter.clone()).await
+    reporter.say(
+        "image",
+        format!("image {name} is not built yet; building it now (first run only)"),
+        Some(0.0),
+    );
+    build(
+        app,
+        BuildImageRequest {
+            name: name.to_string(),
+            packages: None,
+        },
+        reporter.clone(),
+    )
+    .await
 }
 
 fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildRequest> {
-    let packages_file = request.packages.clone().map(Into::into).or_else(|| app.config.default_packages_file.clone());
+    let packages_file = request
+        .packages
+        .clone()
+        .map(Into::into)
+        .or_else(|| app.config.default_packages_file.clone());
     let packages = match packages_file {
         Some(path) => std::fs::read_to_string(&path).map_err(|e| {
             ApiError::invalid(format!("cannot read package file {}: {e}", path.display()))
@@ -37,13 +56,20 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
         name: request.name.clone(),
         packages,
         images_dir: app.images_dir(),
-        log: app.paths.image_build_logs().join(format!("{}.log", request.name)),
+        log: app
+            .paths
+            .image_build_logs()
+            .join(format!("{}.log", request.name)),
         mirror: app.config.debian_mirror.clone(),
         suite: app.config.debian_suite.clone(),
     })
 }
 
-pub async fn build(app: &Arc<App>, request: BuildImageRequest, reporter: Reporter) -> OpResult<Image> {
+pub async fn build(
+    app: &Arc<App>,
+    request: BuildImageRequest,
+    reporter: Reporter,
+) -> OpResult<Image> {
     validate_name(&request.name)?;
     let _build = app.image_lock.lock().await;
     let build = build_request(app, &request)?;
@@ -69,9 +95,11 @@ pub async fn build(app: &Arc<App>, request: BuildImageRequest, reporter: Reporte
         tools::require("mkfs.ext4").map_err(errors::host)?;
     }
     let forward = reporter.clone();
-    let image = build_image(app.host.runner.clone(), &build, &move |p| forward.forward(p))
-        .await
-        .map_err(errors::build)?;
+    let image = build_image(app.host.runner.clone(), &build, &move |p| {
+        forward.forward(p)
+    })
+    .await
+    .map_err(errors::build)?;
     app.store.put_image(&image).map_err(errors::store)?;
     tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
     Ok(image)

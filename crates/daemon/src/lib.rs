@@ -1,11 +1,11 @@
 //! bangerd: owns VMs, images and every host resource made for them.
 //!
-//! - [`config`]: `config.toml`
-//! - [`app`]: shared state and the host integrations behind traits
-//! - [`server`]: the versioned HTTP API on the Unix socket
-//! - [`vms`]: VM orchestration (create, boot, lifecycle, monitor, reconcile)
-//! - [`images`]: image resolution and builds
-//! - [`guest_config`]: files that tell a guest who it is
+//! - [`config`] — `config.toml`
+//! - [`app`] — shared state and the host integrations behind traits
+//! - [`server`] — the versioned HTTP API on the Unix socket
+//! - [`vms`] — VM orchestration (create, boot, lifecycle, monitor, reconcile)
+//! - [`images`] — image resolution and builds
+//! - [`guest_config`] — files that tell a guest who it is
 
 pub mod app;
 pub mod config;

@@ -21,7 +21,11 @@ impl Reporter {
     }
 
     pub fn say(&self, stage: &str, message: impl Into<String>, fraction: Option<f32>) {
-        let progress = Progress { stage: stage.into(), message: message.into(), fraction };
+        let progress = Progress {
+            stage: stage.into(),
+            message: message.into(),
+            fraction,
+        };
         tracing::debug!(stage = %progress.stage, message = %progress.message, "progress");
         if let Some(tx) = &self.tx {
             let _ = tx.send(progress);

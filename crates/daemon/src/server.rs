@@ -10,16 +10,19 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use banger_api::{ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, SshTarget, VmState, API_PREFIX};
+use banger_api::{
+    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, SshTarget, VmState,
+    API_PREFIX,
+};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
 use crate::errors::{self, OpResult};
+use crate::images;
 use crate::progress::Reporter;
 use crate::vms::{create, lifecycle, VmFiles};
-use crate::images;
 
 type AppState = Arc<App>;
 
@@ -33,7 +36,10 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/stop", post(stop_vm))
         .route("/vms/{vm}/ssh", get(ssh_target))
         .route("/images", get(list_images).post(build_image));
-    Router::new().nest(API_PREFIX, api).fallback(not_found).with_state(app)
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(not_found)
+        .with_state(app)
 }
 
 /// An [`ApiError`] as an HTTP response.
@@ -47,7 +53,8 @@ impl From<ApiError> for Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(self.0)).into_response()
     }
 }
@@ -55,7 +62,10 @@ impl IntoResponse for Failure {
 type Reply<T> = Result<Json<T>, Failure>;
 
 async fn not_found() -> Failure {
-    Failure(ApiError::not_found("no such API route").with_hint("client and daemon versions may differ; restart the daemon"))
+    Failure(
+        ApiError::not_found("no such API route")
+            .with_hint("client and daemon versions may differ; restart the daemon"),
+    )
 }
 
 /// Runs a long operation in its own task (a client that disconnects does
@@ -77,21 +87,24 @@ where
         bytes.push(b'\n');
         Ok(Bytes::from(bytes))
     }
-    let stream = futures::stream::unfold((progress_rx, Some(done_rx)), |(mut progress, done)| async move {
-        let mut done = done?;
-        tokio::select! {
-            biased;
-            Some(p) = progress.recv() => Some((line::<T>(&Event::Progress(p)), (progress, Some(done)))),
-            result = &mut done => {
-                let event = match result {
-                    Ok(Ok(value)) => Event::Done { result: value },
-                    Ok(Err(error)) => Event::Failed { error },
-                    Err(_) => Event::Failed { error: ApiError::internal("the operation panicked; see bangerd.log") },
-                };
-                Some((line(&event), (progress, None)))
+    let stream = futures::stream::unfold(
+        (progress_rx, Some(done_rx)),
+        |(mut progress, done)| async move {
+            let mut done = done?;
+            tokio::select! {
+                biased;
+                Some(p) = progress.recv() => Some((line::<T>(&Event::Progress(p)), (progress, Some(done)))),
+                result = &mut done => {
+                    let event = match result {
+                        Ok(Ok(value)) => Event::Done { result: value },
+                        Ok(Err(error)) => Event::Failed { error },
+                        Err(_) => Event::Failed { error: ApiError::internal("the operation panicked; see bangerd.log") },
+                    };
+                    Some((line(&event), (progress, None)))
+                }
             }
-        }
-    });
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .body(Body::from_stream(stream))
@@ -139,23 +152,39 @@ struct ForceQuery {
     force: bool,
 }
 
-async fn stop_vm(State(app): State<AppState>, Path(vm): Path<String>, Query(q): Query<ForceQuery>) -> Reply<banger_api::Vm> {
+async fn stop_vm(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Reply<banger_api::Vm> {
     // Run to completion even if the client goes away.
     let task = tokio::spawn(lifecycle::stop(app, vm, q.force));
-    Ok(Json(task.await.map_err(|e| ApiError::internal(e.to_string()))??))
+    Ok(Json(
+        task.await
+            .map_err(|e| ApiError::internal(e.to_string()))??,
+    ))
 }
 
-async fn delete_vm(State(app): State<AppState>, Path(vm): Path<String>, Query(q): Query<ForceQuery>) -> Reply<banger_api::Vm> {
+async fn delete_vm(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Reply<banger_api::Vm> {
     let task = tokio::spawn(lifecycle::delete(app, vm, q.force));
-    Ok(Json(task.await.map_err(|e| ApiError::internal(e.to_string()))??))
+    Ok(Json(
+        task.await
+            .map_err(|e| ApiError::internal(e.to_string()))??,
+    ))
 }
 
 async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {
     let vm = app.store.resolve_vm(&vm).map_err(errors::store_ref)?;
     if vm.state != VmState::Running {
-        return Err(ApiError::conflict(format!("VM {} is {}, not running", vm.name, vm.state))
-            .with_hint(format!("start it with `banger vm start {}`", vm.name))
-            .into());
+        return Err(
+            ApiError::conflict(format!("VM {} is {}, not running", vm.name, vm.state))
+                .with_hint(format!("start it with `banger vm start {}`", vm.name))
+                .into(),
+        );
     }
     let files = VmFiles::new(std::path::Path::new(&vm.dir));
     Ok(Json(SshTarget {
@@ -172,6 +201,9 @@ async fn list_images(State(app): State<AppState>) -> Reply<Vec<banger_api::Image
     Ok(Json(app.store.list_images().map_err(errors::store)?))
 }
 
-async fn build_image(State(app): State<AppState>, Json(request): Json<BuildImageRequest>) -> Response {
+async fn build_image(
+    State(app): State<AppState>,
+    Json(request): Json<BuildImageRequest>,
+) -> Response {
     stream_operation(move |reporter| async move { images::build(&app, request, reporter).await })
 }

@@ -55,13 +55,23 @@ struct FlakyDisks {
 
 #[async_trait]
 impl Disks for FlakyDisks {
-    async fn create_ext4(&self, path: &Path, size: u64, label: &str, contents: Option<&Path>) -> Result<(), HostError> {
+    async fn create_ext4(
+        &self,
+        path: &Path,
+        size: u64,
+        label: &str,
+        contents: Option<&Path>,
+    ) -> Result<(), HostError> {
         if self.fail_label == Some(label) {
             // Fail after the file exists, as a half-done mkfs would.
             std::fs::write(path, b"partial").unwrap();
-            return Err(HostError::Other(format!("injected: mkfs of {label} failed")));
+            return Err(HostError::Other(format!(
+                "injected: mkfs of {label} failed"
+            )));
         }
-        Ext4Disks::new(SystemRunner).create_ext4(path, size, label, contents).await
+        Ext4Disks::new(SystemRunner)
+            .create_ext4(path, size, label, contents)
+            .await
     }
 }
 
@@ -80,8 +90,17 @@ impl Vmm for SleepVmm {
     fn accel(&self) -> &'static str {
         "tcg"
     }
-    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId, VmmError> {
-        let p = process::spawn_detached(Path::new("/bin/sleep"), &["300".into()], &spec.dir.join("vmm.log"), &spec.dir)?;
+    async fn launch(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+    ) -> Result<ProcessId, VmmError> {
+        let p = process::spawn_detached(
+            Path::new("/bin/sleep"),
+            &["300".into()],
+            &spec.dir.join("vmm.log"),
+            &spec.dir,
+        )?;
         spawned(p);
         *self.spawned.lock().unwrap() = Some(p);
         if self.fail_after_spawn {
@@ -126,8 +145,14 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
             created_at: "now".into(),
         })
         .unwrap();
-    let net = Arc::new(FakeNetwork { fail_tap, ..Default::default() });
-    let vmm = Arc::new(SleepVmm { fail_after_spawn, spawned: Mutex::new(None) });
+    let net = Arc::new(FakeNetwork {
+        fail_tap,
+        ..Default::default()
+    });
+    let vmm = Arc::new(SleepVmm {
+        fail_after_spawn,
+        spawned: Mutex::new(None),
+    });
     let host = Host {
         runner: Arc::new(SystemRunner),
         net: net.clone(),
@@ -143,17 +168,36 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
     };
     let mut app = App::new(paths, config, store, host).unwrap();
     app.vmm_override = Some(vmm.clone());
-    Setup { _root: root, app: Arc::new(app), net, vmm }
+    Setup {
+        _root: root,
+        app: Arc::new(app),
+        net,
+        vmm,
+    }
 }
 
 async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
-    let request = CreateVmRequest { name: Some("doomed".into()), ..Default::default() };
-    let err = create::create(s.app.clone(), request, Reporter::silent()).await.unwrap_err();
-    assert!(err.message.contains(expect), "expected {expect:?} in {:?}", err.message);
+    let request = CreateVmRequest {
+        name: Some("doomed".into()),
+        ..Default::default()
+    };
+    let err = create::create(s.app.clone(), request, Reporter::silent())
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains(expect),
+        "expected {expect:?} in {:?}",
+        err.message
+    );
     assert!(s.app.store.list_vms().unwrap().is_empty(), "no VM row");
-    assert!(s.app.store.all_resources().unwrap().is_empty(), "journal empty");
+    assert!(
+        s.app.store.all_resources().unwrap().is_empty(),
+        "journal empty"
+    );
     let vms_dir = s.app.paths.vms_dir();
-    let left: Vec<_> = std::fs::read_dir(&vms_dir).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(&vms_dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "files left: {left:?}");
     assert!(s.net.taps.lock().unwrap().is_empty(), "TAP left");
     if let Some(p) = *s.vmm.spawned.lock().unwrap() {
@@ -163,12 +207,20 @@ async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
 
 #[tokio::test]
 async fn overlay_disk_failure_rolls_back() {
-    assert_create_fails_cleanly(&setup(Some("banger-overlay"), false, false), "mkfs of banger-overlay").await;
+    assert_create_fails_cleanly(
+        &setup(Some("banger-overlay"), false, false),
+        "mkfs of banger-overlay",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn work_disk_failure_rolls_back() {
-    assert_create_fails_cleanly(&setup(Some("banger-work"), false, false), "mkfs of banger-work").await;
+    assert_create_fails_cleanly(
+        &setup(Some("banger-work"), false, false),
+        "mkfs of banger-work",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -185,5 +237,8 @@ async fn vmm_failure_after_spawn_rolls_back_and_kills_the_process() {
 async fn a_guest_that_never_becomes_ready_rolls_back() {
     let s = setup(None, false, false);
     assert_create_fails_cleanly(&s, "did not answer").await;
-    assert!(s.vmm.spawned.lock().unwrap().is_some(), "the VMM had started");
+    assert!(
+        s.vmm.spawned.lock().unwrap().is_some(),
+        "the VMM had started"
+    );
 }

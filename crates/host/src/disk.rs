@@ -11,7 +11,13 @@ use crate::HostError;
 pub trait Disks: Send + Sync {
     /// Creates a sparse ext4 image of `size` bytes labelled `label`, holding
     /// a copy of `contents` (a directory tree) when given.
-    async fn create_ext4(&self, path: &Path, size: u64, label: &str, contents: Option<&Path>) -> Result<(), HostError>;
+    async fn create_ext4(
+        &self,
+        path: &Path,
+        size: u64,
+        label: &str,
+        contents: Option<&Path>,
+    ) -> Result<(), HostError>;
 }
 
 /// [`Disks`] through e2fsprogs' `mkfs.ext4 -d`.
@@ -27,12 +33,26 @@ impl<R: Runner> Ext4Disks<R> {
 
 #[async_trait]
 impl<R: Runner> Disks for Ext4Disks<R> {
-    async fn create_ext4(&self, path: &Path, size: u64, label: &str, contents: Option<&Path>) -> Result<(), HostError> {
+    async fn create_ext4(
+        &self,
+        path: &Path,
+        size: u64,
+        label: &str,
+        contents: Option<&Path>,
+    ) -> Result<(), HostError> {
         create_sparse(path, size)?;
         // Lazy init keeps creation time independent of the disk size; the
         // guest kernel finishes initialising inode tables in the background.
-        let mut cmd = Cmd::new("mkfs.ext4")
-            .args(["-F", "-q", "-L", label, "-E", "lazy_itable_init=1,lazy_journal_init=1", "-m", "0"]);
+        let mut cmd = Cmd::new("mkfs.ext4").args([
+            "-F",
+            "-q",
+            "-L",
+            label,
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1",
+            "-m",
+            "0",
+        ]);
         if let Some(dir) = contents {
             cmd = cmd.arg("-d").arg(dir);
         }
@@ -49,7 +69,8 @@ pub fn create_sparse(path: &Path, size: u64) -> Result<(), HostError> {
         .write(true)
         .open(path)
         .map_err(|e| HostError::path_io("cannot create", path, e))?;
-    file.set_len(size).map_err(|e| HostError::path_io("cannot size", path, e))
+    file.set_len(size)
+        .map_err(|e| HostError::path_io("cannot size", path, e))
 }
 
 /// Bytes actually allocated on the host for a (sparse) file.
@@ -73,12 +94,28 @@ mod tests {
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::write(tree.join("etc/hostname"), "calm-otter\n").unwrap();
         let img = dir.path().join("disk.ext4");
-        Ext4Disks::new(SystemRunner).create_ext4(&img, 4 << 30, "banger-test", Some(&tree)).await.unwrap();
+        Ext4Disks::new(SystemRunner)
+            .create_ext4(&img, 4 << 30, "banger-test", Some(&tree))
+            .await
+            .unwrap();
         assert_eq!(std::fs::metadata(&img).unwrap().len(), 4 << 30);
-        assert!(allocated_bytes(&img).unwrap() < 256 << 20, "image should stay sparse");
-        let out = SystemRunner.run(Cmd::new("debugfs").args(["-R", "cat /etc/hostname"]).arg(&img)).await.unwrap();
+        assert!(
+            allocated_bytes(&img).unwrap() < 256 << 20,
+            "image should stay sparse"
+        );
+        let out = SystemRunner
+            .run(
+                Cmd::new("debugfs")
+                    .args(["-R", "cat /etc/hostname"])
+                    .arg(&img),
+            )
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "calm-otter\n");
-        let label = SystemRunner.run(Cmd::new("e2label").arg(&img)).await.unwrap();
+        let label = SystemRunner
+            .run(Cmd::new("e2label").arg(&img))
+            .await
+            .unwrap();
         assert_eq!(label.stdout_str().trim(), "banger-test");
     }
 }

@@ -1,12 +1,12 @@
 //! Everything banger does *to the host*, each part behind a small trait so
 //! the daemon's orchestration can be tested with faults injected.
 //!
-//! - [`runner`]: running external tools (e2fsprogs, ip, ssh-keygen, ...)
-//! - [`tools`]: finding those tools, with install hints when missing
-//! - [`process`]: VMM processes that outlive the daemon, and watching them
-//! - [`net`]: the bridge and per-VM TAP devices
-//! - [`disk`]: sparse ext4 disks built without mounting anything
-//! - [`ssh`]: the installation key pair and per-VM host keys
+//! - [`runner`] — running external tools (e2fsprogs, ip, ssh-keygen, ...)
+//! - [`tools`] — finding those tools, with install hints when missing
+//! - [`process`] — VMM processes that outlive the daemon, and watching them
+//! - [`net`] — the bridge and per-VM TAP devices
+//! - [`disk`] — sparse ext4 disks built without mounting anything
+//! - [`ssh`] — the installation key pair and per-VM host keys
 
 pub mod disk;
 pub mod error;

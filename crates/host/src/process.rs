@@ -31,7 +31,10 @@ impl ProcessId {
 
     pub fn decode(s: &str) -> Option<ProcessId> {
         let (pid, start) = s.split_once(':')?;
-        Some(ProcessId { pid: pid.parse().ok()?, start_time: start.parse().ok()? })
+        Some(ProcessId {
+            pid: pid.parse().ok()?,
+            start_time: start.parse().ok()?,
+        })
     }
 
     /// Whether this very process (not a later one with the same PID) still runs.
@@ -45,7 +48,10 @@ impl ProcessId {
         }
         match kill(Pid::from_raw(self.pid as i32), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(HostError::Other(format!("cannot send {signal} to process {}: {e}", self.pid))),
+            Err(e) => Err(HostError::Other(format!(
+                "cannot send {signal} to process {}: {e}",
+                self.pid
+            ))),
         }
     }
 
@@ -69,7 +75,10 @@ impl ProcessId {
 
     /// Waits up to `timeout` for the process to exit; true when it did.
     pub async fn wait_exit_timeout(&self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.wait_exit()).await.is_ok() || !self.is_alive()
+        tokio::time::timeout(timeout, self.wait_exit())
+            .await
+            .is_ok()
+            || !self.is_alive()
     }
 
     async fn poll_exit(&self) {
@@ -108,11 +117,25 @@ pub fn identify(pid: u32) -> Option<ProcessId> {
 /// Starts a program in its own session, detached from the daemon: no
 /// controlling terminal, stdin from /dev/null, output appended to `log`. It
 /// is not killed when the daemon exits or is signalled.
-pub fn spawn_detached(program: &Path, args: &[String], log: &Path, cwd: &Path) -> Result<ProcessId, HostError> {
-    let out = OpenOptions::new().create(true).append(true).open(log).map_err(|e| HostError::path_io("cannot open", log, e))?;
+pub fn spawn_detached(
+    program: &Path,
+    args: &[String],
+    log: &Path,
+    cwd: &Path,
+) -> Result<ProcessId, HostError> {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| HostError::path_io("cannot open", log, e))?;
     let err = out.try_clone().map_err(|e| HostError::io("dup log", e))?;
     let mut command = Command::new(program);
-    command.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(out).stderr(err);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -120,9 +143,17 @@ pub fn spawn_detached(program: &Path, args: &[String], log: &Path, cwd: &Path) -
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|e| HostError::io(format!("cannot start {}", program.display()), e))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| HostError::io(format!("cannot start {}", program.display()), e))?;
     let pid = child.id();
-    let id = identify(pid).ok_or_else(|| HostError::Other(format!("{} exited immediately; see {}", program.display(), log.display())))?;
+    let id = identify(pid).ok_or_else(|| {
+        HostError::Other(format!(
+            "{} exited immediately; see {}",
+            program.display(),
+            log.display()
+        ))
+    })?;
     // Reap the child when it exits so it does not linger as a zombie while
     // this daemon lives; after a daemon restart init reaps it instead.
     std::thread::Builder::new()
@@ -144,8 +175,37 @@ pub async fn terminate(process: ProcessId, grace: Duration) -> Result<(), HostEr
     if process.wait_exit_timeout(Duration::from_secs(5)).await {
         Ok(())
     } else {
-        Err(HostError::Other(format!("process {} did not exit after SIGKILL", process.pid)))
+        Err(HostError::Other(format!(
+            "process {} did not exit after SIGKILL",
+            process.pid
+        )))
     }
+}
+
+/// Processes whose program name contains one of `programs` and whose
+/// command line contains `needle` in an argument. Used to find a VMM by its
+/// VM directory when its PID was never recorded.
+pub fn find_by_arg(programs: &[&str], needle: &str) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let mut args = cmd.split(|b| *b == 0).map(String::from_utf8_lossy);
+            let Some(argv0) = args.next() else {
+                return false;
+            };
+            let name = argv0.rsplit('/').next().unwrap_or_default().to_string();
+            programs.iter().any(|p| name.contains(p)) && args.any(|arg| arg.contains(needle))
+        })
+        .filter_map(identify)
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,8 +216,13 @@ mod tests {
     async fn detached_process_is_watched_and_terminated() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        let id = spawn_detached(Path::new("/bin/sh"), &["-c".into(), "echo started; exec sleep 30".into()], &log, dir.path())
-            .unwrap();
+        let id = spawn_detached(
+            Path::new("/bin/sh"),
+            &["-c".into(), "echo started; exec sleep 30".into()],
+            &log,
+            dir.path(),
+        )
+        .unwrap();
         assert!(id.is_alive());
         assert_eq!(ProcessId::decode(&id.encode()), Some(id));
         // Its own session: it does not share the test's process group.
@@ -172,29 +237,14 @@ mod tests {
     async fn a_reused_pid_is_not_mistaken_for_the_recorded_process() {
         let me = identify(std::process::id()).unwrap();
         assert!(me.is_alive());
-        let other = ProcessId { pid: me.pid, start_time: me.start_time + 1 };
+        let other = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
         assert!(!other.is_alive());
         // Waiting on a process that is gone returns at once.
-        tokio::time::timeout(Duration::from_secs(1), other.wait_exit()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), other.wait_exit())
+            .await
+            .unwrap();
     }
-}
-
-/// Processes whose program name contains one of `programs` and whose
-/// command line contains `needle` in an argument. Used to find a VMM by its
-/// VM directory when its PID was never recorded.
-pub fn find_by_arg(programs: &[&str], needle: &str) -> Vec<ProcessId> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let me = std::process::id();
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-            let mut args = cmd.split(|b| *b == 0).map(String::from_utf8_lossy);
-            let Some(argv0) = args.next() else { return false };
-            let name = argv0.rsplit('/').next().unwrap_or_default().to_string();
-            programs.iter().any(|p| name.contains(p)) && args.any(|arg| arg.contains(needle))
-        })
-        .filter_map(identify)
-        .collect()
 }

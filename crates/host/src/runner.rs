@@ -25,7 +25,10 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: &str) -> Cmd {
-        Cmd { program: program.to_string(), ..Cmd::default() }
+        Cmd {
+            program: program.to_string(),
+            ..Cmd::default()
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Cmd {
@@ -100,7 +103,11 @@ impl Runner for SystemRunner {
     async fn run(&self, cmd: Cmd) -> Result<Output, HostError> {
         let program = tools::require(&cmd.program)?;
         let mut command = tokio::process::Command::new(program);
-        command.args(&cmd.args).stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.args(&cmd.args).stdin(if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         command.kill_on_drop(true);
         for (k, v) in &cmd.env {
             command.env(k, v);
@@ -120,22 +127,43 @@ impl Runner for SystemRunner {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
         tracing::debug!(command = %cmd.display(), "running");
-        let mut child = command.spawn().map_err(|e| HostError::io(format!("cannot run {}", cmd.program), e))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| HostError::io(format!("cannot run {}", cmd.program), e))?;
         if let Some(input) = &cmd.stdin {
             if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(input).await.map_err(|e| HostError::io("write stdin", e))?;
+                stdin
+                    .write_all(input)
+                    .await
+                    .map_err(|e| HostError::io("write stdin", e))?;
             }
         }
-        let out = child.wait_with_output().await.map_err(|e| HostError::io(format!("wait for {}", cmd.program), e))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| HostError::io(format!("wait for {}", cmd.program), e))?;
         if !out.status.success() {
             let stderr = if cmd.log.is_some() {
-                format!("see {}", cmd.log.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+                format!(
+                    "see {}",
+                    cmd.log
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                )
             } else {
                 tail(&out.stderr)
             };
-            return Err(HostError::CommandFailed { command: cmd.display(), status: out.status.to_string(), stderr });
+            return Err(HostError::CommandFailed {
+                command: cmd.display(),
+                status: out.status.to_string(),
+                stderr,
+            });
         }
-        Ok(Output { stdout: out.stdout, stderr: out.stderr })
+        Ok(Output {
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
     }
 }
 
@@ -152,18 +180,30 @@ mod tests {
 
     #[tokio::test]
     async fn runs_commands_and_reports_failures_with_stderr() {
-        let out = SystemRunner.run(Cmd::new("sh").args(["-c", "echo hi"])).await.unwrap();
+        let out = SystemRunner
+            .run(Cmd::new("sh").args(["-c", "echo hi"]))
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "hi\n");
-        let err = SystemRunner.run(Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"])).await.unwrap_err();
+        let err = SystemRunner
+            .run(Cmd::new("sh").args(["-c", "echo boom >&2; exit 3"]))
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("boom") && msg.contains('3'), "{msg}");
-        let err = SystemRunner.run(Cmd::new("no-such-tool-abc")).await.unwrap_err();
+        let err = SystemRunner
+            .run(Cmd::new("no-such-tool-abc"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, HostError::MissingTool { .. }));
     }
 
     #[tokio::test]
     async fn arguments_are_never_interpreted_by_a_shell() {
-        let out = SystemRunner.run(Cmd::new("echo").arg("$(id); rm -rf /")).await.unwrap();
+        let out = SystemRunner
+            .run(Cmd::new("echo").arg("$(id); rm -rf /"))
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "$(id); rm -rf /\n");
     }
 }

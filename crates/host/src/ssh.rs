@@ -6,7 +6,11 @@ use crate::runner::{Cmd, Runner};
 use crate::HostError;
 
 /// Generates an ed25519 key pair at `path` (and `path.pub`) unless present.
-pub async fn ensure_keypair(runner: &dyn Runner, path: &Path, comment: &str) -> Result<(), HostError> {
+pub async fn ensure_keypair(
+    runner: &dyn Runner,
+    path: &Path,
+    comment: &str,
+) -> Result<(), HostError> {
     if path.exists() && path.with_extension("pub").exists() {
         return Ok(());
     }
@@ -16,7 +20,11 @@ pub async fn ensure_keypair(runner: &dyn Runner, path: &Path, comment: &str) -> 
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("pub"));
     runner
-        .run(Cmd::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(path))
+        .run(
+            Cmd::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                .arg(path),
+        )
         .await?;
     Ok(())
 }
@@ -24,7 +32,8 @@ pub async fn ensure_keypair(runner: &dyn Runner, path: &Path, comment: &str) -> 
 /// The public half of a key pair, one line.
 pub fn public_key(private: &Path) -> Result<String, HostError> {
     let pub_path = private.with_extension("pub");
-    let text = std::fs::read_to_string(&pub_path).map_err(|e| HostError::path_io("cannot read", &pub_path, e))?;
+    let text = std::fs::read_to_string(&pub_path)
+        .map_err(|e| HostError::path_io("cannot read", &pub_path, e))?;
     Ok(text.trim().to_string())
 }
 

@@ -39,13 +39,18 @@ pub fn find(tool: &str) -> Option<PathBuf> {
 pub fn require(tool: &str) -> Result<PathBuf, HostError> {
     find(tool).ok_or_else(|| {
         let name = tool.rsplit('/').next().unwrap_or(tool);
-        HostError::MissingTool { tool: tool.to_string(), package: debian_package(name) }
+        HostError::MissingTool {
+            tool: tool.to_string(),
+            package: debian_package(name),
+        }
     })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -57,7 +62,12 @@ mod tests {
         assert!(find("sh").is_some());
         let err = require("definitely-not-a-tool-xyz").unwrap_err();
         assert!(err.to_string().contains("definitely-not-a-tool-xyz"));
-        match (HostError::MissingTool { tool: "mkfs.ext4".into(), package: debian_package("mkfs.ext4") }).hint() {
+        match (HostError::MissingTool {
+            tool: "mkfs.ext4".into(),
+            package: debian_package("mkfs.ext4"),
+        })
+        .hint()
+        {
             Some(h) => assert!(h.contains("apt-get install e2fsprogs")),
             None => panic!("no hint"),
         }

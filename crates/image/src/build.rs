@@ -110,7 +110,7 @@ fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> 
         .map_err(|e| BuildError::Failed(format!("image {name} is incomplete ({e}); rebuild it")))?;
     let created = std::fs::metadata(dir.join("manifest.sha256"))
         .and_then(|m| m.modified())
-        .map(|t| banger_api_time(t))
+        .map(rfc3339)
         .unwrap_or_default();
     Ok(Image {
         name: name.to_string(),
@@ -125,9 +125,8 @@ fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> 
     })
 }
 
-fn banger_api_time(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    format!("@{secs}")
+fn rfc3339(t: std::time::SystemTime) -> String {
+    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// The finished image for this manifest, if one was built before.
@@ -135,8 +134,12 @@ pub fn cached_image(request: &BuildRequest) -> Option<Image> {
     let dir = request.images_dir.join(&request.name);
     let want = manifest_sha256(&request.packages, &request.suite);
     let have = std::fs::read_to_string(dir.join("manifest.sha256")).ok()?;
-    let complete = ["rootfs.ext4", "vmlinux", "initrd.img", "work-seed"].iter().all(|f| dir.join(f).exists());
-    (have.trim() == want && complete).then(|| image_record(&request.name, &dir, &want).ok()).flatten()
+    let complete = ["rootfs.ext4", "vmlinux", "initrd.img", "work-seed"]
+        .iter()
+        .all(|f| dir.join(f).exists());
+    (have.trim() == want && complete)
+        .then(|| image_record(&request.name, &dir, &want).ok())
+        .flatten()
 }
 
 /// Builds (or reuses) the image. `progress` hears every stage.
@@ -146,18 +149,30 @@ pub async fn build_image(
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Image, BuildError> {
     let say = |stage: &str, message: String, fraction: f32| {
-        progress(Progress { stage: stage.into(), message, fraction: Some(fraction) })
+        progress(Progress {
+            stage: stage.into(),
+            message,
+            fraction: Some(fraction),
+        })
     };
     if let Some(image) = cached_image(request) {
-        say("image.cached", format!("image {} is up to date", request.name), 1.0);
+        say(
+            "image.cached",
+            format!("image {} is up to date", request.name),
+            1.0,
+        );
         return Ok(image);
     }
     let sha = manifest_sha256(&request.packages, &request.suite);
     let final_dir = request.images_dir.join(&request.name);
-    let stage = request.images_dir.join(format!(".{}.build-{}", request.name, std::process::id()));
-    std::fs::create_dir_all(&request.images_dir).map_err(|e| HostError::path_io("cannot create", &request.images_dir, e))?;
+    let stage = request
+        .images_dir
+        .join(format!(".{}.build-{}", request.name, std::process::id()));
+    std::fs::create_dir_all(&request.images_dir)
+        .map_err(|e| HostError::path_io("cannot create", &request.images_dir, e))?;
     if let Some(parent) = request.log.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| HostError::path_io("cannot create", parent, e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| HostError::path_io("cannot create", parent, e))?;
     }
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage).map_err(|e| HostError::path_io("cannot create", &stage, e))?;
@@ -165,8 +180,13 @@ pub async fn build_image(
     match result {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&final_dir);
-            std::fs::rename(&stage, &final_dir).map_err(|e| HostError::path_io("cannot move image into", &final_dir, e))?;
-            say("image.done", format!("image {} is ready", request.name), 1.0);
+            std::fs::rename(&stage, &final_dir)
+                .map_err(|e| HostError::path_io("cannot move image into", &final_dir, e))?;
+            say(
+                "image.done",
+                format!("image {} is ready", request.name),
+                1.0,
+            );
             image_record(&request.name, &final_dir, &sha)
         }
         Err(err) => {
@@ -175,7 +195,11 @@ pub async fn build_image(
             Err(BuildError::Failed(format!(
                 "building image {} failed: {err}{}",
                 request.name,
-                if errors.is_empty() { String::new() } else { format!("; last errors: {errors}") }
+                if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; last errors: {errors}")
+                }
             )))
         }
     }
@@ -191,10 +215,22 @@ async fn build_into(
     let rootdir = stage.join("rootdir");
     let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
     packages.extend(parse_packages(&request.packages));
-    say("image.rootfs", format!("bootstrapping Debian {} with {} packages (mmdebstrap)", request.suite, packages.len()), 0.02);
+    say(
+        "image.rootfs",
+        format!(
+            "bootstrapping Debian {} with {} packages (mmdebstrap)",
+            request.suite,
+            packages.len()
+        ),
+        0.02,
+    );
 
     let mut cmd = Cmd::new("mmdebstrap")
-        .args(["--mode=unshare", "--variant=apt", "--aptopt=Acquire::Retries \"3\""])
+        .args([
+            "--mode=unshare",
+            "--variant=apt",
+            "--aptopt=Acquire::Retries \"3\"",
+        ])
         .arg(format!("--include={}", packages.join(",")))
         .arg(&request.suite)
         .arg(&rootdir);
@@ -209,12 +245,22 @@ async fn build_into(
     };
     outcome?;
 
-    say("image.configure", "configuring the root filesystem for banger".into(), 0.72);
-    configure_rootfs(&rootdir).map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
+    say(
+        "image.configure",
+        "configuring the root filesystem for banger".into(),
+        0.72,
+    );
+    configure_rootfs(&rootdir)
+        .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
 
-    say("image.kernel", "extracting the ELF kernel from Debian's vmlinuz".into(), 0.76);
+    say(
+        "image.kernel",
+        "extracting the ELF kernel from Debian's vmlinuz".into(),
+        0.76,
+    );
     let (vmlinuz, version) = find_kernel(&rootdir)?;
-    let bzimage = std::fs::read(&vmlinuz).map_err(|e| HostError::path_io("cannot read", &vmlinuz, e))?;
+    let bzimage =
+        std::fs::read(&vmlinuz).map_err(|e| HostError::path_io("cannot read", &vmlinuz, e))?;
     let elf = tokio::task::spawn_blocking(move || kernel::extract_vmlinux(&bzimage))
         .await
         .map_err(|e| BuildError::Failed(e.to_string()))?
@@ -222,17 +268,27 @@ async fn build_into(
     write(&stage.join("vmlinux"), &elf)?;
     write(&stage.join("kernel-version"), version.as_bytes())?;
 
-    say("image.initramfs", format!("building the initramfs for kernel {version}"), 0.8);
-    let initrd = initramfs::build(&rootdir, &version).map_err(|e| BuildError::Failed(e.to_string()))?;
+    say(
+        "image.initramfs",
+        format!("building the initramfs for kernel {version}"),
+        0.8,
+    );
+    let initrd =
+        initramfs::build(&rootdir, &version).map_err(|e| BuildError::Failed(e.to_string()))?;
     write(&stage.join("initrd.img"), &initrd)?;
 
     // /root of new VMs starts as a copy of the image's /root.
     let seed = stage.join("work-seed");
-    std::fs::rename(rootdir.join("root"), &seed).map_err(|e| HostError::path_io("cannot move", &seed, e))?;
+    std::fs::rename(rootdir.join("root"), &seed)
+        .map_err(|e| HostError::path_io("cannot move", &seed, e))?;
     std::fs::create_dir(rootdir.join("root")).map_err(|e| HostError::io("recreate /root", e))?;
     set_mode(&rootdir.join("root"), 0o700)?;
 
-    say("image.ext4", "packing the root filesystem into ext4 (mkfs.ext4 -d)".into(), 0.85);
+    say(
+        "image.ext4",
+        "packing the root filesystem into ext4 (mkfs.ext4 -d)".into(),
+        0.85,
+    );
     let used = tree_size(&rootdir);
     let size = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
     let rootfs = stage.join("rootfs.ext4");
@@ -246,7 +302,8 @@ async fn build_into(
                 .log_to(&request.log),
         )
         .await?;
-    std::fs::remove_dir_all(&rootdir).map_err(|e| HostError::path_io("cannot remove", &rootdir, e))?;
+    std::fs::remove_dir_all(&rootdir)
+        .map_err(|e| HostError::path_io("cannot remove", &rootdir, e))?;
     write(&stage.join("packages.apt"), request.packages.as_bytes())?;
     write(&stage.join("manifest.sha256"), sha.as_bytes())?;
     Ok(())
@@ -254,7 +311,9 @@ async fn build_into(
 
 /// The last error lines ("E: ...") a helper tool wrote to the build log.
 fn error_lines(log: &Path) -> String {
-    let text = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
     errors[errors.len().saturating_sub(3)..].join(" | ")
 }
@@ -265,13 +324,19 @@ async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + S
     let mut last = String::new();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let text = std::fs::read(&log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let text = std::fs::read(&log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         if let Some(line) = text.lines().rev().find(|l| l.starts_with("I: ")) {
             if line != last {
                 last = line.to_string();
                 // mmdebstrap takes ~45 s here; estimate against that.
                 let fraction = 0.02 + 0.68 * (started.elapsed().as_secs_f32() / 60.0).min(0.95);
-                say("image.rootfs", line.trim_start_matches("I: ").to_string(), fraction);
+                say(
+                    "image.rootfs",
+                    line.trim_start_matches("I: ").to_string(),
+                    fraction,
+                );
             }
         }
     }
@@ -290,7 +355,10 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(root.join("etc/banger"))?;
     std::fs::write(root.join("etc/hostname"), "banger\n")?;
-    std::fs::write(root.join("etc/fstab"), "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n")?;
+    std::fs::write(
+        root.join("etc/fstab"),
+        "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n",
+    )?;
     // systemd generates a fresh machine id on each VM's first boot.
     std::fs::write(root.join("etc/machine-id"), "")?;
     let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
@@ -300,7 +368,9 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
         symlink("/dev/null", link)?;
     }
     // The initramfs configures eth0; make sure nothing else fights over it.
-    let _ = std::fs::remove_file(root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"));
+    let _ = std::fs::remove_file(
+        root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"),
+    );
     Ok(())
 }
 
@@ -313,7 +383,9 @@ fn find_kernel(root: &Path) -> Result<(PathBuf, String), BuildError> {
         .filter(|n| n.starts_with("vmlinuz-"))
         .collect();
     kernels.sort();
-    let name = kernels.pop().ok_or_else(|| BuildError::Failed(format!("no vmlinuz-* in {}", boot.display())))?;
+    let name = kernels
+        .pop()
+        .ok_or_else(|| BuildError::Failed(format!("no vmlinuz-* in {}", boot.display())))?;
     let version = name.trim_start_matches("vmlinuz-").to_string();
     Ok((boot.join(name), version))
 }
@@ -322,7 +394,9 @@ fn tree_size(root: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             // Every inode costs at least a block.
@@ -341,7 +415,8 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), HostError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| HostError::path_io("chmod", path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| HostError::path_io("chmod", path, e))
 }
 
 #[cfg(test)]

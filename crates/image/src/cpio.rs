@@ -24,7 +24,11 @@ pub struct Writer<W: Write> {
 
 impl<W: Write> Writer<W> {
     pub fn new(out: W) -> Self {
-        Writer { out, inode: 1, written: 0 }
+        Writer {
+            out,
+            inode: 1,
+            written: 0,
+        }
     }
 
     pub fn add(&mut self, entry: &Entry<'_>) -> io::Result<()> {
@@ -56,7 +60,12 @@ impl<W: Write> Writer<W> {
 
     /// Writes the trailer and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.add(&Entry { path: "TRAILER!!!", mode: 0, data: &[], rdev: (0, 0) })?;
+        self.add(&Entry {
+            path: "TRAILER!!!",
+            mode: 0,
+            data: &[],
+            rdev: (0, 0),
+        })?;
         Ok(self.out)
     }
 
@@ -79,9 +88,27 @@ mod tests {
     #[test]
     fn archives_unpack_with_the_system_cpio() {
         let mut w = Writer::new(Vec::new());
-        w.add(&Entry { path: "etc", mode: DIR | 0o755, data: &[], rdev: (0, 0) }).unwrap();
-        w.add(&Entry { path: "etc/hello", mode: FILE | 0o644, data: b"hi there\n", rdev: (0, 0) }).unwrap();
-        w.add(&Entry { path: "init", mode: SYMLINK | 0o777, data: b"etc/hello", rdev: (0, 0) }).unwrap();
+        w.add(&Entry {
+            path: "etc",
+            mode: DIR | 0o755,
+            data: &[],
+            rdev: (0, 0),
+        })
+        .unwrap();
+        w.add(&Entry {
+            path: "etc/hello",
+            mode: FILE | 0o644,
+            data: b"hi there\n",
+            rdev: (0, 0),
+        })
+        .unwrap();
+        w.add(&Entry {
+            path: "init",
+            mode: SYMLINK | 0o777,
+            data: b"etc/hello",
+            rdev: (0, 0),
+        })
+        .unwrap();
         let archive = w.finish().unwrap();
         assert_eq!(archive.len() % 4, 0);
         let dir = tempfile::tempdir().unwrap();
@@ -93,7 +120,15 @@ mod tests {
             .expect("cpio is needed for this test (apt-get install cpio)");
         child.stdin.take().unwrap().write_all(&archive).unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(std::fs::read_to_string(dir.path().join("etc/hello")).unwrap(), "hi there\n");
-        assert_eq!(std::fs::read_link(dir.path().join("init")).unwrap().to_str(), Some("etc/hello"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("etc/hello")).unwrap(),
+            "hi there\n"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("init"))
+                .unwrap()
+                .to_str(),
+            Some("etc/hello")
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! The default guest image, built from scratch from Debian's mirror:
 //!
-//! 1. [`build`]: a bookworm root filesystem by `mmdebstrap` (systemd, sshd,
+//! 1. [`build`] — a bookworm root filesystem by `mmdebstrap` (systemd, sshd,
 //!    the cloud kernel, and the packages of `packages.apt`), configured for
 //!    banger and packed into ext4 with `mkfs.ext4 -d` (no mount);
-//! 2. [`kernel`]: the ELF `vmlinux` extracted from Debian's compressed
+//! 2. [`kernel`] — the ELF `vmlinux` extracted from Debian's compressed
 //!    `vmlinuz` (Firecracker boots ELF only; QEMU boots it too, via PVH);
-//! 3. [`initramfs`]: a busybox initramfs that loads the virtio and overlay
+//! 3. [`initramfs`] — a busybox initramfs that loads the virtio and overlay
 //!    modules and assembles `/` as an overlay of the read-only base and the
 //!    VM's own disk.
 

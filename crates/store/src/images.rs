@@ -5,7 +5,8 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use crate::{Result, Store};
 
-const COLUMNS: &str = "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at";
+const COLUMNS: &str =
+    "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
     Ok(Image {
@@ -37,7 +38,11 @@ impl Store {
     pub fn get_image(&self, name: &str) -> Result<Option<Image>> {
         Ok(self
             .conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM images WHERE name = ?1"), [name], from_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM images WHERE name = ?1"),
+                [name],
+                from_row,
+            )
             .optional()?)
     }
 
@@ -49,7 +54,8 @@ impl Store {
     }
 
     pub fn delete_image(&self, name: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM images WHERE name = ?1", [name])?;
+        self.conn()
+            .execute("DELETE FROM images WHERE name = ?1", [name])?;
         Ok(())
     }
 }

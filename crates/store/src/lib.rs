@@ -6,9 +6,9 @@
 //! gone. A failed or interrupted operation can therefore always be rolled
 //! back, and the daemon reconciles the journal against reality at start.
 
+mod images;
 mod migrations;
 mod resources;
-mod images;
 pub mod vms;
 
 use std::path::Path;
@@ -52,13 +52,17 @@ impl Store {
 
     fn with_connection(mut conn: Connection) -> Result<Store> {
         migrations::apply(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (each call
         // is its own transaction), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -66,7 +70,9 @@ impl Store {
 /// `what` gets SQLite's detail, which names the violated column.
 fn conflict_or(err: rusqlite::Error, what: impl FnOnce(&str) -> String) -> StoreError {
     match &err {
-        rusqlite::Error::SqliteFailure(e, detail) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(e, detail)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict(what(detail.as_deref().unwrap_or("")))
         }
         _ => StoreError::Sqlite(err),

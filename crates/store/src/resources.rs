@@ -58,36 +58,57 @@ impl Store {
 
     /// Replaces the value of a recorded resource (e.g. the PID once known).
     pub fn update_resource(&self, id: i64, value: &str) -> Result<()> {
-        self.conn().execute("UPDATE resources SET value = ?2 WHERE id = ?1", params![id, value])?;
+        self.conn().execute(
+            "UPDATE resources SET value = ?2 WHERE id = ?1",
+            params![id, value],
+        )?;
         Ok(())
     }
 
     /// Forgets a resource that no longer exists on the host.
     pub fn forget_resource(&self, id: i64) -> Result<()> {
-        self.conn().execute("DELETE FROM resources WHERE id = ?1", params![id])?;
+        self.conn()
+            .execute("DELETE FROM resources WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// The resources of one VM, oldest first (undo them in reverse).
     pub fn resources_of(&self, vm_id: &str) -> Result<Vec<Resource>> {
-        self.query_resources("SELECT id, vm_id, kind, value FROM resources WHERE vm_id = ?1 ORDER BY id", [vm_id])
+        self.query_resources(
+            "SELECT id, vm_id, kind, value FROM resources WHERE vm_id = ?1 ORDER BY id",
+            [vm_id],
+        )
     }
 
     pub fn all_resources(&self) -> Result<Vec<Resource>> {
-        self.query_resources("SELECT id, vm_id, kind, value FROM resources ORDER BY id", [])
+        self.query_resources(
+            "SELECT id, vm_id, kind, value FROM resources ORDER BY id",
+            [],
+        )
     }
 
     fn query_resources<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<Resource>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(sql)?;
         let rows = stmt.query_map(params, |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (id, vm_id, kind, value) = row?;
-            let kind = ResourceKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("resource kind {kind:?}")))?;
-            out.push(Resource { id, vm_id, kind, value });
+            let kind = ResourceKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("resource kind {kind:?}")))?;
+            out.push(Resource {
+                id,
+                vm_id,
+                kind,
+                value,
+            });
         }
         Ok(out)
     }
@@ -100,12 +121,21 @@ mod tests {
     #[test]
     fn journal_keeps_order_and_forgets() {
         let store = Store::open_in_memory().unwrap();
-        let a = store.record_resource("vm1", ResourceKind::Dir, "/d").unwrap();
-        let b = store.record_resource("vm1", ResourceKind::Tap, "tap0").unwrap();
-        store.record_resource("vm2", ResourceKind::File, "/f").unwrap();
+        let a = store
+            .record_resource("vm1", ResourceKind::Dir, "/d")
+            .unwrap();
+        let b = store
+            .record_resource("vm1", ResourceKind::Tap, "tap0")
+            .unwrap();
+        store
+            .record_resource("vm2", ResourceKind::File, "/f")
+            .unwrap();
         store.update_resource(b, "tap1").unwrap();
         let mine = store.resources_of("vm1").unwrap();
-        assert_eq!(mine.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(), ["/d", "tap1"]);
+        assert_eq!(
+            mine.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(),
+            ["/d", "tap1"]
+        );
         store.forget_resource(a).unwrap();
         assert_eq!(store.resources_of("vm1").unwrap().len(), 1);
         assert_eq!(store.all_resources().unwrap().len(), 2);

@@ -96,14 +96,20 @@ impl Store {
     pub fn get_vm(&self, id: &str) -> Result<Option<Vm>> {
         let conn = self.conn();
         let row = conn
-            .query_row(&format!("SELECT {COLUMNS} FROM vms WHERE id = ?1"), [id], from_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM vms WHERE id = ?1"),
+                [id],
+                from_row,
+            )
             .optional()?;
         row.transpose()
     }
 
     pub fn list_vms(&self) -> Result<Vec<Vm>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM vms ORDER BY created_at, name"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM vms ORDER BY created_at, name"
+        ))?;
         let rows = stmt.query_map([], from_row)?;
         let mut out = Vec::new();
         for row in rows {
@@ -121,10 +127,16 @@ impl Store {
     /// unambiguous id prefix.
     pub fn resolve_vm(&self, reference: &str) -> std::result::Result<Vm, RefError> {
         let vms = self.list_vms()?;
-        if let Some(vm) = vms.iter().find(|vm| vm.name == reference || vm.id == reference) {
+        if let Some(vm) = vms
+            .iter()
+            .find(|vm| vm.name == reference || vm.id == reference)
+        {
             return Ok(vm.clone());
         }
-        let matches: Vec<&Vm> = vms.iter().filter(|vm| !reference.is_empty() && vm.id.starts_with(reference)).collect();
+        let matches: Vec<&Vm> = vms
+            .iter()
+            .filter(|vm| !reference.is_empty() && vm.id.starts_with(reference))
+            .collect();
         match matches.as_slice() {
             [vm] => Ok((*vm).clone()),
             [] => Err(RefError::Api(
@@ -132,10 +144,16 @@ impl Store {
                     .with_hint("`banger vm list` shows the VMs that exist"),
             )),
             many => Err(RefError::Api(
-                ApiError::new(banger_api::ErrorCode::Ambiguous, format!(
-                    "{reference:?} is ambiguous: it is a prefix of the ids of {}",
-                    many.iter().map(|vm| format!("{} ({})", vm.name, vm.id)).collect::<Vec<_>>().join(", ")
-                ))
+                ApiError::new(
+                    banger_api::ErrorCode::Ambiguous,
+                    format!(
+                        "{reference:?} is ambiguous: it is a prefix of the ids of {}",
+                        many.iter()
+                            .map(|vm| format!("{} ({})", vm.name, vm.id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
                 .with_hint("use the VM's name or a longer id prefix"),
             )),
         }
@@ -189,16 +207,27 @@ mod tests {
     #[test]
     fn duplicate_names_are_a_conflict() {
         let store = Store::open_in_memory().unwrap();
-        store.insert_vm(&sample("aa11", "calm-otter", "172.30.0.2")).unwrap();
-        let err = store.insert_vm(&sample("bb22", "calm-otter", "172.30.0.3")).unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("calm-otter")), "{err:?}");
+        store
+            .insert_vm(&sample("aa11", "calm-otter", "172.30.0.2"))
+            .unwrap();
+        let err = store
+            .insert_vm(&sample("bb22", "calm-otter", "172.30.0.3"))
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(ref m) if m.contains("calm-otter")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn refs_resolve_by_name_id_and_unambiguous_prefix() {
         let store = Store::open_in_memory().unwrap();
-        store.insert_vm(&sample("ab12cd", "one", "172.30.0.2")).unwrap();
-        store.insert_vm(&sample("ab34ef", "two", "172.30.0.3")).unwrap();
+        store
+            .insert_vm(&sample("ab12cd", "one", "172.30.0.2"))
+            .unwrap();
+        store
+            .insert_vm(&sample("ab34ef", "two", "172.30.0.3"))
+            .unwrap();
         assert_eq!(store.resolve_vm("one").unwrap().id, "ab12cd");
         assert_eq!(store.resolve_vm("ab34ef").unwrap().name, "two");
         assert_eq!(store.resolve_vm("ab1").unwrap().name, "one");

@@ -11,7 +11,8 @@ pub struct Spec {
 
 impl Spec {
     pub fn parse(yaml: &str) -> Result<Spec, String> {
-        let doc: Value = serde_norway::from_str(yaml).map_err(|e| format!("spec does not parse: {e}"))?;
+        let doc: Value =
+            serde_norway::from_str(yaml).map_err(|e| format!("spec does not parse: {e}"))?;
         if doc.get("swagger").and_then(Value::as_str) != Some("2.0") {
             return Err("not a Swagger 2.0 document".into());
         }
@@ -54,25 +55,43 @@ impl Spec {
 
     /// Checks one request. `body` is the raw request body.
     pub fn validate(&self, method: &str, path: &str, body: &[u8]) -> Result<(), String> {
-        let (template, item) = self.route(path).ok_or_else(|| format!("{method} {path}: no such path in the spec"))?;
+        let (template, item) = self
+            .route(path)
+            .ok_or_else(|| format!("{method} {path}: no such path in the spec"))?;
         let operation = item
             .get(method.to_ascii_lowercase())
             .ok_or_else(|| format!("{method} {path}: the spec has no {method} on {template}"))?;
-        let params = operation.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
-        let body_param = params.iter().find(|p| p.get("in").and_then(Value::as_str) == Some("body"));
+        let params = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let body_param = params
+            .iter()
+            .find(|p| p.get("in").and_then(Value::as_str) == Some("body"));
         let trimmed = body.iter().all(u8::is_ascii_whitespace);
         match body_param {
             None if !trimmed => Err(format!("{method} {template} takes no body")),
             None => Ok(()),
             Some(param) => {
-                let required = param.get("required").and_then(Value::as_bool).unwrap_or(false);
+                let required = param
+                    .get("required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 if trimmed {
-                    return if required { Err(format!("{method} {template}: body is required")) } else { Ok(()) };
+                    return if required {
+                        Err(format!("{method} {template}: body is required"))
+                    } else {
+                        Ok(())
+                    };
                 }
-                let value: Value =
-                    serde_json::from_slice(body).map_err(|e| format!("{method} {template}: body is not JSON: {e}"))?;
-                let schema = param.get("schema").ok_or_else(|| format!("{template}: body parameter without schema"))?;
-                self.check(schema, &value, "body").map_err(|e| format!("{method} {template}: {e}"))
+                let value: Value = serde_json::from_slice(body)
+                    .map_err(|e| format!("{method} {template}: body is not JSON: {e}"))?;
+                let schema = param
+                    .get("schema")
+                    .ok_or_else(|| format!("{template}: body parameter without schema"))?;
+                self.check(schema, &value, "body")
+                    .map_err(|e| format!("{method} {template}: {e}"))
             }
         }
     }
@@ -80,7 +99,9 @@ impl Spec {
     fn resolve<'a>(&'a self, schema: &'a Value) -> Result<&'a Value, String> {
         match schema.get("$ref").and_then(Value::as_str) {
             Some(reference) => {
-                let name = reference.strip_prefix("#/definitions/").ok_or_else(|| format!("unsupported $ref {reference}"))?;
+                let name = reference
+                    .strip_prefix("#/definitions/")
+                    .ok_or_else(|| format!("unsupported $ref {reference}"))?;
                 self.doc
                     .get("definitions")
                     .and_then(|d| d.get(name))
@@ -94,23 +115,38 @@ impl Spec {
         let schema = self.resolve(schema)?;
         if let Some(options) = schema.get("enum").and_then(Value::as_array) {
             if !options.contains(value) {
-                return Err(format!("{at}: {value} is not one of {}", Value::Array(options.clone())));
+                return Err(format!(
+                    "{at}: {value} is not one of {}",
+                    Value::Array(options.clone())
+                ));
             }
         }
-        let kind = schema.get("type").and_then(Value::as_str).unwrap_or(if schema.get("properties").is_some() {
-            "object"
-        } else {
-            "any"
-        });
+        let kind = schema.get("type").and_then(Value::as_str).unwrap_or(
+            if schema.get("properties").is_some() {
+                "object"
+            } else {
+                "any"
+            },
+        );
         match kind {
             "object" => {
-                let object = value.as_object().ok_or_else(|| format!("{at}: expected an object, got {value}"))?;
+                let object = value
+                    .as_object()
+                    .ok_or_else(|| format!("{at}: expected an object, got {value}"))?;
                 self.check_object(schema, object, at)
             }
-            "string" => value.is_string().then_some(()).ok_or_else(|| format!("{at}: expected a string, got {value}")),
-            "boolean" => value.is_boolean().then_some(()).ok_or_else(|| format!("{at}: expected a boolean, got {value}")),
+            "string" => value
+                .is_string()
+                .then_some(())
+                .ok_or_else(|| format!("{at}: expected a string, got {value}")),
+            "boolean" => value
+                .is_boolean()
+                .then_some(())
+                .ok_or_else(|| format!("{at}: expected a boolean, got {value}")),
             "integer" => {
-                let n = value.as_i64().ok_or_else(|| format!("{at}: expected an integer, got {value}"))?;
+                let n = value
+                    .as_i64()
+                    .ok_or_else(|| format!("{at}: expected an integer, got {value}"))?;
                 if let Some(min) = schema.get("minimum").and_then(Value::as_i64) {
                     if n < min {
                         return Err(format!("{at}: {n} is below the minimum {min}"));
@@ -123,13 +159,19 @@ impl Spec {
                 }
                 Ok(())
             }
-            "number" => value.is_number().then_some(()).ok_or_else(|| format!("{at}: expected a number, got {value}")),
+            "number" => value
+                .is_number()
+                .then_some(())
+                .ok_or_else(|| format!("{at}: expected a number, got {value}")),
             "array" => {
-                let items = value.as_array().ok_or_else(|| format!("{at}: expected an array, got {value}"))?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| format!("{at}: expected an array, got {value}"))?;
                 match schema.get("items") {
-                    Some(item_schema) => {
-                        items.iter().enumerate().try_for_each(|(i, v)| self.check(item_schema, v, &format!("{at}[{i}]")))
-                    }
+                    Some(item_schema) => items
+                        .iter()
+                        .enumerate()
+                        .try_for_each(|(i, v)| self.check(item_schema, v, &format!("{at}[{i}]"))),
                     None => Ok(()),
                 }
             }
@@ -137,7 +179,12 @@ impl Spec {
         }
     }
 
-    fn check_object(&self, schema: &Value, object: &Map<String, Value>, at: &str) -> Result<(), String> {
+    fn check_object(
+        &self,
+        schema: &Value,
+        object: &Map<String, Value>,
+        at: &str,
+    ) -> Result<(), String> {
         let properties = schema.get("properties").and_then(Value::as_object);
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for field in required.iter().filter_map(Value::as_str) {
@@ -146,9 +193,13 @@ impl Spec {
                 }
             }
         }
-        let Some(properties) = properties else { return Ok(()) };
+        let Some(properties) = properties else {
+            return Ok(());
+        };
         for (key, value) in object {
-            let property = properties.get(key).ok_or_else(|| format!("{at}: unknown field {key:?}"))?;
+            let property = properties
+                .get(key)
+                .ok_or_else(|| format!("{at}: unknown field {key:?}"))?;
             if property.get("readOnly").and_then(Value::as_bool) == Some(true) {
                 return Err(format!("{at}.{key}: field is read-only"));
             }
@@ -169,9 +220,15 @@ mod tests {
     #[test]
     fn accepts_requests_firecracker_accepts() {
         let s = spec();
-        s.validate("PUT", "/machine-config", br#"{"vcpu_count": 2, "mem_size_mib": 1024, "smt": false}"#).unwrap();
+        s.validate(
+            "PUT",
+            "/machine-config",
+            br#"{"vcpu_count": 2, "mem_size_mib": 1024, "smt": false}"#,
+        )
+        .unwrap();
         s.validate("PUT", "/drives/rootfs", br#"{"drive_id": "rootfs", "path_on_host": "/x", "is_root_device": false, "is_read_only": true, "cache_type": "Writeback"}"#).unwrap();
-        s.validate("PUT", "/actions", br#"{"action_type": "InstanceStart"}"#).unwrap();
+        s.validate("PUT", "/actions", br#"{"action_type": "InstanceStart"}"#)
+            .unwrap();
         s.validate("GET", "/", b"").unwrap();
     }
 
@@ -179,12 +236,42 @@ mod tests {
     fn rejects_what_firecracker_would_reject() {
         let s = spec();
         let cases: &[(&str, &str, &str, &str)] = &[
-            ("PUT", "/machine-config", r#"{"vcpu_count": 2}"#, "mem_size_mib"),
-            ("PUT", "/machine-config", r#"{"vcpu_count": "2", "mem_size_mib": 1}"#, "expected an integer"),
-            ("PUT", "/machine-config", r#"{"vcpu_count": 0, "mem_size_mib": 1}"#, "minimum"),
-            ("PUT", "/machine-config", r#"{"vcpu_count": 2, "mem_size_mib": 1, "turbo": true}"#, "unknown field"),
-            ("PUT", "/actions", r#"{"action_type": "Reboot"}"#, "not one of"),
-            ("PUT", "/drives/rootfs", r#"{"drive_id": "rootfs"}"#, "is_root_device"),
+            (
+                "PUT",
+                "/machine-config",
+                r#"{"vcpu_count": 2}"#,
+                "mem_size_mib",
+            ),
+            (
+                "PUT",
+                "/machine-config",
+                r#"{"vcpu_count": "2", "mem_size_mib": 1}"#,
+                "expected an integer",
+            ),
+            (
+                "PUT",
+                "/machine-config",
+                r#"{"vcpu_count": 0, "mem_size_mib": 1}"#,
+                "minimum",
+            ),
+            (
+                "PUT",
+                "/machine-config",
+                r#"{"vcpu_count": 2, "mem_size_mib": 1, "turbo": true}"#,
+                "unknown field",
+            ),
+            (
+                "PUT",
+                "/actions",
+                r#"{"action_type": "Reboot"}"#,
+                "not one of",
+            ),
+            (
+                "PUT",
+                "/drives/rootfs",
+                r#"{"drive_id": "rootfs"}"#,
+                "is_root_device",
+            ),
             ("PUT", "/no-such-thing", "{}", "no such path"),
             ("DELETE", "/machine-config", "", "no DELETE"),
             ("PUT", "/actions", "", "body is required"),

@@ -17,7 +17,13 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["vmlinux", "initrd.img", "rootfs.ext4", "overlay.ext4", "work.ext4"] {
+        for f in [
+            "vmlinux",
+            "initrd.img",
+            "rootfs.ext4",
+            "overlay.ext4",
+            "work.ext4",
+        ] {
             std::fs::write(dir.path().join(f), b"").unwrap();
         }
         Fixture { dir }
@@ -37,9 +43,21 @@ impl Fixture {
             initrd: self.path("initrd.img"),
             cmdline: "console=ttyS0".into(),
             drives: vec![
-                DriveSpec { id: "rootfs".into(), path: self.path("rootfs.ext4"), read_only: true },
-                DriveSpec { id: "overlay".into(), path: self.path("overlay.ext4"), read_only: false },
-                DriveSpec { id: "work".into(), path: self.path("work.ext4"), read_only: false },
+                DriveSpec {
+                    id: "rootfs".into(),
+                    path: self.path("rootfs.ext4"),
+                    read_only: true,
+                },
+                DriveSpec {
+                    id: "overlay".into(),
+                    path: self.path("overlay.ext4"),
+                    read_only: false,
+                },
+                DriveSpec {
+                    id: "work".into(),
+                    path: self.path("work.ext4"),
+                    read_only: false,
+                },
             ],
             tap: "bg-ab12cd34ef56".into(),
             mac: "52:54:00:ab:12:cd".into(),
@@ -60,7 +78,10 @@ impl Fixture {
 
     fn assert_no_violations(&self) {
         let violations = std::fs::read_to_string(self.path("violations.txt")).unwrap_or_default();
-        assert!(violations.is_empty(), "the driver sent requests the spec does not allow:\n{violations}");
+        assert!(
+            violations.is_empty(),
+            "the driver sent requests the spec does not allow:\n{violations}"
+        );
     }
 }
 
@@ -70,7 +91,9 @@ fn driver() -> Firecracker {
 
 async fn launch(fx: &Fixture) -> (Result<ProcessId, banger_vmm::VmmError>, Option<ProcessId>) {
     let seen = Mutex::new(None);
-    let result = driver().launch(&fx.spec(), &|p| *seen.lock().unwrap() = Some(p)).await;
+    let result = driver()
+        .launch(&fx.spec(), &|p| *seen.lock().unwrap() = Some(p))
+        .await;
     let spawned = *seen.lock().unwrap();
     (result, spawned)
 }
@@ -80,10 +103,24 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     let fx = Fixture::new();
     let (result, spawned) = launch(&fx).await;
     let process = result.expect("launch succeeds");
-    assert_eq!(spawned, Some(process), "the process was reported as soon as it existed");
+    assert_eq!(
+        spawned,
+        Some(process),
+        "the process was reported as soon as it existed"
+    );
     assert!(process.is_alive());
     fx.assert_no_violations();
-    let calls: Vec<String> = fx.requests().iter().map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap())).collect();
+    let calls: Vec<String> = fx
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
         calls,
         [
@@ -98,16 +135,35 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     );
     let requests = fx.requests();
     assert_eq!(requests[0]["body"]["vcpu_count"], 2);
-    assert!(requests[1]["body"]["boot_args"].as_str().unwrap().contains("reboot=k"), "guest reboot must end Firecracker");
+    assert!(
+        requests[1]["body"]["boot_args"]
+            .as_str()
+            .unwrap()
+            .contains("reboot=k"),
+        "guest reboot must end Firecracker"
+    );
     assert_eq!(requests[2]["body"]["is_read_only"], true);
-    assert_eq!(requests[3]["body"]["cache_type"], "Writeback", "persistent disks keep flushed writes");
+    assert_eq!(
+        requests[3]["body"]["cache_type"], "Writeback",
+        "persistent disks keep flushed writes"
+    );
     assert_eq!(requests[5]["body"]["host_dev_name"], "bg-ab12cd34ef56");
     assert_eq!(requests[6]["body"]["action_type"], "InstanceStart");
 
-    driver().request_shutdown(fx.dir.path(), process).await.unwrap();
-    assert!(process.wait_exit_timeout(Duration::from_secs(5)).await, "Ctrl-Alt-Del ends Firecracker");
+    driver()
+        .request_shutdown(fx.dir.path(), process)
+        .await
+        .unwrap();
+    assert!(
+        process.wait_exit_timeout(Duration::from_secs(5)).await,
+        "Ctrl-Alt-Del ends Firecracker"
+    );
     fx.assert_no_violations();
-    assert!(std::fs::read_to_string(Firecracker::log_path(fx.dir.path())).unwrap().contains("guest booted"));
+    assert!(
+        std::fs::read_to_string(Firecracker::log_path(fx.dir.path()))
+            .unwrap()
+            .contains("guest booted")
+    );
 }
 
 #[tokio::test]
@@ -126,10 +182,19 @@ async fn each_refused_api_call_fails_the_launch_and_leaves_no_process() {
         let (result, spawned) = launch(&fx).await;
         let err = result.expect_err(call).to_string();
         let path = call.split(' ').nth(1).unwrap();
-        assert!(err.contains(path) && err.contains("injected failure"), "{call}: {err}");
+        assert!(
+            err.contains(path) && err.contains("injected failure"),
+            "{call}: {err}"
+        );
         let process = spawned.expect("the process was reported before the failure");
-        assert!(!process.is_alive(), "{call}: the Firecracker process must be gone");
-        assert!(!Firecracker::api_socket(fx.dir.path()).exists(), "{call}: API socket removed");
+        assert!(
+            !process.is_alive(),
+            "{call}: the Firecracker process must be gone"
+        );
+        assert!(
+            !Firecracker::api_socket(fx.dir.path()).exists(),
+            "{call}: API socket removed"
+        );
         fx.assert_no_violations();
     }
 }
@@ -140,7 +205,10 @@ async fn a_crash_during_configuration_is_reported_with_the_log() {
     fx.faults(r#"{"crash": ["PUT /boot-source"]}"#);
     let (result, spawned) = launch(&fx).await;
     let err = result.unwrap_err().to_string();
-    assert!(err.contains("crashing on PUT /boot-source"), "the error carries the log tail: {err}");
+    assert!(
+        err.contains("crashing on PUT /boot-source"),
+        "the error carries the log tail: {err}"
+    );
     assert!(!spawned.unwrap().is_alive());
 }
 
@@ -150,7 +218,10 @@ async fn a_missing_kernel_is_refused_at_instance_start() {
     std::fs::remove_file(fx.path("vmlinux")).unwrap();
     let (result, spawned) = launch(&fx).await;
     let err = result.unwrap_err().to_string();
-    assert!(err.contains("PUT /actions") && err.contains("vmlinux"), "{err}");
+    assert!(
+        err.contains("PUT /actions") && err.contains("vmlinux"),
+        "{err}"
+    );
     assert!(!spawned.unwrap().is_alive());
 }
 
@@ -159,9 +230,17 @@ async fn a_guest_that_ignores_ctrl_alt_del_keeps_running_until_terminated() {
     let fx = Fixture::new();
     fx.faults(r#"{"ignore_ctrl_alt_del": true}"#);
     let process = launch(&fx).await.0.unwrap();
-    driver().request_shutdown(fx.dir.path(), process).await.unwrap();
-    assert!(!process.wait_exit_timeout(Duration::from_millis(500)).await, "still running");
-    banger_host::process::terminate(process, Duration::from_secs(2)).await.unwrap();
+    driver()
+        .request_shutdown(fx.dir.path(), process)
+        .await
+        .unwrap();
+    assert!(
+        !process.wait_exit_timeout(Duration::from_millis(500)).await,
+        "still running"
+    );
+    banger_host::process::terminate(process, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(!process.is_alive());
 }
 

@@ -6,8 +6,14 @@ use std::path::Path;
 /// (kvm_intel or kvm_amd). Nested schemes like PVM expose `/dev/kvm` but only
 /// boot specially built guest kernels, so they do not count.
 pub fn usable() -> bool {
-    let hardware = Path::new("/sys/module/kvm_intel").exists() || Path::new("/sys/module/kvm_amd").exists();
-    hardware && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+    let hardware =
+        Path::new("/sys/module/kvm_intel").exists() || Path::new("/sys/module/kvm_amd").exists();
+    hardware
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok()
 }
 
 /// Why KVM is not usable, for `vm show`/doctor style messages.
@@ -19,7 +25,10 @@ pub fn unusable_reason() -> Option<String> {
         return Some("/dev/kvm does not exist".into());
     }
     if Path::new("/sys/module/kvm_pvm").exists() {
-        return Some("/dev/kvm is PVM nested virtualisation, which cannot boot ordinary guest kernels".into());
+        return Some(
+            "/dev/kvm is PVM nested virtualisation, which cannot boot ordinary guest kernels"
+                .into(),
+        );
     }
     Some("/dev/kvm is not backed by kvm_intel/kvm_amd or not accessible".into())
 }

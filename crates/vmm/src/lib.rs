@@ -1,9 +1,9 @@
 //! Virtual machine monitors. The daemon sees only [`Vmm`]; each driver turns
 //! a [`VmSpec`] into a running guest and asks it to shut down.
 //!
-//! - [`firecracker`]: the primary driver, a typed client of Firecracker's API
+//! - [`firecracker`] — the primary driver, a typed client of Firecracker's API
 //!   (`firecracker-api.yaml` in this crate, v1.16.1).
-//! - [`qemu`]: `qemu-system-x86_64` with the microvm machine, KVM when the
+//! - [`qemu`] — `qemu-system-x86_64` with the microvm machine, KVM when the
 //!   host can run ordinary guests, software emulation (TCG) otherwise.
 
 pub mod firecracker;
@@ -71,24 +71,39 @@ pub trait Vmm: Send + Sync {
     /// Starts the VMM process and boots the guest. `spawned` is called with
     /// the process identity as soon as it exists, so the caller can journal
     /// it. On error nothing of this launch is left running.
-    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId>;
+    async fn launch(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+    ) -> Result<ProcessId>;
 
     /// Asks the guest to shut down; the process exits once it has.
     async fn request_shutdown(&self, dir: &Path, process: ProcessId) -> Result<()>;
 }
 
 /// Waits until `socket` accepts connections, failing early if the process dies.
-pub(crate) async fn wait_for_socket(socket: &Path, process: ProcessId, timeout: Duration, log: &Path) -> Result<()> {
+pub(crate) async fn wait_for_socket(
+    socket: &Path,
+    process: ProcessId,
+    timeout: Duration,
+    log: &Path,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if tokio::net::UnixStream::connect(socket).await.is_ok() {
             return Ok(());
         }
         if !process.is_alive() {
-            return Err(VmmError::Failed(format!("the VMM exited during start-up: {}", log_tail(log, 5))));
+            return Err(VmmError::Failed(format!(
+                "the VMM exited during start-up: {}",
+                log_tail(log, 5)
+            )));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(VmmError::Failed(format!("the VMM did not open {} within {timeout:?}", socket.display())));
+            return Err(VmmError::Failed(format!(
+                "the VMM did not open {} within {timeout:?}",
+                socket.display()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -96,7 +111,9 @@ pub(crate) async fn wait_for_socket(socket: &Path, process: ProcessId, timeout: 
 
 /// The last `lines` non-empty lines of a log file, joined for an error message.
 pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let kept: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = kept[kept.len().saturating_sub(lines)..].join(" | ");
     if tail.is_empty() {

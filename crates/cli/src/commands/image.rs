@@ -31,20 +31,31 @@ pub enum ImageCommand {
 pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let client = autostart::connect().await?;
     match cmd {
-        ImageCommand::Build { name, packages, json } => {
+        ImageCommand::Build {
+            name,
+            packages,
+            json,
+        } => {
             // The daemon reads the file: give it an absolute path.
             let packages = match packages {
                 Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
                 None => None,
             };
             let mut view = ProgressView::new();
-            let result = client.build_image(&BuildImageRequest { name, packages }, &mut |p| view.update(p)).await;
+            let result = client
+                .build_image(&BuildImageRequest { name, packages }, &mut |p| {
+                    view.update(p)
+                })
+                .await;
             view.finish();
             let image = result?;
             if json {
                 output::json(&image);
             } else {
-                println!("image {} is ready (kernel {})", image.name, image.kernel_version);
+                println!(
+                    "image {} is ready (kernel {})",
+                    image.name, image.kernel_version
+                );
             }
         }
         ImageCommand::List { json } => {
@@ -57,7 +68,11 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     .map(|i| {
                         vec![
                             i.name.clone(),
-                            if i.managed { "managed".into() } else { "registered".into() },
+                            if i.managed {
+                                "managed".into()
+                            } else {
+                                "registered".into()
+                            },
                             i.kernel_version.clone(),
                             i.rootfs.clone(),
                         ]

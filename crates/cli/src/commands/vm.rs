@@ -32,7 +32,10 @@ pub enum VmCommand {
         command: Vec<String>,
     },
     /// Start stopped VMs
-    Start { #[arg(required = true)] vms: Vec<String> },
+    Start {
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
     /// Stop VMs (graceful guest shutdown, then escalate)
     Stop {
         #[arg(required = true)]
@@ -103,7 +106,10 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             if args.json {
                 output::json(&vm);
             } else {
-                println!("created {} ({}) at {}; enter it with: banger vm ssh {}", vm.name, vm.id, vm.ip, vm.name);
+                println!(
+                    "created {} ({}) at {}; enter it with: banger vm ssh {}",
+                    vm.name, vm.id, vm.ip, vm.name
+                );
             }
         }
         VmCommand::List(flag) => {
@@ -126,7 +132,12 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                         ]
                     })
                     .collect();
-                output::table(&["NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "CREATED"], &rows);
+                output::table(
+                    &[
+                        "NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "CREATED",
+                    ],
+                    &rows,
+                );
             }
         }
         VmCommand::Show { vm, json } => {
@@ -142,7 +153,10 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             let mut ssh = std::process::Command::new("ssh");
             ssh.args(["-i", &target.key_path])
                 .args(["-o", "IdentitiesOnly=yes"])
-                .args(["-o", &format!("UserKnownHostsFile={}", target.known_hosts_path)])
+                .args([
+                    "-o",
+                    &format!("UserKnownHostsFile={}", target.known_hosts_path),
+                ])
                 .args(["-o", "GlobalKnownHostsFile=/dev/null"])
                 .args(["-o", "StrictHostKeyChecking=yes"])
                 .args(["-o", &format!("HostKeyAlias={}", target.host_key_alias)])
@@ -173,19 +187,33 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            return Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS });
+            return Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         VmCommand::Stop { vms, force } => {
             return each(vms, |r| {
                 let client = client.clone();
-                async move { client.stop_vm(&r, force).await.map(|vm| format!("{}: stopped", vm.name)) }
+                async move {
+                    client
+                        .stop_vm(&r, force)
+                        .await
+                        .map(|vm| format!("{}: stopped", vm.name))
+                }
             })
             .await;
         }
         VmCommand::Delete { vms, force } => {
             return each(vms, |r| {
                 let client = client.clone();
-                async move { client.delete_vm(&r, force).await.map(|vm| format!("{}: deleted", vm.name)) }
+                async move {
+                    client
+                        .delete_vm(&r, force)
+                        .await
+                        .map(|vm| format!("{}: deleted", vm.name))
+                }
             })
             .await;
         }
@@ -214,13 +242,18 @@ where
     if refs.is_empty() {
         bail!("no VM given");
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// ssh hands the remote shell one string; quote each argument so the guest
 /// runs exactly the argv the user typed, as a local command would.
 fn remote_command(args: &[String]) -> anyhow::Result<String> {
-    shlex::try_join(args.iter().map(String::as_str)).context("a command argument contains a NUL byte")
+    shlex::try_join(args.iter().map(String::as_str))
+        .context("a command argument contains a NUL byte")
 }
 
 fn show(vm: &Vm) {
@@ -232,16 +265,28 @@ fn show(vm: &Vm) {
         ("vmm", format!("{} ({})", vm.vmm, vm.accel)),
         ("vcpu", vm.vcpu.to_string()),
         ("memory", format!("{} MiB", vm.memory_mib)),
-        ("disk", format!("{} (/root)", format_size(vm.disk_size_bytes))),
-        ("overlay", format!("{} (/)", format_size(vm.overlay_size_bytes))),
+        (
+            "disk",
+            format!("{} (/root)", format_size(vm.disk_size_bytes)),
+        ),
+        (
+            "overlay",
+            format!("{} (/)", format_size(vm.overlay_size_bytes)),
+        ),
         ("ip", vm.ip.clone()),
         ("dns", format!("{}.vm", vm.name)),
         ("mac", vm.mac.clone()),
         ("tap", vm.tap.clone()),
         ("nat", if vm.nat { "on".into() } else { "off".into() }),
-        ("pid", vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())),
+        (
+            "pid",
+            vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        ),
         ("created", vm.created_at.clone()),
-        ("started", vm.started_at.clone().unwrap_or_else(|| "-".into())),
+        (
+            "started",
+            vm.started_at.clone().unwrap_or_else(|| "-".into()),
+        ),
         ("dir", vm.dir.clone()),
     ];
     for (key, value) in fields {
@@ -259,11 +304,20 @@ mod tests {
     #[test]
     fn remote_commands_keep_argument_boundaries() {
         // What the guest's shell makes of the string is what matters.
-        let args: Vec<String> = ["sh", "-c", "echo a; echo 'b c' $HOME", "", "x\"y"].map(String::from).to_vec();
+        let args: Vec<String> = ["sh", "-c", "echo a; echo 'b c' $HOME", "", "x\"y"]
+            .map(String::from)
+            .to_vec();
         let line = remote_command(&args).unwrap();
-        let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\n' {line}")).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\n' {line}"))
+            .output()
+            .unwrap();
         let expected: String = args.iter().map(|a| format!("{a}\n")).collect();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
-        assert_eq!(remote_command(&["cat".into(), "/etc/hostname".into()]).unwrap(), "cat /etc/hostname");
+        assert_eq!(
+            remote_command(&["cat".into(), "/etc/hostname".into()]).unwrap(),
+            "cat /etc/hostname"
+        );
     }
 }

@@ -32,10 +32,18 @@ pub fn ensure_default_image() {
 }
 
 pub fn require_root_tools() {
-    assert!(nix::unistd::geteuid().is_root(), "end-to-end tests need root (network namespaces, TAP devices)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "end-to-end tests need root (network namespaces, TAP devices)"
+    );
     for tool in ["ip", "qemu-system-x86_64", "mkfs.ext4", "ssh", "mmdebstrap"] {
         assert!(
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
             "{tool} is required (see .ci/run for the packages)"
         );
     }
@@ -56,7 +64,10 @@ impl Netns {
     }
 
     pub fn links(&self) -> String {
-        let out = Command::new("ip").args(["-n", &self.name, "-o", "link"]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-o", "link"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -64,12 +75,17 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill whatever still runs inside (a failed test's daemon or VMM).
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -81,7 +97,10 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new(netns: Option<Netns>) -> TestEnv {
-        let root = tempfile::Builder::new().prefix("banger-e2e-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("banger-e2e-")
+            .tempdir()
+            .unwrap();
         let env = TestEnv { root, netns };
         std::fs::create_dir_all(env.config_dir()).unwrap();
         env.write_config("");
@@ -98,7 +117,10 @@ impl TestEnv {
 
     /// Writes config.toml: the shared images dir plus `extra` lines.
     pub fn write_config(&self, extra: &str) {
-        let config = format!("images_dir = {:?}\nboot_timeout_secs = 400\n{extra}\n", images_dir().display().to_string());
+        let config = format!(
+            "images_dir = {:?}\nboot_timeout_secs = 400\n{extra}\n",
+            images_dir().display().to_string()
+        );
         std::fs::write(self.config_dir().join("config.toml"), config).unwrap();
     }
 
@@ -122,20 +144,31 @@ impl TestEnv {
     }
 
     pub fn banger(&self, args: &[&str]) -> Output {
-        self.command(BANGER).args(args).output().expect("run banger")
+        self.command(BANGER)
+            .args(args)
+            .output()
+            .expect("run banger")
     }
 
     /// Runs banger and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.banger(args);
-        assert!(out.status.success(), "banger {args:?} failed:\n{}", text(&out));
+        assert!(
+            out.status.success(),
+            "banger {args:?} failed:\n{}",
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs banger and asserts failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.banger(args);
-        assert!(!out.status.success(), "banger {args:?} should have failed:\n{}", text(&out));
+        assert!(
+            !out.status.success(),
+            "banger {args:?} should have failed:\n{}",
+            text(&out)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -168,13 +201,16 @@ fn run_ok(cmd: &mut Command) {
 pub fn vmm_pids(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("qemu-system") || cmdline.contains("/qemu-system") {
-            if cmdline.contains(needle) {
-                pids.push(pid);
-            }
+        let is_qemu = cmdline.starts_with("qemu-system") || cmdline.contains("/qemu-system");
+        if is_qemu && cmdline.contains(needle) {
+            pids.push(pid);
         }
     }
     pids

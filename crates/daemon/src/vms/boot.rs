@@ -32,9 +32,21 @@ pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
         initrd: image.initrd.clone().into(),
         cmdline: CMDLINE.to_string(),
         drives: vec![
-            DriveSpec { id: "rootfs".into(), path: image.rootfs.clone().into(), read_only: true },
-            DriveSpec { id: "overlay".into(), path: files.overlay(), read_only: false },
-            DriveSpec { id: "work".into(), path: files.work(), read_only: false },
+            DriveSpec {
+                id: "rootfs".into(),
+                path: image.rootfs.clone().into(),
+                read_only: true,
+            },
+            DriveSpec {
+                id: "overlay".into(),
+                path: files.overlay(),
+                read_only: false,
+            },
+            DriveSpec {
+                id: "work".into(),
+                path: files.work(),
+                read_only: false,
+            },
         ],
         tap: vm.tap.clone(),
         mac: vm.mac.clone(),
@@ -44,7 +56,13 @@ pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
 /// Boots a stopped VM and waits until it is ready. On failure, everything
 /// this boot created (process, TAP) is undone and the error returned.
 /// `since` is when the operation began, for the timings in the log.
-pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter, since: Instant) -> OpResult<()> {
+pub async fn boot(
+    app: &Arc<App>,
+    vm: &mut Vm,
+    image: &Image,
+    reporter: &Reporter,
+    since: Instant,
+) -> OpResult<()> {
     match boot_inner(app, vm, image, reporter, since).await {
         Ok(process) => {
             vm.state = VmState::Running;
@@ -56,8 +74,14 @@ pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporte
             Ok(())
         }
         Err(err) => {
-            reporter.say("vm.cleanup", "boot failed; cleaning up the VMM process and TAP device", None);
-            if let Err(cleanup) = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await {
+            reporter.say(
+                "vm.cleanup",
+                "boot failed; cleaning up the VMM process and TAP device",
+                None,
+            );
+            if let Err(cleanup) =
+                journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await
+            {
                 tracing::error!(vm = %vm.name, error = %cleanup, "cleanup after failed boot incomplete");
             }
             vm.pid = None;
@@ -66,28 +90,61 @@ pub async fn boot(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporte
     }
 }
 
-async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Reporter, since: Instant) -> OpResult<ProcessId> {
+async fn boot_inner(
+    app: &Arc<App>,
+    vm: &mut Vm,
+    image: &Image,
+    reporter: &Reporter,
+    since: Instant,
+) -> OpResult<ProcessId> {
     for path in [&image.kernel, &image.initrd, &image.rootfs] {
         if !Path::new(path).exists() {
-            return Err(ApiError::not_found(format!("image {} is missing {path}", image.name))
-                .with_hint(format!("rebuild it with `banger image build --name {}`", image.name)));
+            return Err(
+                ApiError::not_found(format!("image {} is missing {path}", image.name)).with_hint(
+                    format!("rebuild it with `banger image build --name {}`", image.name),
+                ),
+            );
         }
     }
     let driver = app.driver(vm.vmm)?;
     vm.state = VmState::Starting;
     app.store.update_vm(vm).map_err(errors::store)?;
 
-    reporter.say("vm.network", format!("attaching TAP {} to bridge {}", vm.tap, app.config.bridge_name), Some(0.80));
+    reporter.say(
+        "vm.network",
+        format!(
+            "attaching TAP {} to bridge {}",
+            vm.tap, app.config.bridge_name
+        ),
+        Some(0.80),
+    );
     app.host
         .net
-        .ensure_bridge(&app.config.bridge_name, app.subnet.gateway(), app.subnet.prefix)
+        .ensure_bridge(
+            &app.config.bridge_name,
+            app.subnet.gateway(),
+            app.subnet.prefix,
+        )
         .await
         .map_err(errors::host)?;
-    app.store.record_resource(&vm.id, ResourceKind::Tap, &vm.tap).map_err(errors::store)?;
-    app.host.net.create_tap(&vm.tap, &app.config.bridge_name).await.map_err(errors::host)?;
+    app.store
+        .record_resource(&vm.id, ResourceKind::Tap, &vm.tap)
+        .map_err(errors::store)?;
+    app.host
+        .net
+        .create_tap(&vm.tap, &app.config.bridge_name)
+        .await
+        .map_err(errors::host)?;
 
-    reporter.say("vm.launch", format!("launching {} ({})", driver.kind(), driver.accel()), Some(0.83));
-    let process_row = app.store.record_resource(&vm.id, ResourceKind::Process, PENDING).map_err(errors::store)?;
+    reporter.say(
+        "vm.launch",
+        format!("launching {} ({})", driver.kind(), driver.accel()),
+        Some(0.83),
+    );
+    let process_row = app
+        .store
+        .record_resource(&vm.id, ResourceKind::Process, PENDING)
+        .map_err(errors::store)?;
     let spec = spec(vm, image);
     let store = &app.store;
     let record = move |process: ProcessId| {
@@ -102,8 +159,15 @@ async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Repor
     let host_ms = since.elapsed().as_millis() as u64;
     tracing::info!(vm = %vm.name, host_ms, pid = process.pid, "VMM launched");
 
-    reporter.say("vm.boot", format!("booting the guest; waiting for sshd on {}", vm.ip), Some(0.86));
-    let ip: Ipv4Addr = vm.ip.parse().map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
+    reporter.say(
+        "vm.boot",
+        format!("booting the guest; waiting for sshd on {}", vm.ip),
+        Some(0.86),
+    );
+    let ip: Ipv4Addr = vm
+        .ip
+        .parse()
+        .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
     wait_ready(ip, process, timeout, &spec.console_log()).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
@@ -113,7 +177,12 @@ async fn boot_inner(app: &Arc<App>, vm: &mut Vm, image: &Image, reporter: &Repor
 }
 
 /// A guest is ready when its sshd answers with an SSH banner.
-async fn wait_ready(ip: Ipv4Addr, process: ProcessId, timeout: Duration, console: &Path) -> OpResult<()> {
+async fn wait_ready(
+    ip: Ipv4Addr,
+    process: ProcessId,
+    timeout: Duration,
+    console: &Path,
+) -> OpResult<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let addr = SocketAddr::from((ip, 22));
     loop {
@@ -132,7 +201,9 @@ async fn wait_ready(ip: Ipv4Addr, process: ProcessId, timeout: Duration, console
                 timeout.as_secs(),
                 log_tail(console, 8)
             ))
-            .with_hint("raise boot_timeout_secs in config.toml if this host is slow (software emulation)"));
+            .with_hint(
+                "raise boot_timeout_secs in config.toml if this host is slow (software emulation)",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -145,5 +216,8 @@ async fn ssh_banner(addr: SocketAddr) -> bool {
         stream.read_exact(&mut buf).await.ok()?;
         (&buf == b"SSH-").then_some(())
     };
-    matches!(tokio::time::timeout(Duration::from_secs(2), attempt).await, Ok(Some(())))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(()))
+    )
 }

@@ -28,26 +28,39 @@ const CREATE_TOOLS: &[&str] = &["mkfs.ext4", "ssh-keygen", "ip"];
 pub fn validate_shape(vmm: VmmKind, vcpu: u32, memory_mib: u32) -> OpResult<()> {
     let max_vcpu = 32;
     if vcpu == 0 || vcpu > max_vcpu {
-        return Err(ApiError::invalid(format!("--vcpu {vcpu} is out of range")).with_hint(format!("use 1 to {max_vcpu} vCPUs")));
+        return Err(ApiError::invalid(format!("--vcpu {vcpu} is out of range"))
+            .with_hint(format!("use 1 to {max_vcpu} vCPUs")));
     }
-    if vmm == VmmKind::Firecracker && vcpu != 1 && vcpu % 2 != 0 {
-        return Err(ApiError::invalid(format!("--vcpu {vcpu}: Firecracker accepts 1 or an even number of vCPUs"))
-            .with_hint("use 1, 2, 4, ... 32"));
+    if vmm == VmmKind::Firecracker && vcpu != 1 && !vcpu.is_multiple_of(2) {
+        return Err(ApiError::invalid(format!(
+            "--vcpu {vcpu}: Firecracker accepts 1 or an even number of vCPUs"
+        ))
+        .with_hint("use 1, 2, 4, ... 32"));
     }
     if !(128..=1 << 20).contains(&memory_mib) {
-        return Err(ApiError::invalid(format!("--memory {memory_mib} MiB is out of range"))
-            .with_hint("use between 128 and 1048576 MiB"));
+        return Err(
+            ApiError::invalid(format!("--memory {memory_mib} MiB is out of range"))
+                .with_hint("use between 128 and 1048576 MiB"),
+        );
     }
     Ok(())
 }
 
 pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter) -> OpResult<Vm> {
+    let since = std::time::Instant::now();
     let vcpu = request.vcpu.unwrap_or(app.config.default_vcpu);
     let memory_mib = request.memory_mib.unwrap_or(app.config.default_memory_mib);
     validate_shape(app.vmm, vcpu, memory_mib)?;
-    let disk_size = parse_size(request.disk_size.as_deref().unwrap_or(&app.config.default_disk_size))?;
+    let disk_size = parse_size(
+        request
+            .disk_size
+            .as_deref()
+            .unwrap_or(&app.config.default_disk_size),
+    )?;
     if disk_size < 64 << 20 {
-        return Err(ApiError::invalid("--disk-size must be at least 64M").with_hint("e.g. --disk-size 8G"));
+        return Err(
+            ApiError::invalid("--disk-size must be at least 64M").with_hint("e.g. --disk-size 8G")
+        );
     }
     let overlay_size = parse_size(&app.config.overlay_size)?;
     if let Some(name) = &request.name {
@@ -59,14 +72,33 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
     for tool in CREATE_TOOLS {
         tools::require(tool).map_err(errors::host)?;
     }
-    let image_name = request.image.clone().unwrap_or_else(|| app.config.default_image.clone());
+    let image_name = request
+        .image
+        .clone()
+        .unwrap_or_else(|| app.config.default_image.clone());
     let image = images::ensure(&app, &image_name, &reporter).await?;
-    ssh::ensure_keypair(app.host.runner.as_ref(), &app.paths.ssh_key(), "banger").await.map_err(errors::host)?;
+    ssh::ensure_keypair(app.host.runner.as_ref(), &app.paths.ssh_key(), "banger")
+        .await
+        .map_err(errors::host)?;
 
     let since = std::time::Instant::now();
-    let mut vm = claim(&app, request.name, &image, vcpu, memory_mib, disk_size, overlay_size, request.nat).await?;
+    let mut vm = claim(
+        &app,
+        request.name,
+        &image,
+        vcpu,
+        memory_mib,
+        disk_size,
+        overlay_size,
+        request.nat,
+    )
+    .await?;
     let _guard = app.lock_vm(&vm.id).await;
-    reporter.say("vm.claim", format!("VM {} ({}) gets {} on {}", vm.name, vm.id, vm.ip, vm.tap), Some(0.6));
+    reporter.say(
+        "vm.claim",
+        format!("VM {} ({}) gets {} on {}", vm.name, vm.id, vm.ip, vm.tap),
+        Some(0.6),
+    );
 
     let result = async {
         prepare_disks(&app, &vm, &image, &reporter).await?;
@@ -80,7 +112,11 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
         }
         Err(err) => {
             tracing::warn!(vm = %vm.name, error = %err, "create failed; rolling back");
-            reporter.say("vm.rollback", format!("create failed; removing everything made for {}", vm.name), None);
+            reporter.say(
+                "vm.rollback",
+                format!("create failed; removing everything made for {}", vm.name),
+                None,
+            );
             rollback(&app, &vm).await;
             Err(err)
         }
@@ -100,9 +136,18 @@ pub async fn rollback(app: &App, vm: &Vm) {
 }
 
 fn ensure_name_free(app: &App, name: &str) -> OpResult<()> {
-    if app.store.list_vms().map_err(errors::store)?.iter().any(|vm| vm.name == name) {
-        return Err(ApiError::conflict(format!("a VM named {name:?} already exists"))
-            .with_hint("pick another --name, or delete the existing VM with `banger vm delete`"));
+    if app
+        .store
+        .list_vms()
+        .map_err(errors::store)?
+        .iter()
+        .any(|vm| vm.name == name)
+    {
+        return Err(
+            ApiError::conflict(format!("a VM named {name:?} already exists")).with_hint(
+                "pick another --name, or delete the existing VM with `banger vm delete`",
+            ),
+        );
     }
     Ok(())
 }
@@ -139,11 +184,16 @@ async fn claim(
         .guest_addresses()
         .find(|ip| !used.contains(&ip.to_string().as_str()))
         .ok_or_else(|| {
-            ApiError::conflict(format!("no free guest address left in {}", app.config.bridge_subnet))
-                .with_hint("delete unused VMs or configure a larger bridge_subnet")
+            ApiError::conflict(format!(
+                "no free guest address left in {}",
+                app.config.bridge_subnet
+            ))
+            .with_hint("delete unused VMs or configure a larger bridge_subnet")
         })?;
     let id: String = (0..6).map(|_| format!("{:02x}", rng.gen::<u8>())).collect();
-    let bytes: Vec<u8> = (0..3).map(|i| u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap_or(0)).collect();
+    let bytes: Vec<u8> = (0..3)
+        .map(|i| u8::from_str_radix(&id[i * 2..i * 2 + 2], 16).unwrap_or(0))
+        .collect();
     let vm = Vm {
         id: id.clone(),
         name,
@@ -157,7 +207,10 @@ async fn claim(
         overlay_size_bytes: overlay_size,
         nat,
         ip: ip.to_string(),
-        mac: format!("52:54:00:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2]),
+        mac: format!(
+            "52:54:00:{:02x}:{:02x}:{:02x}",
+            bytes[0], bytes[1], bytes[2]
+        ),
         tap: format!("bg-{id}"),
         pid: None,
         created_at: now(),
@@ -171,8 +224,16 @@ async fn claim(
 
 async fn prepare_disks(app: &App, vm: &Vm, image: &Image, reporter: &Reporter) -> OpResult<()> {
     let files = VmFiles::new(Path::new(&vm.dir));
-    app.store.record_resource(&vm.id, ResourceKind::Dir, &vm.dir).map_err(errors::store)?;
-    std::fs::create_dir_all(&files.dir).map_err(|e| errors::host(banger_host::HostError::path_io("cannot create", &files.dir, e)))?;
+    app.store
+        .record_resource(&vm.id, ResourceKind::Dir, &vm.dir)
+        .map_err(errors::store)?;
+    std::fs::create_dir_all(&files.dir).map_err(|e| {
+        errors::host(banger_host::HostError::path_io(
+            "cannot create",
+            &files.dir,
+            e,
+        ))
+    })?;
 
     reporter.say("vm.keys", "generating the VM's SSH host key", Some(0.65));
     app.host
@@ -187,15 +248,28 @@ async fn prepare_disks(app: &App, vm: &Vm, image: &Image, reporter: &Reporter) -
         .await
         .map_err(errors::host)?;
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| errors::host(banger_host::HostError::path_io("cannot read", p, e)))
+        std::fs::read_to_string(p)
+            .map_err(|e| errors::host(banger_host::HostError::path_io("cannot read", p, e)))
     };
     let host_private = read(&files.host_key())?;
     let host_public = read(&files.host_key().with_extension("pub"))?;
     let alias = host_key_alias(vm);
-    let known = format!("{alias} {}\n", host_public.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
-    std::fs::write(files.known_hosts(), known).map_err(|e| errors::host(banger_host::HostError::io("write known_hosts", e)))?;
+    let known = format!(
+        "{alias} {}\n",
+        host_public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    std::fs::write(files.known_hosts(), known)
+        .map_err(|e| errors::host(banger_host::HostError::io("write known_hosts", e)))?;
 
-    reporter.say("vm.overlay", "writing the system overlay disk with the guest configuration", Some(0.7));
+    reporter.say(
+        "vm.overlay",
+        "writing the system overlay disk with the guest configuration",
+        Some(0.7),
+    );
     let authorized_key = ssh::public_key(&app.paths.ssh_key()).map_err(errors::host)?;
     let config = GuestConfig {
         hostname: &vm.name,
@@ -207,21 +281,41 @@ async fn prepare_disks(app: &App, vm: &Vm, image: &Image, reporter: &Reporter) -
         host_key: (&host_private, &host_public),
     };
     let tree = files.dir.join("overlay-tree");
-    config
-        .write_overlay_tree(&tree)
-        .map_err(|e| errors::host(banger_host::HostError::io("write the guest configuration", e)))?;
+    config.write_overlay_tree(&tree).map_err(|e| {
+        errors::host(banger_host::HostError::io(
+            "write the guest configuration",
+            e,
+        ))
+    })?;
     app.host
         .disks
-        .create_ext4(&files.overlay(), vm.overlay_size_bytes, LABEL_OVERLAY, Some(&tree))
+        .create_ext4(
+            &files.overlay(),
+            vm.overlay_size_bytes,
+            LABEL_OVERLAY,
+            Some(&tree),
+        )
         .await
         .map_err(errors::host)?;
     let _ = std::fs::remove_dir_all(&tree);
 
-    reporter.say("vm.work", format!("creating the /root work disk ({})", banger_api::format_size(vm.disk_size_bytes)), Some(0.75));
+    reporter.say(
+        "vm.work",
+        format!(
+            "creating the /root work disk ({})",
+            banger_api::format_size(vm.disk_size_bytes)
+        ),
+        Some(0.75),
+    );
     let seed = Path::new(&image.work_seed);
     app.host
         .disks
-        .create_ext4(&files.work(), vm.disk_size_bytes, LABEL_WORK, seed.is_dir().then_some(seed))
+        .create_ext4(
+            &files.work(),
+            vm.disk_size_bytes,
+            LABEL_WORK,
+            seed.is_dir().then_some(seed),
+        )
         .await
         .map_err(errors::host)?;
     Ok(())

@@ -19,34 +19,59 @@ pub const PENDING: &str = "pending";
 pub async fn undo(app: &App, resource: &Resource, vm_dir: Option<&str>) -> OpResult<()> {
     match resource.kind {
         ResourceKind::Process => {
-            let mut victims: Vec<ProcessId> = ProcessId::decode(&resource.value).into_iter().collect();
+            let mut victims: Vec<ProcessId> =
+                ProcessId::decode(&resource.value).into_iter().collect();
             // A crash between spawn and recording the PID leaves "pending":
             // find the VMM by the VM directory on its command line.
             if let Some(dir) = vm_dir {
                 victims.extend(process::find_by_arg(VMM_PROGRAMS, dir));
             }
             for victim in victims {
-                process::terminate(victim, Duration::from_secs(3)).await.map_err(errors::host)?;
+                process::terminate(victim, Duration::from_secs(3))
+                    .await
+                    .map_err(errors::host)?;
             }
         }
-        ResourceKind::Tap => app.host.net.delete_tap(&resource.value).await.map_err(errors::host)?,
+        ResourceKind::Tap => app
+            .host
+            .net
+            .delete_tap(&resource.value)
+            .await
+            .map_err(errors::host)?,
         ResourceKind::File => match std::fs::remove_file(&resource.value) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(errors::host(banger_host::HostError::io(format!("remove {}", resource.value), e))),
+            Err(e) => {
+                return Err(errors::host(banger_host::HostError::io(
+                    format!("remove {}", resource.value),
+                    e,
+                )))
+            }
         },
         ResourceKind::Dir => match std::fs::remove_dir_all(&resource.value) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(errors::host(banger_host::HostError::io(format!("remove {}", resource.value), e))),
+            Err(e) => {
+                return Err(errors::host(banger_host::HostError::io(
+                    format!("remove {}", resource.value),
+                    e,
+                )))
+            }
         },
     }
-    app.store.forget_resource(resource.id).map_err(errors::store)
+    app.store
+        .forget_resource(resource.id)
+        .map_err(errors::store)
 }
 
 /// Undoes the VM's resources of the given kinds, newest first. Keeps going
 /// past failures so as much as possible is cleaned; returns the first error.
-pub async fn undo_kinds(app: &App, vm_id: &str, vm_dir: Option<&str>, kinds: &[ResourceKind]) -> OpResult<()> {
+pub async fn undo_kinds(
+    app: &App,
+    vm_id: &str,
+    vm_dir: Option<&str>,
+    kinds: &[ResourceKind],
+) -> OpResult<()> {
     let resources = app.store.resources_of(vm_id).map_err(errors::store)?;
     let mut first_error = None;
     for resource in resources.iter().rev().filter(|r| kinds.contains(&r.kind)) {
@@ -59,7 +84,12 @@ pub async fn undo_kinds(app: &App, vm_id: &str, vm_dir: Option<&str>, kinds: &[R
 }
 
 pub const RUNTIME: &[ResourceKind] = &[ResourceKind::Process, ResourceKind::Tap];
-pub const ALL: &[ResourceKind] = &[ResourceKind::Process, ResourceKind::Tap, ResourceKind::File, ResourceKind::Dir];
+pub const ALL: &[ResourceKind] = &[
+    ResourceKind::Process,
+    ResourceKind::Tap,
+    ResourceKind::File,
+    ResourceKind::Dir,
+];
 
 /// The VMM process recorded for a VM, if any.
 pub fn recorded_process(app: &App, vm_id: &str) -> OpResult<Option<ProcessId>> {

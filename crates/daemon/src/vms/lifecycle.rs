@@ -31,7 +31,10 @@ pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpRe
     match vm.state {
         VmState::Running => return Ok(vm),
         VmState::Creating => {
-            return Err(ApiError::conflict(format!("VM {} is still being created", vm.name)))
+            return Err(ApiError::conflict(format!(
+                "VM {} is still being created",
+                vm.name
+            )))
         }
         _ => {}
     }
@@ -39,7 +42,12 @@ pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpRe
         .store
         .get_image(&vm.image)
         .map_err(errors::store)?
-        .ok_or_else(|| ApiError::not_found(format!("image {} of VM {} no longer exists", vm.image, vm.name)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "image {} of VM {} no longer exists",
+                vm.image, vm.name
+            ))
+        })?;
     match boot::boot(&app, &mut vm, &image, &reporter, since).await {
         Ok(()) => Ok(vm),
         Err(err) => {
@@ -70,16 +78,28 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
         app.store.update_vm(vm).map_err(errors::store)?;
         let mut exited = false;
         if !force && proc.is_alive() {
-            match app.driver(vm.vmm)?.request_shutdown(std::path::Path::new(&vm.dir), proc).await {
-                Ok(()) => exited = proc.wait_exit_timeout(Duration::from_secs(app.config.stop_timeout_secs)).await,
-                Err(e) => tracing::warn!(vm = %vm.name, error = %e, "graceful shutdown request failed; terminating"),
+            match app
+                .driver(vm.vmm)?
+                .request_shutdown(std::path::Path::new(&vm.dir), proc)
+                .await
+            {
+                Ok(()) => {
+                    exited = proc
+                        .wait_exit_timeout(Duration::from_secs(app.config.stop_timeout_secs))
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(vm = %vm.name, error = %e, "graceful shutdown request failed; terminating")
+                }
             }
             if !exited {
                 tracing::warn!(vm = %vm.name, "guest did not shut down in time; terminating the VMM");
             }
         }
         if !exited {
-            process::terminate(proc, Duration::from_secs(5)).await.map_err(errors::host)?;
+            process::terminate(proc, Duration::from_secs(5))
+                .await
+                .map_err(errors::host)?;
         }
     }
     journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;

@@ -1,12 +1,12 @@
 //! VM orchestration: the lifecycle operations and what keeps them honest
 //! across failures and restarts.
 //!
-//! - [`create`]: validate, make disks and guest config, boot; roll back on failure
-//! - [`boot`]: the start path shared by create and start
-//! - [`lifecycle`]: start, stop, delete
-//! - [`journal`]: undoing recorded host resources
-//! - [`monitor`]: noticing VMM exits
-//! - [`reconcile`]: the daemon-start pass over recorded state
+//! - [`create`] — validate, make disks and guest config, boot; roll back on failure
+//! - [`boot`] — the start path shared by create and start
+//! - [`lifecycle`] — start, stop, delete
+//! - [`journal`] — undoing recorded host resources
+//! - [`monitor`] — noticing VMM exits
+//! - [`reconcile`] — the daemon-start pass over recorded state
 
 pub mod boot;
 pub mod create;
@@ -24,7 +24,9 @@ pub struct VmFiles {
 
 impl VmFiles {
     pub fn new(dir: &Path) -> Self {
-        VmFiles { dir: dir.to_path_buf() }
+        VmFiles {
+            dir: dir.to_path_buf(),
+        }
     }
     pub fn overlay(&self) -> PathBuf {
         self.dir.join("overlay.ext4")

@@ -14,7 +14,9 @@ pub fn watch(app: Arc<App>, vm_id: String, process: ProcessId) {
     tokio::spawn(async move {
         process.wait_exit().await;
         let _guard = app.lock_vm(&vm_id).await;
-        let Ok(Some(mut vm)) = app.store.get_vm(&vm_id) else { return };
+        let Ok(Some(mut vm)) = app.store.get_vm(&vm_id) else {
+            return;
+        };
         // A stop or delete that ran meanwhile already dealt with it.
         let recorded = journal::recorded_process(&app, &vm_id).ok().flatten();
         if vm.state == VmState::Stopped || recorded != Some(process) {

@@ -58,7 +58,9 @@ pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
 
 /// Image builds stage in `.<name>.build-<pid>` directories; a crash leaves them.
 fn remove_stale_builds(app: &App) {
-    let Ok(entries) = std::fs::read_dir(app.images_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(app.images_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') && name.contains(".build-") {

@@ -53,7 +53,12 @@ struct Fake {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value_of = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     if args.iter().any(|a| a == "--version") {
         println!("Firecracker v1.16.1 (fake)");
         return;
@@ -72,22 +77,33 @@ fn main() {
         faults,
         vm: Mutex::new(Vm::default()),
     });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(serve(fake, PathBuf::from(socket)));
 }
 
 async fn serve(fake: Arc<Fake>, socket: PathBuf) {
     let listener = tokio::net::UnixListener::bind(&socket).expect("bind the API socket");
-    println!("fake-firecracker {} listening on {}", fake.id, socket.display());
+    println!(
+        "fake-firecracker {} listening on {}",
+        fake.id,
+        socket.display()
+    );
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let fake = fake.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let fake = fake.clone();
                 async move { Ok::<_, hyper::Error>(fake.handle(req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -102,11 +118,18 @@ fn reply(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
 }
 
 fn fault(message: impl Into<String>) -> Response<Full<Bytes>> {
-    reply(StatusCode::BAD_REQUEST, Some(json!({ "fault_message": message.into() })))
+    reply(
+        StatusCode::BAD_REQUEST,
+        Some(json!({ "fault_message": message.into() })),
+    )
 }
 
 fn append(file: &str, line: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file).expect("open record file");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("open record file");
     writeln!(f, "{line}").expect("write record file");
 }
 
@@ -120,7 +143,10 @@ impl Fake {
         };
         let call = format!("{method} {path}");
         let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        append("requests.jsonl", &json!({"method": method, "path": path, "body": parsed}).to_string());
+        append(
+            "requests.jsonl",
+            &json!({"method": method, "path": path, "body": parsed}).to_string(),
+        );
 
         if let Err(violation) = self.spec.validate(&method, &path, &body) {
             append("violations.txt", &violation);
@@ -157,7 +183,9 @@ impl Fake {
                     if vm.started {
                         return fault("The microVM is already running.");
                     }
-                    let Some(boot) = &vm.boot_source else { return fault("Cannot start microvm without kernel configuration.") };
+                    let Some(boot) = &vm.boot_source else {
+                        return fault("Cannot start microvm without kernel configuration.");
+                    };
                     for key in ["kernel_image_path", "initrd_path"] {
                         if let Some(p) = boot[key].as_str() {
                             if !Path::new(p).exists() {
@@ -173,7 +201,11 @@ impl Fake {
                         }
                     }
                     vm.started = true;
-                    println!("fake-firecracker: guest booted ({} drives, {} interfaces)", vm.drives.len(), vm.interfaces.len());
+                    println!(
+                        "fake-firecracker: guest booted ({} drives, {} interfaces)",
+                        vm.drives.len(),
+                        vm.interfaces.len()
+                    );
                     no_content()
                 }
                 Some("SendCtrlAltDel") => {

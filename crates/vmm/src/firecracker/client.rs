@@ -6,7 +6,10 @@ use banger_client::uds::{self, UdsError};
 use hyper::Method;
 use serde::Serialize;
 
-use super::models::{ApiFault, BootSource, Drive, InstanceActionInfo, InstanceInfo, MachineConfiguration, NetworkInterface};
+use super::models::{
+    ApiFault, BootSource, Drive, InstanceActionInfo, InstanceInfo, MachineConfiguration,
+    NetworkInterface,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirecrackerError {
@@ -14,7 +17,12 @@ pub enum FirecrackerError {
     Transport(#[from] UdsError),
     /// Firecracker answered with an error status and a fault message.
     #[error("{method} {path} was refused (HTTP {status}): {fault}")]
-    Refused { method: Method, path: String, status: u16, fault: String },
+    Refused {
+        method: Method,
+        path: String,
+        status: u16,
+        fault: String,
+    },
     #[error("unexpected answer to {path}: {detail}")]
     Protocol { path: String, detail: String },
 }
@@ -37,10 +45,18 @@ impl FirecrackerClient {
         let fault = serde_json::from_slice::<ApiFault>(&bytes)
             .map(|f| f.fault_message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(FirecrackerError::Refused { method: Method::PUT, path: path.to_string(), status: status.as_u16(), fault })
+        Err(FirecrackerError::Refused {
+            method: Method::PUT,
+            path: path.to_string(),
+            status: status.as_u16(),
+            fault,
+        })
     }
 
-    pub async fn put_machine_config(&self, config: &MachineConfiguration) -> Result<(), FirecrackerError> {
+    pub async fn put_machine_config(
+        &self,
+        config: &MachineConfiguration,
+    ) -> Result<(), FirecrackerError> {
         self.put("/machine-config", config).await
     }
 
@@ -49,11 +65,16 @@ impl FirecrackerClient {
     }
 
     pub async fn put_drive(&self, drive: &Drive) -> Result<(), FirecrackerError> {
-        self.put(&format!("/drives/{}", drive.drive_id), drive).await
+        self.put(&format!("/drives/{}", drive.drive_id), drive)
+            .await
     }
 
-    pub async fn put_network_interface(&self, iface: &NetworkInterface) -> Result<(), FirecrackerError> {
-        self.put(&format!("/network-interfaces/{}", iface.iface_id), iface).await
+    pub async fn put_network_interface(
+        &self,
+        iface: &NetworkInterface,
+    ) -> Result<(), FirecrackerError> {
+        self.put(&format!("/network-interfaces/{}", iface.iface_id), iface)
+            .await
     }
 
     pub async fn put_action(&self, action: &InstanceActionInfo) -> Result<(), FirecrackerError> {
@@ -70,6 +91,9 @@ impl FirecrackerClient {
                 fault: String::from_utf8_lossy(&bytes).into_owned(),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| FirecrackerError::Protocol { path: "/".into(), detail: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| FirecrackerError::Protocol {
+            path: "/".into(),
+            detail: e.to_string(),
+        })
     }
 }

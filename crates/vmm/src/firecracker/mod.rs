@@ -12,7 +12,10 @@ use banger_api::VmmKind;
 use banger_host::process::{self, ProcessId};
 
 pub use client::{FirecrackerClient, FirecrackerError};
-use models::{ActionType, BootSource, CacheType, Drive, InstanceActionInfo, MachineConfiguration, NetworkInterface};
+use models::{
+    ActionType, BootSource, CacheType, Drive, InstanceActionInfo, MachineConfiguration,
+    NetworkInterface,
+};
 
 use crate::{log_tail, wait_for_socket, Result, VmSpec, Vmm, VmmError};
 
@@ -33,9 +36,17 @@ impl Firecracker {
         dir.join("firecracker.log")
     }
 
-    async fn configure(&self, client: &FirecrackerClient, spec: &VmSpec) -> std::result::Result<(), FirecrackerError> {
+    async fn configure(
+        &self,
+        client: &FirecrackerClient,
+        spec: &VmSpec,
+    ) -> std::result::Result<(), FirecrackerError> {
         client
-            .put_machine_config(&MachineConfiguration { vcpu_count: spec.vcpu, mem_size_mib: spec.memory_mib, smt: Some(false) })
+            .put_machine_config(&MachineConfiguration {
+                vcpu_count: spec.vcpu,
+                mem_size_mib: spec.memory_mib,
+                smt: Some(false),
+            })
             .await?;
         client
             .put_boot_source(&BootSource {
@@ -53,7 +64,11 @@ impl Firecracker {
                     is_root_device: false,
                     is_read_only: Some(drive.read_only),
                     // Persistent disks must not lose writes the guest flushed.
-                    cache_type: Some(if drive.read_only { CacheType::Unsafe } else { CacheType::Writeback }),
+                    cache_type: Some(if drive.read_only {
+                        CacheType::Unsafe
+                    } else {
+                        CacheType::Writeback
+                    }),
                 })
                 .await?;
         }
@@ -64,7 +79,11 @@ impl Firecracker {
                 guest_mac: Some(spec.mac.clone()),
             })
             .await?;
-        client.put_action(&InstanceActionInfo { action_type: ActionType::InstanceStart }).await
+        client
+            .put_action(&InstanceActionInfo {
+                action_type: ActionType::InstanceStart,
+            })
+            .await
     }
 }
 
@@ -78,25 +97,39 @@ impl Vmm for Firecracker {
         "kvm"
     }
 
-    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId> {
+    async fn launch(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
         let socket = Self::api_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
         // The serial console goes to stdout, so the log holds both
         // Firecracker's own messages and the guest console.
-        let args = vec!["--api-sock".to_string(), socket.display().to_string(), "--id".to_string(), spec.id.clone()];
+        let args = vec![
+            "--api-sock".to_string(),
+            socket.display().to_string(),
+            "--id".to_string(),
+            spec.id.clone(),
+        ];
         let proc = process::spawn_detached(&self.binary, &args, &log, &spec.dir)?;
         spawned(proc);
         let result = async {
             wait_for_socket(&socket, proc, Duration::from_secs(5), &log).await?;
             let client = FirecrackerClient::new(socket.clone());
-            self.configure(&client, spec).await.map_err(|e| VmmError::Failed(format!("firecracker: {e}")))
+            self.configure(&client, spec)
+                .await
+                .map_err(|e| VmmError::Failed(format!("firecracker: {e}")))
         }
         .await;
         if let Err(err) = result {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
             let _ = std::fs::remove_file(&socket);
-            return Err(VmmError::Failed(format!("{err}; firecracker log: {}", log_tail(&log, 5))));
+            return Err(VmmError::Failed(format!(
+                "{err}; firecracker log: {}",
+                log_tail(&log, 5)
+            )));
         }
         Ok(proc)
     }
@@ -105,7 +138,9 @@ impl Vmm for Firecracker {
         // On x86 a guest `poweroff` does not end Firecracker; a reboot does
         // (the guest runs with reboot=k), and Ctrl-Alt-Del asks for one.
         FirecrackerClient::new(Self::api_socket(dir))
-            .put_action(&InstanceActionInfo { action_type: ActionType::SendCtrlAltDel })
+            .put_action(&InstanceActionInfo {
+                action_type: ActionType::SendCtrlAltDel,
+            })
             .await
             .map_err(|e| VmmError::Failed(format!("firecracker: {e}")))
     }

@@ -46,7 +46,11 @@ impl Qemu {
             "-M".into(),
             format!("microvm,accel={accel},acpi=on,pit=on,pic=on,rtc=on"),
             "-cpu".into(),
-            if self.kvm { "host".into() } else { "max".into() },
+            if self.kvm {
+                "host".into()
+            } else {
+                "max".into()
+            },
             "-smp".into(),
             spec.vcpu.to_string(),
             "-m".into(),
@@ -64,21 +68,34 @@ impl Qemu {
             "-append".into(),
             cmdline,
             "-chardev".into(),
-            format!("file,id=console,path={},append=on", spec.console_log().display()),
+            format!(
+                "file,id=console,path={},append=on",
+                spec.console_log().display()
+            ),
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
-            format!("unix:{},server=on,wait=off", Self::qmp_socket(&spec.dir).display()),
+            format!(
+                "unix:{},server=on,wait=off",
+                Self::qmp_socket(&spec.dir).display()
+            ),
         ];
         for drive in &spec.drives {
             let ro = if drive.read_only { ",readonly=on" } else { "" };
             args.push("-drive".into());
-            args.push(format!("id={},file={},format=raw,if=none,cache=writeback{ro}", drive.id, drive.path.display()));
+            args.push(format!(
+                "id={},file={},format=raw,if=none,cache=writeback{ro}",
+                drive.id,
+                drive.path.display()
+            ));
             args.push("-device".into());
             args.push(format!("virtio-blk-device,drive={}", drive.id));
         }
         args.push("-netdev".into());
-        args.push(format!("tap,id=net0,ifname={},script=no,downscript=no", spec.tap));
+        args.push(format!(
+            "tap,id=net0,ifname={},script=no,downscript=no",
+            spec.tap
+        ));
         args.push("-device".into());
         args.push(format!("virtio-net-device,netdev=net0,mac={}", spec.mac));
         args
@@ -88,7 +105,14 @@ impl Qemu {
 /// The host TSC frequency in kHz, from /proc/cpuinfo.
 fn host_tsc_khz() -> Option<u64> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let mhz: f64 = cpuinfo.lines().find(|l| l.starts_with("cpu MHz"))?.split(':').nth(1)?.trim().parse().ok()?;
+    let mhz: f64 = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
     Some((mhz * 1000.0).round() as u64)
 }
 
@@ -106,7 +130,11 @@ impl Vmm for Qemu {
         }
     }
 
-    async fn launch(&self, spec: &VmSpec, spawned: &(dyn Fn(ProcessId) + Send + Sync)) -> Result<ProcessId> {
+    async fn launch(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
@@ -115,7 +143,10 @@ impl Vmm for Qemu {
         if let Err(err) = wait_for_socket(&socket, proc, Duration::from_secs(10), &log).await {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
             let _ = std::fs::remove_file(&socket);
-            return Err(VmmError::Failed(format!("qemu did not start: {err}; qemu log: {}", log_tail(&log, 5))));
+            return Err(VmmError::Failed(format!(
+                "qemu did not start: {err}; qemu log: {}",
+                log_tail(&log, 5)
+            )));
         }
         Ok(proc)
     }
@@ -123,6 +154,8 @@ impl Vmm for Qemu {
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
             .await
-            .map_err(|e| VmmError::Failed(format!("qemu: cannot request a power-down over QMP: {e}")))
+            .map_err(|e| {
+                VmmError::Failed(format!("qemu: cannot request a power-down over QMP: {e}"))
+            })
     }
 }

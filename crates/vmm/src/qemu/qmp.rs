@@ -10,7 +10,9 @@ use tokio::net::UnixStream;
 pub async fn execute(socket: &Path, command: &str) -> std::io::Result<()> {
     tokio::time::timeout(Duration::from_secs(5), execute_inner(socket, command))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer within 5s"))?
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer within 5s")
+        })?
 }
 
 async fn execute_inner(socket: &Path, command: &str) -> std::io::Result<()> {
@@ -19,7 +21,10 @@ async fn execute_inner(socket: &Path, command: &str) -> std::io::Result<()> {
     let mut lines = BufReader::new(read).lines();
     // Greeting first, then capabilities negotiation, then the command.
     next_reply(&mut lines).await?;
-    for request in [serde_json::json!({"execute": "qmp_capabilities"}), serde_json::json!({"execute": command})] {
+    for request in [
+        serde_json::json!({"execute": "qmp_capabilities"}),
+        serde_json::json!({"execute": command}),
+    ] {
         write.write_all(format!("{request}\n").as_bytes()).await?;
         loop {
             let reply = next_reply(&mut lines).await?;
@@ -38,9 +43,11 @@ async fn execute_inner(socket: &Path, command: &str) -> std::io::Result<()> {
 async fn next_reply(
     lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
 ) -> std::io::Result<serde_json::Value> {
-    let line = lines
-        .next_line()
-        .await?
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "QMP closed the connection"))?;
+    let line = lines.next_line().await?.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "QMP closed the connection",
+        )
+    })?;
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
