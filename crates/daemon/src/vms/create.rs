@@ -81,7 +81,6 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
         .await
         .map_err(errors::host)?;
 
-    let since = std::time::Instant::now();
     let mut vm = claim(
         &app,
         request.name,
