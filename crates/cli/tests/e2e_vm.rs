@@ -246,6 +246,27 @@ fn daemon_status_reports_its_paths_and_socket_is_private() {
     let log = std::fs::read_to_string(status["log"].as_str().unwrap()).unwrap();
     let first = log.lines().next().unwrap();
     serde_json::from_str::<serde_json::Value>(first).expect("JSON log line");
+    // Another user cannot use this daemon, and is told why. (A copy of the
+    // binary, in case the checkout is not readable by that user.)
+    let copy = std::env::temp_dir().join(format!("banger-as-nobody-{}", std::process::id()));
+    std::fs::copy(BANGER, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&copy)
+        .args(["daemon", "status"])
+        .env("XDG_RUNTIME_DIR", env.root.path().join("run"))
+        .env("XDG_STATE_HOME", "/tmp")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("uid"),
+        "{err}"
+    );
+
     env.ok(&["daemon", "stop"]);
     assert!(!Path::new(socket).exists(), "socket removed on stop");
 }

@@ -126,7 +126,9 @@ fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> 
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {
-    time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The finished image for this manifest, if one was built before.
