@@ -162,6 +162,49 @@ pub struct BuildImageRequest {
     pub packages: Option<String>,
 }
 
+/// Changes to a stopped VM (`vm set`); absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateVmRequest {
+    #[serde(default)]
+    pub vcpu: Option<u32>,
+    #[serde(default)]
+    pub memory_mib: Option<u32>,
+    /// New work disk size (grow only), human form or bytes.
+    #[serde(default)]
+    pub disk_size: Option<String>,
+    #[serde(default)]
+    pub nat: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillRequest {
+    /// Signal name: TERM, KILL, INT, HUP, ... (with or without SIG).
+    pub signal: String,
+}
+
+/// Resource use of a VM, seen from the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStats {
+    pub name: String,
+    pub state: VmState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// CPU used by the VMM process, percent of one core, sampled over ~200 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the VMM process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
+    /// Host blocks used by the sparse system overlay, and its size.
+    pub overlay_used_bytes: u64,
+    pub overlay_size_bytes: u64,
+    /// Host blocks used by the sparse /root work disk, and its size.
+    pub work_used_bytes: u64,
+    pub work_size_bytes: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     pub pid: u32,

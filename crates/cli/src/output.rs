@@ -84,3 +84,18 @@ impl ProgressView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_narrow_the_widest_columns_to_fit() {
+        assert_eq!(fit_widths(vec![10, 30, 5], None), vec![10, 30, 5]);
+        let fitted = fit_widths(vec![10, 30, 5], Some(40));
+        assert!(fitted.iter().sum::<usize>() + 4 <= 40, "{fitted:?}");
+        assert_eq!(fitted[2], 5, "narrow columns are kept");
+        assert_eq!(truncate("2026-11-28T16:42:47Z", 10), "2026-11-2…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use banger_api::{
-    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image, Progress,
-    SshTarget, Vm, API_PREFIX,
+    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image,
+    KillRequest, Progress, SshTarget, UpdateVmRequest, Vm, VmStats, API_PREFIX,
 };
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -164,6 +164,50 @@ impl DaemonClient {
         self.call(
             Method::DELETE,
             &format!("/vms/{}?force={force}", encode(reference)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn restart_vm(
+        &self,
+        reference: &str,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Vm, ClientError> {
+        self.stream(
+            &format!("/vms/{}/restart", encode(reference)),
+            Vec::new(),
+            on_progress,
+        )
+        .await
+    }
+
+    pub async fn kill_vm(&self, reference: &str, request: &KillRequest) -> Result<Vm, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/kill", encode(reference)),
+            Some(to_json(request)),
+        )
+        .await
+    }
+
+    pub async fn update_vm(
+        &self,
+        reference: &str,
+        request: &UpdateVmRequest,
+    ) -> Result<Vm, ClientError> {
+        self.call(
+            Method::PATCH,
+            &format!("/vms/{}", encode(reference)),
+            Some(to_json(request)),
+        )
+        .await
+    }
+
+    pub async fn vm_stats(&self, reference: &str) -> Result<VmStats, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/stats", encode(reference)),
             None,
         )
         .await

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod config;
+pub mod crash;
 pub mod entry;
 pub mod errors;
 pub mod guest_config;

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use banger_api::{
-    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, SshTarget, VmState,
-    API_PREFIX,
+    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, KillRequest, SshTarget,
+    UpdateVmRequest, VmState, VmStats, API_PREFIX,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::errors::{self, OpResult};
 use crate::images;
 use crate::progress::Reporter;
-use crate::vms::{create, lifecycle, VmFiles};
+use crate::vms::{create, lifecycle, settings, stats, VmFiles};
 
 type AppState = Arc<App>;
 
@@ -31,9 +31,12 @@ pub fn router(app: AppState) -> Router {
         .route("/daemon", get(status))
         .route("/daemon/shutdown", post(shutdown))
         .route("/vms", get(list_vms).post(create_vm))
-        .route("/vms/{vm}", get(get_vm).delete(delete_vm))
+        .route("/vms/{vm}", get(get_vm).delete(delete_vm).patch(update_vm))
         .route("/vms/{vm}/start", post(start_vm))
         .route("/vms/{vm}/stop", post(stop_vm))
+        .route("/vms/{vm}/restart", post(restart_vm))
+        .route("/vms/{vm}/kill", post(kill_vm))
+        .route("/vms/{vm}/stats", get(vm_stats))
         .route("/vms/{vm}/ssh", get(ssh_target))
         .route("/images", get(list_images).post(build_image));
     Router::new()
@@ -175,6 +178,39 @@ async fn delete_vm(
         task.await
             .map_err(|e| ApiError::internal(e.to_string()))??,
     ))
+}
+
+async fn restart_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
+    stream_operation(move |reporter| lifecycle::restart(app, vm, reporter))
+}
+
+async fn kill_vm(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(req): Json<KillRequest>,
+) -> Reply<banger_api::Vm> {
+    let task = tokio::spawn(lifecycle::kill(app, vm, req.signal));
+    Ok(Json(
+        task.await
+            .map_err(|e| ApiError::internal(e.to_string()))??,
+    ))
+}
+
+async fn update_vm(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(req): Json<UpdateVmRequest>,
+) -> Reply<banger_api::Vm> {
+    let task = tokio::spawn(settings::update(app, vm, req));
+    Ok(Json(
+        task.await
+            .map_err(|e| ApiError::internal(e.to_string()))??,
+    ))
+}
+
+async fn vm_stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {
+    let vm = app.store.resolve_vm(&vm).map_err(errors::store_ref)?;
+    Ok(Json(stats::stats(&app, &vm).await?))
 }
 
 async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {

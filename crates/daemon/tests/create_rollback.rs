@@ -73,6 +73,10 @@ impl Disks for FlakyDisks {
             .create_ext4(path, size, label, contents)
             .await
     }
+
+    async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError> {
+        Ext4Disks::new(SystemRunner).grow_ext4(path, size).await
+    }
 }
 
 /// A "VMM" that is a real long-running process; it can fail after spawning

@@ -18,6 +18,10 @@ pub trait Disks: Send + Sync {
         label: &str,
         contents: Option<&Path>,
     ) -> Result<(), HostError>;
+
+    /// Grows an ext4 image and its filesystem to `size` bytes. On failure
+    /// the image keeps its old size.
+    async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError>;
 }
 
 /// [`Disks`] through e2fsprogs' `mkfs.ext4 -d`.
@@ -57,6 +61,32 @@ impl<R: Runner> Disks for Ext4Disks<R> {
             cmd = cmd.arg("-d").arg(dir);
         }
         self.runner.run(cmd.arg(path)).await?;
+        Ok(())
+    }
+
+    async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError> {
+        let old = std::fs::metadata(path)
+            .map_err(|e| HostError::path_io("cannot stat", path, e))?
+            .len();
+        // resize2fs insists on a freshly checked filesystem.
+        self.runner
+            .run(
+                Cmd::new("e2fsck")
+                    .args(["-f", "-y"])
+                    .arg(path)
+                    .ok_codes(&[1]),
+            )
+            .await?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| HostError::path_io("cannot open", path, e))?;
+        file.set_len(size)
+            .map_err(|e| HostError::path_io("cannot grow", path, e))?;
+        if let Err(err) = self.runner.run(Cmd::new("resize2fs").arg(path)).await {
+            let _ = file.set_len(old);
+            return Err(err);
+        }
         Ok(())
     }
 }

@@ -208,6 +208,25 @@ pub fn find_by_arg(programs: &[&str], needle: &str) -> Vec<ProcessId> {
         .collect()
 }
 
+/// CPU time (user + system) a process has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks as f64 / per_second as f64)
+}
+
+/// Resident memory of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,12 +244,47 @@ mod tests {
         .unwrap();
         assert!(id.is_alive());
         assert_eq!(ProcessId::decode(&id.encode()), Some(id));
+        // Its output goes to the log (wait for it: it runs on its own).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("started")
+        {
+            assert!(std::time::Instant::now() < deadline, "no output in the log");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // Its own session: it does not share the test's process group.
         let sid = nix::unistd::getsid(Some(Pid::from_raw(id.pid as i32))).unwrap();
         assert_eq!(sid.as_raw() as u32, id.pid);
         terminate(id, Duration::from_secs(2)).await.unwrap();
         assert!(!id.is_alive());
-        assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+    }
+
+    #[test]
+    fn reads_cpu_and_memory_of_a_process() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).unwrap() > 1 << 20);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+        assert!(rss_bytes(u32::MAX).is_none());
+    }
+
+    #[tokio::test]
+    async fn finds_an_unrecorded_process_by_its_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = format!("{}", 3000 + std::process::id() % 1000);
+        let id = spawn_detached(
+            Path::new("/bin/sleep"),
+            std::slice::from_ref(&marker),
+            &dir.path().join("log"),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(find_by_arg(&["sleep"], &marker), vec![id]);
+        assert!(
+            find_by_arg(&["qemu-system"], &marker).is_empty(),
+            "other programs are left alone"
+        );
+        terminate(id, Duration::from_secs(2)).await.unwrap();
     }
 
     #[tokio::test]

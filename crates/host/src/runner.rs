@@ -21,6 +21,8 @@ pub struct Cmd {
     /// Append stdout and stderr to this file instead of capturing them.
     pub log: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// Exit codes besides 0 that mean success (e2fsck exits 1 after fixing).
+    pub ok_codes: Vec<i32>,
 }
 
 impl Cmd {
@@ -62,6 +64,11 @@ impl Cmd {
 
     pub fn env(mut self, key: &str, value: &str) -> Cmd {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn ok_codes(mut self, codes: &[i32]) -> Cmd {
+        self.ok_codes.extend_from_slice(codes);
         self
     }
 
@@ -142,7 +149,8 @@ impl Runner for SystemRunner {
             .wait_with_output()
             .await
             .map_err(|e| HostError::io(format!("wait for {}", cmd.program), e))?;
-        if !out.status.success() {
+        let allowed = out.status.code().is_some_and(|c| cmd.ok_codes.contains(&c));
+        if !out.status.success() && !allowed {
             let stderr = if cmd.log.is_some() {
                 format!(
                     "see {}",

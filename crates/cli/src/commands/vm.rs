@@ -4,7 +4,8 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use banger_api::{format_size, CreateVmRequest, Vm};
+use banger_api::{format_size, CreateVmRequest, KillRequest, UpdateVmRequest, Vm, VmStats};
+use banger_client::DaemonClient;
 use clap::{Args, Subcommand};
 
 use crate::autostart;
@@ -35,6 +36,42 @@ pub enum VmCommand {
     Start {
         #[arg(required = true)]
         vms: Vec<String>,
+    },
+    /// Stop and start VMs
+    Restart {
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
+    /// Send a signal to VMs' VMM processes
+    Kill {
+        /// TERM, KILL, INT, HUP, ... (with or without SIG)
+        #[arg(long, short, default_value = "TERM")]
+        signal: String,
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
+    /// Host-side resource use: VMM CPU and memory, disk usage
+    Stats {
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change stopped VMs: memory, vCPUs, work disk size (grow only); NAT any time
+    Set {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        /// Memory in MiB
+        #[arg(long)]
+        memory: Option<u32>,
+        #[arg(long)]
+        vcpu: Option<u32>,
+        /// New /root disk size, e.g. 32G (it only grows)
+        #[arg(long)]
+        disk_size: Option<String>,
+        #[arg(long, conflicts_with = "no_nat")]
+        nat: bool,
+        #[arg(long)]
+        no_nat: bool,
     },
     /// Stop VMs (graceful guest shutdown, then escalate)
     Stop {
@@ -128,7 +165,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                             vm.ip.clone(),
                             vm.vcpu.to_string(),
                             format!("{}M", vm.memory_mib),
-                            vm.created_at.clone(),
+                            short_time(&vm.created_at),
                         ]
                     })
                     .collect();
@@ -174,24 +211,74 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             return Err(err).context("cannot run ssh (apt-get install openssh-client)");
         }
         VmCommand::Start { vms } => {
-            let mut failed = false;
-            for reference in vms {
-                let mut view = ProgressView::new();
-                let result = client.start_vm(&reference, &mut |p| view.update(p)).await;
-                view.finish();
-                match result {
-                    Ok(vm) => println!("{}: running at {}", vm.name, vm.ip),
-                    Err(e) => {
-                        failed = true;
-                        output::print_error(&anyhow::Error::new(e).context(reference));
-                    }
+            return boot_each(&client, vms, false).await;
+        }
+        VmCommand::Restart { vms } => {
+            return boot_each(&client, vms, true).await;
+        }
+        VmCommand::Kill { signal, vms } => {
+            return each(vms, |r| {
+                let client = client.clone();
+                let request = KillRequest {
+                    signal: signal.clone(),
+                };
+                async move {
+                    client
+                        .kill_vm(&r, &request)
+                        .await
+                        .map(|vm| format!("{}: signalled ({})", vm.name, vm.state))
                 }
-            }
-            return Ok(if failed {
-                ExitCode::FAILURE
+            })
+            .await;
+        }
+        VmCommand::Stats { vm, json } => {
+            let stats = client.vm_stats(&vm).await?;
+            if json {
+                output::json(&stats);
             } else {
-                ExitCode::SUCCESS
-            });
+                print_stats(&stats);
+            }
+        }
+        VmCommand::Set {
+            vms,
+            memory,
+            vcpu,
+            disk_size,
+            nat,
+            no_nat,
+        } => {
+            let request = UpdateVmRequest {
+                vcpu,
+                memory_mib: memory,
+                disk_size,
+                nat: if nat {
+                    Some(true)
+                } else if no_nat {
+                    Some(false)
+                } else {
+                    None
+                },
+            };
+            if request == UpdateVmRequest::default() {
+                bail!("nothing to change: pass --memory, --vcpu, --disk-size, --nat or --no-nat");
+            }
+            return each(vms, |r| {
+                let client = client.clone();
+                let request = request.clone();
+                async move {
+                    client.update_vm(&r, &request).await.map(|vm| {
+                        format!(
+                            "{}: {} vCPU, {} MiB, {} disk, NAT {}",
+                            vm.name,
+                            vm.vcpu,
+                            vm.memory_mib,
+                            format_size(vm.disk_size_bytes),
+                            if vm.nat { "on" } else { "off" }
+                        )
+                    })
+                }
+            })
+            .await;
         }
         VmCommand::Stop { vms, force } => {
             return each(vms, |r| {
@@ -219,6 +306,39 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts (or restarts) VMs concurrently; one VM gets a progress bar.
+async fn boot_each(
+    client: &DaemonClient,
+    vms: Vec<String>,
+    restart: bool,
+) -> anyhow::Result<ExitCode> {
+    let verb = if restart { "restarted" } else { "running" };
+    if let [reference] = vms.as_slice() {
+        let mut view = ProgressView::new();
+        let result = if restart {
+            client.restart_vm(reference, &mut |p| view.update(p)).await
+        } else {
+            client.start_vm(reference, &mut |p| view.update(p)).await
+        };
+        view.finish();
+        let vm = result?;
+        println!("{}: {verb} at {}", vm.name, vm.ip);
+        return Ok(ExitCode::SUCCESS);
+    }
+    each(vms, |r| {
+        let client = client.clone();
+        async move {
+            let result = if restart {
+                client.restart_vm(&r, &mut |_| {}).await
+            } else {
+                client.start_vm(&r, &mut |_| {}).await
+            };
+            result.map(|vm| format!("{}: {verb} at {}", vm.name, vm.ip))
+        }
+    })
+    .await
 }
 
 /// Runs an action for each ref, reporting each; fails if any failed.
@@ -254,6 +374,52 @@ where
 fn remote_command(args: &[String]) -> anyhow::Result<String> {
     shlex::try_join(args.iter().map(String::as_str))
         .context("a command argument contains a NUL byte")
+}
+
+/// "2026-11-28T16:42:47.46Z" → "2026-11-28 16:42".
+fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .get(..16)
+        .map(|s| s.replacen('T', " ", 1))
+        .unwrap_or_else(|| rfc3339.to_string())
+}
+
+fn print_stats(stats: &VmStats) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("{:<9} {}", "name", stats.name);
+    println!("{:<9} {}", "state", stats.state);
+    println!("{:<9} {}", "pid", opt(stats.pid.map(|p| p.to_string())));
+    println!(
+        "{:<9} {}",
+        "cpu",
+        opt(stats.cpu_percent.map(|c| format!("{c:.1}% (VMM process)")))
+    );
+    println!(
+        "{:<9} {}",
+        "memory",
+        opt(stats
+            .rss_bytes
+            .map(|b| format!("{} resident (VMM process)", format_size(b))))
+    );
+    println!(
+        "{:<9} {}",
+        "uptime",
+        opt(stats
+            .uptime_secs
+            .map(|s| format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)))
+    );
+    println!(
+        "{:<9} {} used of {}",
+        "overlay",
+        format_size(stats.overlay_used_bytes),
+        format_size(stats.overlay_size_bytes)
+    );
+    println!(
+        "{:<9} {} used of {}",
+        "work",
+        format_size(stats.work_used_bytes),
+        format_size(stats.work_size_bytes)
+    );
 }
 
 fn show(vm: &Vm) {

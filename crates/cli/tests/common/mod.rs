@@ -57,7 +57,7 @@ pub struct Netns {
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let name = format!("bgt-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         Netns { name }

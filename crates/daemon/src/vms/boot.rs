@@ -15,6 +15,7 @@ use tokio::io::AsyncReadExt;
 use super::journal::{self, PENDING};
 use super::{monitor, VmFiles};
 use crate::app::{now, App};
+use crate::crash;
 use crate::errors::{self, OpResult};
 use crate::progress::Reporter;
 
@@ -107,8 +108,12 @@ async fn boot_inner(
         }
     }
     let driver = app.driver(vm.vmm)?;
-    vm.state = VmState::Starting;
-    app.store.update_vm(vm).map_err(errors::store)?;
+    // A VM being created stays `creating` until it is ready, so an
+    // interrupted create is rolled back, not adopted, at the next start.
+    if vm.state != VmState::Creating {
+        vm.state = VmState::Starting;
+        app.store.update_vm(vm).map_err(errors::store)?;
+    }
 
     reporter.say(
         "vm.network",
@@ -135,6 +140,7 @@ async fn boot_inner(
         .create_tap(&vm.tap, &app.config.bridge_name)
         .await
         .map_err(errors::host)?;
+    crash::point("boot.tap");
 
     reporter.say(
         "vm.launch",
@@ -158,6 +164,7 @@ async fn boot_inner(
     // Everything up to here is host-side work; the rest is the guest booting.
     let host_ms = since.elapsed().as_millis() as u64;
     tracing::info!(vm = %vm.name, host_ms, pid = process.pid, "VMM launched");
+    crash::point("boot.launched");
 
     reporter.say(
         "vm.boot",

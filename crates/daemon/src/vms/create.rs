@@ -16,6 +16,7 @@ use rand::Rng;
 
 use super::{boot, journal, VmFiles};
 use crate::app::{now, App};
+use crate::crash;
 use crate::errors::{self, OpResult};
 use crate::guest_config::GuestConfig;
 use crate::images;
@@ -93,6 +94,7 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
     )
     .await?;
     let _guard = app.lock_vm(&vm.id).await;
+    crash::point("create.claimed");
     reporter.say(
         "vm.claim",
         format!("VM {} ({}) gets {} on {}", vm.name, vm.id, vm.ip, vm.tap),
@@ -101,6 +103,7 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
 
     let result = async {
         prepare_disks(&app, &vm, &image, &reporter).await?;
+        crash::point("create.disks");
         boot::boot(&app, &mut vm, &image, &reporter, since).await
     }
     .await;

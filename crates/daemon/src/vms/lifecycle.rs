@@ -3,20 +3,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::str::FromStr;
+
 use banger_api::{ApiError, Vm, VmState};
 use banger_host::process;
+use nix::sys::signal::Signal;
 
 use super::{boot, journal};
 use crate::app::App;
+use crate::crash;
 use crate::errors::{self, OpResult};
 use crate::progress::Reporter;
 
-fn resolve(app: &App, reference: &str) -> OpResult<Vm> {
+pub fn resolve(app: &App, reference: &str) -> OpResult<Vm> {
     app.store.resolve_vm(reference).map_err(errors::store_ref)
 }
 
 /// Reloads a VM after taking its lock (it may have changed while we waited).
-fn reload(app: &App, id: &str) -> OpResult<Vm> {
+pub fn reload(app: &App, id: &str) -> OpResult<Vm> {
     app.store
         .get_vm(id)
         .map_err(errors::store)?
@@ -28,8 +32,30 @@ pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpRe
     let vm = resolve(&app, &reference)?;
     let _guard = app.lock_vm(&vm.id).await;
     let mut vm = reload(&app, &vm.id)?;
+    start_locked(&app, &mut vm, &reporter, since).await?;
+    Ok(vm)
+}
+
+/// Stops (gracefully) and starts a VM, holding its lock throughout.
+pub async fn restart(app: Arc<App>, reference: String, reporter: Reporter) -> OpResult<Vm> {
+    let since = std::time::Instant::now();
+    let vm = resolve(&app, &reference)?;
+    let _guard = app.lock_vm(&vm.id).await;
+    let mut vm = reload(&app, &vm.id)?;
+    reporter.say("vm.stop", format!("stopping {}", vm.name), Some(0.1));
+    stop_locked(&app, &mut vm, false).await?;
+    start_locked(&app, &mut vm, &reporter, since).await?;
+    Ok(vm)
+}
+
+async fn start_locked(
+    app: &Arc<App>,
+    vm: &mut Vm,
+    reporter: &Reporter,
+    since: std::time::Instant,
+) -> OpResult<()> {
     match vm.state {
-        VmState::Running => return Ok(vm),
+        VmState::Running => return Ok(()),
         VmState::Creating => {
             return Err(ApiError::conflict(format!(
                 "VM {} is still being created",
@@ -48,15 +74,61 @@ pub async fn start(app: Arc<App>, reference: String, reporter: Reporter) -> OpRe
                 vm.image, vm.name
             ))
         })?;
-    match boot::boot(&app, &mut vm, &image, &reporter, since).await {
-        Ok(()) => Ok(vm),
+    match boot::boot(app, vm, &image, reporter, since).await {
+        Ok(()) => Ok(()),
         Err(err) => {
             vm.state = VmState::Stopped;
             vm.stop_reason = Some(format!("start failed: {}", err.message));
-            app.store.update_vm(&vm).map_err(errors::store)?;
+            app.store.update_vm(vm).map_err(errors::store)?;
             Err(err)
         }
     }
+}
+
+/// Parses TERM, SIGTERM, term, ... into a signal.
+pub fn parse_signal(name: &str) -> OpResult<Signal> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full).map_err(|_| {
+        ApiError::invalid(format!("unknown signal {name:?}"))
+            .with_hint("use a signal name such as TERM, KILL, INT, HUP, QUIT, USR1")
+    })
+}
+
+/// Sends a signal to a VM's VMM process. If the process ends, the monitor
+/// marks the VM stopped; this waits briefly so the answer shows it.
+pub async fn kill(app: Arc<App>, reference: String, signal: String) -> OpResult<Vm> {
+    let signal = parse_signal(&signal)?;
+    let vm = resolve(&app, &reference)?;
+    let process = {
+        let _guard = app.lock_vm(&vm.id).await;
+        let vm = reload(&app, &vm.id)?;
+        let process = journal::recorded_process(&app, &vm.id)?
+            .filter(|p| p.is_alive())
+            .ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "VM {} is {}: there is no VMM process to signal",
+                    vm.name, vm.state
+                ))
+            })?;
+        process.signal(signal).map_err(errors::host)?;
+        tracing::info!(vm = %vm.name, %signal, pid = process.pid, "signal sent");
+        process
+    };
+    if process.wait_exit_timeout(Duration::from_secs(2)).await {
+        // Let the monitor record the stop before answering.
+        for _ in 0..40 {
+            if reload(&app, &vm.id)?.state == VmState::Stopped {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    reload(&app, &vm.id)
 }
 
 pub async fn stop(app: Arc<App>, reference: String, force: bool) -> OpResult<Vm> {
@@ -84,6 +156,7 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
                 .await
             {
                 Ok(()) => {
+                    crash::point("stop.requested");
                     exited = proc
                         .wait_exit_timeout(Duration::from_secs(app.config.stop_timeout_secs))
                         .await
@@ -102,6 +175,7 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
                 .map_err(errors::host)?;
         }
     }
+    crash::point("stop.exited");
     journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
     vm.state = VmState::Stopped;
     vm.pid = None;
@@ -118,8 +192,12 @@ pub async fn delete(app: Arc<App>, reference: String, force: bool) -> OpResult<V
     let _guard = app.lock_vm(&vm.id).await;
     let mut vm = reload(&app, &vm.id)?;
     stop_locked(&app, &mut vm, force).await?;
-    journal::undo_kinds(&app, &vm.id, Some(&vm.dir), journal::ALL).await?;
+    crash::point("delete.stopped");
+    // The row goes first: if we die while removing files, the journal
+    // entries are orphans and the next daemon start finishes the job.
     app.store.delete_vm(&vm.id).map_err(errors::store)?;
+    crash::point("delete.row");
+    journal::undo_kinds(&app, &vm.id, Some(&vm.dir), journal::ALL).await?;
     app.forget_vm_lock(&vm.id);
     tracing::info!(vm = %vm.name, "VM deleted");
     Ok(vm)

@@ -3,7 +3,9 @@
 //!
 //! - [`create`] — validate, make disks and guest config, boot; roll back on failure
 //! - [`boot`] — the start path shared by create and start
-//! - [`lifecycle`] — start, stop, delete
+//! - [`lifecycle`] — start, stop, restart, kill, delete
+//! - [`settings`] — `vm set` on a stopped VM
+//! - [`stats`] — host-side resource use
 //! - [`journal`] — undoing recorded host resources
 //! - [`monitor`] — noticing VMM exits
 //! - [`reconcile`] — the daemon-start pass over recorded state
@@ -14,6 +16,8 @@ pub mod journal;
 pub mod lifecycle;
 pub mod monitor;
 pub mod reconcile;
+pub mod settings;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
