@@ -24,7 +24,51 @@ pub fn json<T: serde::Serialize>(value: &T) {
     );
 }
 
-/// Left-aligned columns, widths from the content.
+/// Width of the terminal on stdout, if it is one.
+fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut size = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize struct we pass.
+    let ok =
+        unsafe { nix::libc::ioctl(nix::libc::STDOUT_FILENO, nix::libc::TIOCGWINSZ, &mut size) }
+            == 0;
+    (ok && size.ws_col > 0).then_some(size.ws_col as usize)
+}
+
+/// Column widths that fit in `total`, narrowing the widest columns first
+/// (never below 4).
+pub fn fit_widths(mut widths: Vec<usize>, total: Option<usize>) -> Vec<usize> {
+    let Some(total) = total else { return widths };
+    let gaps = 2 * widths.len().saturating_sub(1);
+    while widths.iter().sum::<usize>() + gaps > total {
+        let Some((i, w)) = widths.iter().copied().enumerate().max_by_key(|(_, w)| *w) else {
+            break;
+        };
+        if w <= 4 {
+            break;
+        }
+        widths[i] = w - 1;
+    }
+    widths
+}
+
+fn truncate(cell: &str, width: usize) -> String {
+    if cell.chars().count() <= width {
+        return cell.to_string();
+    }
+    let mut out: String = cell.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Left-aligned columns, widths from the content, narrowed to fit the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
@@ -32,11 +76,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
+    let widths = fit_widths(widths, terminal_width());
     let render = |cells: Vec<String>| {
         let line: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .map(|(i, c)| format!("{:<width$}", truncate(c, widths[i]), width = widths[i]))
             .collect();
         println!("{}", line.join("  ").trim_end());
     };
