@@ -8,6 +8,7 @@ use banger_api::paths::Paths;
 use banger_api::{ApiError, VmmKind};
 use banger_host::disk::{Disks, Ext4Disks};
 use banger_host::net::{IpNetwork, Network};
+use banger_host::probe::{GuestProbe, SshBanner};
 use banger_host::runner::{Runner, SystemRunner};
 use banger_host::tools;
 use banger_store::Store;
@@ -25,6 +26,7 @@ pub struct Host {
     pub runner: Arc<dyn Runner>,
     pub net: Arc<dyn Network>,
     pub disks: Arc<dyn Disks>,
+    pub probe: Arc<dyn GuestProbe>,
 }
 
 impl Host {
@@ -33,6 +35,7 @@ impl Host {
             runner: Arc::new(SystemRunner),
             net: Arc::new(IpNetwork::new(SystemRunner)),
             disks: Arc::new(Ext4Disks::new(SystemRunner)),
+            probe: Arc::new(SshBanner),
         }
     }
 }
@@ -53,6 +56,8 @@ pub struct App {
     pub alloc_lock: AsyncMutex<()>,
     /// One image build at a time.
     pub image_lock: AsyncMutex<()>,
+    /// Concurrent first creates must not race to generate the SSH key.
+    pub key_lock: AsyncMutex<()>,
     pub shutdown: Notify,
 }
 
@@ -71,6 +76,7 @@ impl App {
             vm_locks: Mutex::new(HashMap::new()),
             alloc_lock: AsyncMutex::new(()),
             image_lock: AsyncMutex::new(()),
+            key_lock: AsyncMutex::new(()),
             shutdown: Notify::new(),
         })
     }

@@ -2,7 +2,6 @@
 //! injected into the host integrations (disks, network, VMM) and the test
 //! checks the journal, the VM directory, TAP devices and processes.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -14,39 +13,12 @@ use banger_daemon::config::Config;
 use banger_daemon::progress::Reporter;
 use banger_daemon::vms::create;
 use banger_host::disk::{Disks, Ext4Disks};
-use banger_host::net::Network;
 use banger_host::process::{self, ProcessId};
 use banger_host::runner::SystemRunner;
 use banger_host::HostError;
 use banger_store::Store;
+use banger_testkit::doubles::FakeNetwork;
 use banger_vmm::{VmSpec, Vmm, VmmError};
-
-#[derive(Default)]
-struct FakeNetwork {
-    taps: Mutex<HashSet<String>>,
-    fail_tap: bool,
-}
-
-#[async_trait]
-impl Network for FakeNetwork {
-    async fn ensure_bridge(&self, _: &str, _: std::net::Ipv4Addr, _: u8) -> Result<(), HostError> {
-        Ok(())
-    }
-    async fn create_tap(&self, tap: &str, _: &str) -> Result<(), HostError> {
-        if self.fail_tap {
-            return Err(HostError::Other("injected: cannot create TAP".into()));
-        }
-        self.taps.lock().unwrap().insert(tap.to_string());
-        Ok(())
-    }
-    async fn delete_tap(&self, tap: &str) -> Result<(), HostError> {
-        self.taps.lock().unwrap().remove(tap);
-        Ok(())
-    }
-    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
-        Ok(self.taps.lock().unwrap().contains(name))
-    }
-}
 
 /// Real ext4 disks, except the one with the label chosen to fail.
 struct FlakyDisks {
@@ -161,6 +133,7 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
         runner: Arc::new(SystemRunner),
         net: net.clone(),
         disks: Arc::new(FlakyDisks { fail_label }),
+        probe: Arc::new(banger_host::probe::SshBanner),
     };
     // Guests get loopback addresses here: the readiness probe must never
     // send traffic to a private range from the host's own namespace.
@@ -203,7 +176,7 @@ async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "files left: {left:?}");
-    assert!(s.net.taps.lock().unwrap().is_empty(), "TAP left");
+    assert!(s.net.taps().is_empty(), "TAP left");
     if let Some(p) = *s.vmm.spawned.lock().unwrap() {
         assert!(!p.is_alive(), "VMM process left running");
     }

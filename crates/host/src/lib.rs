@@ -6,11 +6,13 @@
 //! - [`process`] — VMM processes that outlive the daemon, and watching them
 //! - [`net`] — the bridge and per-VM TAP devices
 //! - [`disk`] — sparse ext4 disks built without mounting anything
+//! - [`probe`] — whether a guest is up
 //! - [`ssh`] — the installation key pair and per-VM host keys
 
 pub mod disk;
 pub mod error;
 pub mod net;
+pub mod probe;
 pub mod process;
 pub mod runner;
 pub mod ssh;

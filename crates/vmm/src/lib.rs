@@ -77,6 +77,11 @@ pub trait Vmm: Send + Sync {
         spawned: &(dyn Fn(ProcessId) + Send + Sync),
     ) -> Result<ProcessId>;
 
+    /// Where the guest's serial console output goes.
+    fn console_log(&self, dir: &Path) -> PathBuf {
+        dir.join("console.log")
+    }
+
     /// Asks the guest to shut down; the process exits once it has.
     async fn request_shutdown(&self, dir: &Path, process: ProcessId) -> Result<()>;
 }

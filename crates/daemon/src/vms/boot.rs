@@ -1,16 +1,16 @@
 //! Bringing a VM from stopped to running: TAP, VMM process, guest boot,
 //! readiness. Used by both create and start.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banger_api::{ApiError, Image, Vm, VmState};
+use banger_host::probe::GuestProbe;
 use banger_host::process::ProcessId;
 use banger_store::ResourceKind;
 use banger_vmm::{log_tail, DriveSpec, VmSpec};
-use tokio::io::AsyncReadExt;
 
 use super::journal::{self, PENDING};
 use super::{monitor, VmFiles};
@@ -176,22 +176,23 @@ async fn boot_inner(
         .parse()
         .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
-    wait_ready(ip, process, timeout, &spec.console_log()).await?;
+    let console = driver.console_log(&spec.dir);
+    wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
     tracing::info!(vm = %vm.name, host_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
     reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
     Ok(process)
 }
 
-/// A guest is ready when its sshd answers with an SSH banner.
+/// Waits until the probe says the guest is up, failing early if the VMM dies.
 async fn wait_ready(
+    probe: &dyn GuestProbe,
     ip: Ipv4Addr,
     process: ProcessId,
     timeout: Duration,
     console: &Path,
 ) -> OpResult<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let addr = SocketAddr::from((ip, 22));
     loop {
         if !process.is_alive() {
             return Err(ApiError::internal(format!(
@@ -199,12 +200,12 @@ async fn wait_ready(
                 log_tail(console, 8)
             )));
         }
-        if ssh_banner(addr).await {
+        if probe.ready(ip).await {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::internal(format!(
-                "the guest did not answer on {addr} within {}s; console: {}",
+                "the guest did not answer on {ip}:22 within {}s; console: {}",
                 timeout.as_secs(),
                 log_tail(console, 8)
             ))
@@ -214,17 +215,4 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-async fn ssh_banner(addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let mut buf = [0u8; 4];
-        stream.read_exact(&mut buf).await.ok()?;
-        (&buf == b"SSH-").then_some(())
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), attempt).await,
-        Ok(Some(()))
-    )
 }

@@ -78,9 +78,12 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
         .clone()
         .unwrap_or_else(|| app.config.default_image.clone());
     let image = images::ensure(&app, &image_name, &reporter).await?;
-    ssh::ensure_keypair(app.host.runner.as_ref(), &app.paths.ssh_key(), "banger")
-        .await
-        .map_err(errors::host)?;
+    {
+        let _key = app.key_lock.lock().await;
+        ssh::ensure_keypair(app.host.runner.as_ref(), &app.paths.ssh_key(), "banger")
+            .await
+            .map_err(errors::host)?;
+    }
 
     let mut vm = claim(
         &app,

@@ -134,6 +134,11 @@ impl Vmm for Firecracker {
         Ok(proc)
     }
 
+    fn console_log(&self, dir: &Path) -> PathBuf {
+        // Firecracker's serial console is its stdout.
+        Self::log_path(dir)
+    }
+
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         // On x86 a guest `poweroff` does not end Firecracker; a reboot does
         // (the guest runs with reboot=k), and Ctrl-Alt-Del asks for one.

@@ -1,0 +1,156 @@
+//! The whole VM lifecycle through the daemon with the Firecracker driver,
+//! against the fake Firecracker that validates every request against the
+//! spec: create, stop (Ctrl-Alt-Del), start, a crashed VMM, restart, kill,
+//! set, daemon restart (adoption), host reboot, delete.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use banger_api::{CreateVmRequest, UpdateVmRequest, Vm, VmState};
+use banger_daemon::progress::Reporter;
+use banger_daemon::vms::{create, lifecycle, reconcile, settings};
+use banger_host::process::ProcessId;
+use common::*;
+
+fn process_of(vm: &Vm) -> ProcessId {
+    banger_host::process::identify(vm.pid.expect("running VM has a pid")).expect("process exists")
+}
+
+async fn wait_state(app: &banger_daemon::app::App, name: &str, state: VmState) -> Vm {
+    for _ in 0..100 {
+        let vm = app.store.resolve_vm(name).unwrap();
+        if vm.state == state {
+            return vm;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never became {state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_works_with_the_firecracker_driver() {
+    let d = daemon(Duration::from_millis(100));
+    let app = d.app.clone();
+    let err = create::create(
+        app.clone(),
+        CreateVmRequest {
+            vcpu: Some(3),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message.contains("even"),
+        "Firecracker's vCPU rule: {}",
+        err.message
+    );
+
+    let vm = create::create(
+        app.clone(),
+        CreateVmRequest {
+            name: Some("fc".into()),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(vm.vmm, banger_api::VmmKind::Firecracker);
+    let dir = Path::new(&vm.dir).to_path_buf();
+    let first = process_of(&vm);
+
+    // Graceful stop: Ctrl-Alt-Del, and the process ends on its own.
+    let stopped = lifecycle::stop(app.clone(), "fc".into(), false)
+        .await
+        .unwrap();
+    assert_eq!(stopped.state, VmState::Stopped);
+    assert!(!first.is_alive());
+    assert!(requests(&dir)
+        .iter()
+        .any(|r| r["body"]["action_type"] == "SendCtrlAltDel"));
+    assert!(d.net.taps().is_empty(), "TAP released on stop");
+
+    // Start again; then the VMM crashes: the monitor notices.
+    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+        .await
+        .unwrap();
+    process_of(&vm)
+        .signal(nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let crashed = wait_state(&app, "fc", VmState::Stopped).await;
+    assert!(crashed.stop_reason.unwrap().contains("exited"));
+    assert!(d.net.taps().is_empty());
+
+    // Restart from stopped, then kill with TERM.
+    let vm = lifecycle::restart(app.clone(), "fc".into(), Reporter::silent())
+        .await
+        .unwrap();
+    assert_eq!(vm.state, VmState::Running);
+    let killed = lifecycle::kill(app.clone(), "fc".into(), "term".into())
+        .await
+        .unwrap();
+    assert_eq!(killed.state, VmState::Stopped);
+    let err = lifecycle::kill(app.clone(), "fc".into(), "NOPE".into())
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("unknown signal"));
+
+    // set applies at the next boot: Firecracker gets the new machine config.
+    let update = UpdateVmRequest {
+        memory_mib: Some(2048),
+        vcpu: Some(4),
+        ..Default::default()
+    };
+    settings::update(app.clone(), "fc".into(), update)
+        .await
+        .unwrap();
+    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+        .await
+        .unwrap();
+    let last_config = requests(&dir)
+        .into_iter()
+        .rfind(|r| r["path"] == "/machine-config")
+        .unwrap();
+    assert_eq!(last_config["body"]["mem_size_mib"], 2048);
+    assert_eq!(last_config["body"]["vcpu_count"], 4);
+
+    // A daemon restart adopts the running VM, which stays manageable.
+    let running = process_of(&vm);
+    drop(app);
+    let app = restart(&d.root, d.net.clone(), Duration::from_millis(100));
+    reconcile::reconcile(&app).await.unwrap();
+    let adopted = app.store.resolve_vm("fc").unwrap();
+    assert_eq!(adopted.state, VmState::Running);
+    assert!(running.is_alive(), "a daemon restart never kills a VM");
+    lifecycle::stop(app.clone(), "fc".into(), false)
+        .await
+        .unwrap();
+    assert!(!running.is_alive());
+
+    // Host reboot: the process and the TAP are gone before the daemon starts.
+    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+        .await
+        .unwrap();
+    let p = process_of(&vm);
+    p.signal(nix::sys::signal::Signal::SIGKILL).unwrap();
+    p.wait_exit().await;
+    d.net.taps.lock().unwrap().clear();
+    let app = restart(&d.root, d.net.clone(), Duration::from_millis(100));
+    reconcile::reconcile(&app).await.unwrap();
+    let after = app.store.resolve_vm("fc").unwrap();
+    assert_eq!(after.state, VmState::Stopped);
+    // (The previous in-process daemon's monitor may record the exit first;
+    // the real-daemon crash test checks the reboot reason itself.)
+    assert!(after.stop_reason.is_some());
+
+    lifecycle::delete(app.clone(), "fc".into(), false)
+        .await
+        .unwrap();
+    assert!(!dir.exists());
+    assert!(app.store.all_resources().unwrap().is_empty());
+    assert!(d.net.taps().is_empty());
+}
