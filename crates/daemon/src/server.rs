@@ -114,6 +114,17 @@ where
         .expect("static response parts")
 }
 
+/// Runs an operation in its own task, so it finishes (or rolls back) even
+/// if the client disconnects, and answers with its result.
+async fn to_completion<T: Send + 'static>(
+    operation: impl Future<Output = OpResult<T>> + Send + 'static,
+) -> Reply<T> {
+    let result = tokio::spawn(operation)
+        .await
+        .map_err(|e| ApiError::internal(format!("the operation panicked: {e}")))?;
+    Ok(Json(result?))
+}
+
 async fn status(State(app): State<AppState>) -> Reply<DaemonStatus> {
     Ok(Json(DaemonStatus {
         pid: std::process::id(),
@@ -161,11 +172,7 @@ async fn stop_vm(
     Query(q): Query<ForceQuery>,
 ) -> Reply<banger_api::Vm> {
     // Run to completion even if the client goes away.
-    let task = tokio::spawn(lifecycle::stop(app, vm, q.force));
-    Ok(Json(
-        task.await
-            .map_err(|e| ApiError::internal(e.to_string()))??,
-    ))
+    to_completion(lifecycle::stop(app, vm, q.force)).await
 }
 
 async fn delete_vm(
@@ -173,11 +180,7 @@ async fn delete_vm(
     Path(vm): Path<String>,
     Query(q): Query<ForceQuery>,
 ) -> Reply<banger_api::Vm> {
-    let task = tokio::spawn(lifecycle::delete(app, vm, q.force));
-    Ok(Json(
-        task.await
-            .map_err(|e| ApiError::internal(e.to_string()))??,
-    ))
+    to_completion(lifecycle::delete(app, vm, q.force)).await
 }
 
 async fn restart_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
@@ -189,11 +192,7 @@ async fn kill_vm(
     Path(vm): Path<String>,
     Json(req): Json<KillRequest>,
 ) -> Reply<banger_api::Vm> {
-    let task = tokio::spawn(lifecycle::kill(app, vm, req.signal));
-    Ok(Json(
-        task.await
-            .map_err(|e| ApiError::internal(e.to_string()))??,
-    ))
+    to_completion(lifecycle::kill(app, vm, req.signal)).await
 }
 
 async fn update_vm(
@@ -201,11 +200,7 @@ async fn update_vm(
     Path(vm): Path<String>,
     Json(req): Json<UpdateVmRequest>,
 ) -> Reply<banger_api::Vm> {
-    let task = tokio::spawn(settings::update(app, vm, req));
-    Ok(Json(
-        task.await
-            .map_err(|e| ApiError::internal(e.to_string()))??,
-    ))
+    to_completion(settings::update(app, vm, req)).await
 }
 
 async fn vm_stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use banger_api::paths::Paths;
-use banger_api::{CreateVmRequest, Image, VmmKind};
+use banger_api::{CreateVmRequest, VmmKind};
 use banger_daemon::app::{App, Host};
 use banger_daemon::config::Config;
 use banger_daemon::progress::Reporter;
@@ -17,7 +17,7 @@ use banger_host::process::{self, ProcessId};
 use banger_host::runner::SystemRunner;
 use banger_host::HostError;
 use banger_store::Store;
-use banger_testkit::doubles::FakeNetwork;
+use banger_testkit::doubles::{placeholder_image, FakeNetwork};
 use banger_vmm::{VmSpec, Vmm, VmmError};
 
 /// Real ext4 disks, except the one with the label chosen to fail.
@@ -100,26 +100,9 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
     let root = tempfile::tempdir().unwrap();
     let paths = Paths::under(root.path());
     std::fs::create_dir_all(&paths.state_dir).unwrap();
-    let image_dir = root.path().join("image");
-    std::fs::create_dir_all(image_dir.join("work-seed")).unwrap();
-    std::fs::write(image_dir.join("work-seed/.bashrc"), "# seed\n").unwrap();
-    for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
-        std::fs::write(image_dir.join(f), b"").unwrap();
-    }
     let store = Store::open(&paths.database()).unwrap();
-    let p = |f: &str| image_dir.join(f).display().to_string();
     store
-        .put_image(&Image {
-            name: "default".into(),
-            managed: true,
-            rootfs: p("rootfs.ext4"),
-            kernel: p("vmlinux"),
-            initrd: p("initrd.img"),
-            kernel_version: "test".into(),
-            work_seed: p("work-seed"),
-            packages_sha256: "x".into(),
-            created_at: "now".into(),
-        })
+        .put_image(&placeholder_image(&root.path().join("image")))
         .unwrap();
     let net = Arc::new(FakeNetwork {
         fail_tap,

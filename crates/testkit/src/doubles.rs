@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use banger_api::Image;
 use banger_host::net::Network;
 use banger_host::probe::GuestProbe;
 use banger_host::HostError;
@@ -83,5 +84,27 @@ impl GuestProbe for DelayedProbe {
             .entry(ip)
             .or_insert_with(std::time::Instant::now);
         first.elapsed() >= self.delay
+    }
+}
+
+/// An image record whose files exist (empty): enough for orchestration
+/// that never boots a real kernel.
+pub fn placeholder_image(dir: &std::path::Path) -> Image {
+    std::fs::create_dir_all(dir.join("work-seed")).unwrap();
+    std::fs::write(dir.join("work-seed/.profile"), "# seed\n").unwrap();
+    for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
+        std::fs::write(dir.join(f), b"").unwrap();
+    }
+    let p = |f: &str| dir.join(f).display().to_string();
+    Image {
+        name: "default".into(),
+        managed: true,
+        rootfs: p("rootfs.ext4"),
+        kernel: p("vmlinux"),
+        initrd: p("initrd.img"),
+        kernel_version: "test".into(),
+        work_seed: p("work-seed"),
+        packages_sha256: "x".into(),
+        created_at: "now".into(),
     }
 }

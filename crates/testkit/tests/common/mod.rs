@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use banger_api::paths::Paths;
-use banger_api::Image;
 use banger_daemon::app::{App, Host};
 use banger_daemon::config::{Config, VmmChoice};
 use banger_host::disk::Ext4Disks;
 use banger_host::runner::SystemRunner;
 use banger_store::Store;
-use banger_testkit::doubles::{DelayedProbe, FakeNetwork};
+use banger_testkit::doubles::{placeholder_image, DelayedProbe, FakeNetwork};
 
 pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-firecracker");
 
@@ -40,26 +39,9 @@ pub fn daemon(boot_delay: Duration) -> Daemon {
     let root = tempfile::tempdir().unwrap();
     let paths = Paths::under(root.path());
     std::fs::create_dir_all(&paths.state_dir).unwrap();
-    let image_dir = root.path().join("image");
-    std::fs::create_dir_all(image_dir.join("work-seed")).unwrap();
-    std::fs::write(image_dir.join("work-seed/.profile"), "# seed\n").unwrap();
-    for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
-        std::fs::write(image_dir.join(f), b"").unwrap();
-    }
     let store = Store::open(&paths.database()).unwrap();
-    let p = |f: &str| image_dir.join(f).display().to_string();
     store
-        .put_image(&Image {
-            name: "default".into(),
-            managed: true,
-            rootfs: p("rootfs.ext4"),
-            kernel: p("vmlinux"),
-            initrd: p("initrd.img"),
-            kernel_version: "test".into(),
-            work_seed: p("work-seed"),
-            packages_sha256: "x".into(),
-            created_at: "now".into(),
-        })
+        .put_image(&placeholder_image(&root.path().join("image")))
         .unwrap();
     let net = Arc::new(FakeNetwork::default());
     let app = restart(&root, net.clone(), boot_delay);
