@@ -1,8 +1,10 @@
 # Thin wrappers; everything real lives in cargo and scripts/.
 PREFIX ?= $(HOME)/.local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
 ARGS ?=
 
-.PHONY: build test bench-create install deps
+.PHONY: build test bench-create install uninstall deps
 
 deps:
 	./scripts/install-deps
@@ -16,6 +18,21 @@ test: deps
 bench-create:
 	./scripts/bench-create $(ARGS)
 
+# Binaries, shell completions and a systemd unit for bangerd. The daemon
+# creates bridges and TAP devices, so it runs as root for now: install with
+# PREFIX=/usr/local as root and enable the unit as a system unit, or run
+# banger as root and let it start the daemon on demand.
 install: build
-	install -Dm755 target/release/banger $(PREFIX)/bin/banger
-	install -Dm755 target/release/bangerd $(PREFIX)/bin/bangerd
+	install -Dm755 target/release/banger $(DESTDIR)$(BINDIR)/banger
+	install -Dm755 target/release/bangerd $(DESTDIR)$(BINDIR)/bangerd
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	target/release/banger completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/banger
+	target/release/banger completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_banger
+	target/release/banger completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/banger.fish
+	install -d $(DESTDIR)$(DATADIR)/systemd/user
+	sed 's|@BINDIR@|$(BINDIR)|' contrib/bangerd.service > $(DESTDIR)$(DATADIR)/systemd/user/bangerd.service
+
+uninstall:
+	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(DATADIR)/bash-completion/completions/banger \
+		$(DATADIR)/zsh/site-functions/_banger $(DATADIR)/fish/vendor_completions.d/banger.fish \
+		$(DATADIR)/systemd/user/bangerd.service

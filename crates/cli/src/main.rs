@@ -31,6 +31,13 @@ enum Command {
     /// Inspect or stop the daemon
     #[command(subcommand)]
     Daemon(commands::daemon::DaemonCommand),
+    /// Check that this host can run banger: KVM, VMMs, tools, image, network, disk, daemon
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions (bash, zsh, fish, ...)
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +51,17 @@ fn main() -> ExitCode {
             Command::Vm(cmd) => commands::vm::run(cmd).await,
             Command::Image(cmd) => commands::image::run(cmd).await,
             Command::Daemon(cmd) => commands::daemon::run(cmd).await,
+            Command::Doctor { json } => commands::doctor::run(json),
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "banger",
+                    &mut std::io::stdout(),
+                );
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -218,6 +218,14 @@ fn bad_input_gets_one_clear_error() {
         err.contains("qemu-system-x86_64") && err.contains("apt-get install qemu-system-x86"),
         "{err}"
     );
+    // doctor names the same problem, with the same fix, and fails.
+    let out = env.banger(&["doctor"]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("FAIL  qemu") && report.contains("apt-get install qemu-system-x86"),
+        "{report}"
+    );
     // A broken config file is reported with the key at fault.
     env.banger(&["daemon", "stop"]);
     env.write_config("not_a_key = 1");
@@ -242,6 +250,26 @@ fn daemon_status_reports_its_paths_and_socket_is_private() {
     let mode = std::fs::metadata(socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode");
     assert_eq!(env.ok(&["daemon", "socket"]).trim(), socket);
+    // doctor passes on a machine set up by scripts/install-deps, and sees the daemon.
+    let checks = env.json(&["doctor", "--json"]);
+    let daemon = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "daemon")
+        .unwrap();
+    assert!(
+        daemon["detail"].as_str().unwrap().contains("listening"),
+        "{daemon}"
+    );
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "fail"),
+        "{checks:#}"
+    );
     // The log is JSON lines.
     let log = std::fs::read_to_string(status["log"].as_str().unwrap()).unwrap();
     let first = log.lines().next().unwrap();

@@ -91,8 +91,12 @@ pub async fn build(
             ))
             .with_hint("delete those VMs first, or build under another --name"));
         }
-        tools::require("mmdebstrap").map_err(errors::host)?;
-        tools::require("mkfs.ext4").map_err(errors::host)?;
+        for tool in crate::doctor::IMAGE_TOOLS
+            .iter()
+            .chain(crate::doctor::VM_TOOLS)
+        {
+            tools::require(tool).map_err(errors::host)?;
+        }
     }
     let forward = reporter.clone();
     let image = build_image(app.host.runner.clone(), &build, &move |p| {

@@ -4,12 +4,14 @@
 //! - [`app`] — shared state and the host integrations behind traits
 //! - [`server`] — the versioned HTTP API on the Unix socket
 //! - [`vms`] — VM orchestration (create, boot, lifecycle, monitor, reconcile)
+//! - [`doctor`] — readiness checks shared by `banger doctor` and the daemon
 //! - [`images`] — image resolution and builds
 //! - [`guest_config`] — files that tell a guest who it is
 
 pub mod app;
 pub mod config;
 pub mod crash;
+pub mod doctor;
 pub mod entry;
 pub mod errors;
 pub mod guest_config;

@@ -1,3 +1,4 @@
 pub mod daemon;
+pub mod doctor;
 pub mod image;
 pub mod vm;

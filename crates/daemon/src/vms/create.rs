@@ -22,9 +22,6 @@ use crate::guest_config::GuestConfig;
 use crate::images;
 use crate::progress::Reporter;
 
-/// Tools a create needs besides the VMM.
-const CREATE_TOOLS: &[&str] = &["mkfs.ext4", "ssh-keygen", "ip"];
-
 /// Checks vCPU and memory against what the VMM accepts.
 pub fn validate_shape(vmm: VmmKind, vcpu: u32, memory_mib: u32) -> OpResult<()> {
     let max_vcpu = 32;
@@ -70,7 +67,7 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
     }
     // Fail on a missing tool before anything is made.
     app.driver(app.vmm)?;
-    for tool in CREATE_TOOLS {
+    for tool in crate::doctor::VM_TOOLS {
         tools::require(tool).map_err(errors::host)?;
     }
     let image_name = request
