@@ -4,7 +4,9 @@ BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 ARGS ?=
 
-.PHONY: build test bench-create install uninstall deps
+RUNTIME_MANIFEST ?= runtime-bundle.toml
+
+.PHONY: build test bench-create install uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -14,6 +16,14 @@ build:
 
 test: deps
 	cargo test --workspace
+
+# dist/banger-runtime.tar.gz from the default image; prints its sha256.
+runtime-package: build
+	target/release/banger runtime package
+
+# Installs a bundle from a manifest (url + sha256), verified first.
+runtime-bundle: build
+	target/release/banger runtime fetch --manifest $(RUNTIME_MANIFEST)
 
 bench-create:
 	./scripts/bench-create $(ARGS)

@@ -31,6 +31,9 @@ enum Command {
     /// Inspect or stop the daemon
     #[command(subcommand)]
     Daemon(commands::daemon::DaemonCommand),
+    /// The runtime bundle: show, package, fetch
+    #[command(subcommand)]
+    Runtime(commands::runtime::RuntimeCommand),
     /// Check that this host can run banger: KVM, VMMs, tools, image, network, disk, daemon
     Doctor {
         #[arg(long)]
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Command::Image(cmd) => commands::image::run(cmd).await,
             Command::Daemon(cmd) => commands::daemon::run(cmd).await,
             Command::Doctor { json } => commands::doctor::run(json),
+            Command::Runtime(cmd) => commands::runtime::run(cmd).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(

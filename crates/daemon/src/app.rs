@@ -139,10 +139,25 @@ impl App {
     }
 }
 
-fn firecracker_binary(config: &Config) -> Option<PathBuf> {
+/// The runtime bundle, when one is installed and valid.
+pub fn runtime_bundle(config: &Config) -> Option<banger_runtime::Bundle> {
+    let location = banger_runtime::resolve::locate_here(config.runtime_dir.clone());
+    banger_runtime::Bundle::open(&location.dir).ok()
+}
+
+/// `firecracker_bin`, else `firecracker` in PATH, else the runtime bundle's.
+pub fn firecracker_binary(config: &Config) -> Option<PathBuf> {
     match &config.firecracker_bin {
         Some(path) => tools::find(&path.to_string_lossy()),
-        None => tools::find("firecracker"),
+        None => tools::find("firecracker").or_else(|| {
+            let bundle = runtime_bundle(config)?;
+            bundle
+                .manifest
+                .binaries
+                .iter()
+                .find(|b| b.as_str() == "firecracker")
+                .map(|b| bundle.path(b))
+        }),
     }
 }
 

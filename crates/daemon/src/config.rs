@@ -39,6 +39,8 @@ pub struct Config {
     pub boot_timeout_secs: u64,
     /// How long stop waits for a graceful guest shutdown before killing.
     pub stop_timeout_secs: u64,
+    /// The runtime bundle directory (see `banger runtime show`).
+    pub runtime_dir: Option<PathBuf>,
     /// Where images live; defaults to `<state>/images`.
     pub images_dir: Option<PathBuf>,
     /// Package manifest of the default image; the bundled one when absent.
@@ -65,6 +67,7 @@ impl Default for Config {
             overlay_size: "4G".into(),
             boot_timeout_secs: 180,
             stop_timeout_secs: 45,
+            runtime_dir: None,
             images_dir: None,
             default_packages_file: None,
             debian_mirror: None,

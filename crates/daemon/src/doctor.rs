@@ -104,10 +104,7 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
         ),
     });
 
-    let firecracker = match &config.firecracker_bin {
-        Some(p) => tools::find(&p.to_string_lossy()),
-        None => tools::find("firecracker"),
-    };
+    let firecracker = crate::app::firecracker_binary(config);
     checks.push(match (&firecracker, vmm) {
         (Some(path), _) => check(
             "firecracker",
@@ -170,6 +167,40 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
     for tool in VM_TOOLS {
         checks.push(tool_check(tool, "VMs", Status::Fail));
     }
+
+    let location = banger_runtime::resolve::locate_here(config.runtime_dir.clone());
+    checks.push(match banger_runtime::Bundle::open(&location.dir) {
+        Ok(bundle) => check(
+            "runtime bundle",
+            Status::Pass,
+            format!(
+                "{} ({}; kernel {})",
+                bundle.dir.display(),
+                location.source,
+                bundle.manifest.kernel_version
+            ),
+            None,
+        ),
+        Err(_) if !location.dir.exists() => check(
+            "runtime bundle",
+            Status::Pass,
+            format!(
+                "none at {} ({}); the default image is built from Debian's mirror",
+                location.dir.display(),
+                location.source
+            ),
+            None,
+        ),
+        Err(e) => check(
+            "runtime bundle",
+            Status::Fail,
+            e.to_string(),
+            Some(
+                "reinstall it with `banger runtime fetch --manifest FILE`, or remove the directory"
+                    .into(),
+            ),
+        ),
+    });
 
     let image = images_dir.join(&config.default_image);
     let built = image.join("manifest.sha256").exists();

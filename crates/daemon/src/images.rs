@@ -16,6 +16,22 @@ pub async fn ensure(app: &Arc<App>, name: &str, reporter: &Reporter) -> OpResult
     if let Some(image) = app.store.get_image(name).map_err(errors::store)? {
         return Ok(image);
     }
+    if name == app.config.default_image {
+        if let Some(bundle) = crate::app::runtime_bundle(&app.config) {
+            let image = bundle.default_image(name);
+            app.store.put_image(&image).map_err(errors::store)?;
+            reporter.say(
+                "image",
+                format!(
+                    "using the runtime bundle's default image ({})",
+                    bundle.dir.display()
+                ),
+                Some(0.5),
+            );
+            tracing::info!(dir = %bundle.dir.display(), "registered the runtime bundle's default image");
+            return Ok(image);
+        }
+    }
     if name != app.config.default_image {
         return Err(
             ApiError::not_found(format!("no image named {name:?}")).with_hint(

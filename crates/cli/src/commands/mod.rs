@@ -1,4 +1,5 @@
 pub mod daemon;
 pub mod doctor;
 pub mod image;
+pub mod runtime;
 pub mod vm;

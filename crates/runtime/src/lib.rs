@@ -1,0 +1,124 @@
+//! The runtime bundle: a directory holding `bundle.json` and the artifacts
+//! it names (kernel, initrd, rootfs, work seed, package list, VMM binaries
+//! that are present), so a machine can run VMs without building an image.
+//!
+//! - [`resolve`] — which directory is the bundle
+//! - [`package`] — pack an image into `banger-runtime.tar.gz`, with its sha256
+//! - [`fetch`] — install a bundle from a manifest (`url` + `sha256`), verified
+
+pub mod fetch;
+pub mod package;
+pub mod resolve;
+
+use std::path::{Path, PathBuf};
+
+use banger_api::Image;
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST: &str = "bundle.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl BundleError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        BundleError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// `bundle.json`: paths relative to the bundle directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    pub format: u32,
+    pub default_kernel: String,
+    pub default_initrd: String,
+    pub default_rootfs: String,
+    pub default_work_seed: String,
+    pub default_packages: String,
+    pub kernel_version: String,
+    pub packages_sha256: String,
+    /// VMM binaries shipped in the bundle (e.g. `firecracker`).
+    #[serde(default)]
+    pub binaries: Vec<String>,
+}
+
+/// A bundle directory whose manifest was read and checked.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: BundleManifest,
+}
+
+impl Bundle {
+    /// Reads `bundle.json` and checks that every file it names exists.
+    pub fn open(dir: &Path) -> Result<Bundle, BundleError> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| BundleError::io(format!("cannot read {}", path.display()), e))?;
+        let manifest: BundleManifest = serde_json::from_str(&text).map_err(|e| {
+            BundleError::Invalid(format!(
+                "{} is not a valid bundle manifest: {e}",
+                path.display()
+            ))
+        })?;
+        let bundle = Bundle {
+            dir: dir.to_path_buf(),
+            manifest,
+        };
+        for file in bundle.files() {
+            if !dir.join(&file).exists() {
+                return Err(BundleError::Invalid(format!(
+                    "bundle {} lacks {file}, which bundle.json names",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(bundle)
+    }
+
+    /// Every artifact the manifest names, relative to the bundle directory.
+    pub fn files(&self) -> Vec<String> {
+        let m = &self.manifest;
+        let mut files = vec![
+            m.default_kernel.clone(),
+            m.default_initrd.clone(),
+            m.default_rootfs.clone(),
+            m.default_work_seed.clone(),
+            m.default_packages.clone(),
+        ];
+        files.extend(m.binaries.iter().cloned());
+        files
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// The bundle's default image, as an (unmanaged) image record.
+    pub fn default_image(&self, name: &str) -> Image {
+        let m = &self.manifest;
+        let p = |f: &str| self.path(f).display().to_string();
+        Image {
+            name: name.to_string(),
+            managed: false,
+            rootfs: p(&m.default_rootfs),
+            kernel: p(&m.default_kernel),
+            initrd: p(&m.default_initrd),
+            kernel_version: m.kernel_version.clone(),
+            work_seed: p(&m.default_work_seed),
+            packages_sha256: m.packages_sha256.clone(),
+            created_at: String::new(),
+        }
+    }
+}
