@@ -41,8 +41,12 @@ install: build
 	target/release/banger completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/banger.fish
 	install -d $(DESTDIR)$(DATADIR)/systemd/user
 	sed 's|@BINDIR@|$(BINDIR)|' contrib/bangerd.service > $(DESTDIR)$(DATADIR)/systemd/user/bangerd.service
+	# The runtime bundle, when this checkout has one (./runtime), goes to
+	# $(PREFIX)/lib/banger, where installed binaries look for it.
+	if [ -f runtime/bundle.json ]; then install -d $(DESTDIR)$(PREFIX)/lib/banger && cp -a runtime/. $(DESTDIR)$(PREFIX)/lib/banger/; fi
 
 uninstall:
 	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(DATADIR)/bash-completion/completions/banger \
 		$(DATADIR)/zsh/site-functions/_banger $(DATADIR)/fish/vendor_completions.d/banger.fish \
 		$(DATADIR)/systemd/user/bangerd.service
+	rm -rf $(PREFIX)/lib/banger
