@@ -105,18 +105,20 @@ fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
 }
 
 async fn wait_for_daemon(paths: &Paths, client: &DaemonClient) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    // Generous: a daemon start may first reconcile (and stop) leftovers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         if client.status().await.is_ok() {
             return Ok(());
         }
         let stderr = std::fs::read_to_string(stderr_file(paths)).unwrap_or_default();
-        if !stderr.trim().is_empty() {
+        // Losing a start race to another CLI is fine: that daemon answers soon.
+        if !stderr.trim().is_empty() && !stderr.contains("already running") {
             bail!("bangerd failed to start: {}", stderr.trim());
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(
-                "bangerd did not open {} within 15s\nhint: see {}",
+                "bangerd did not open {} within 60s\nhint: see {}",
                 paths.socket().display(),
                 paths.log_file().display()
             );

@@ -29,6 +29,21 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
         env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/etc/hostname"]),
         "calm-otter\n"
     );
+    // The overlay's disks stay visible to the guest's systemd (clean shutdown).
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "ssh",
+            "calm-otter",
+            "--",
+            "findmnt",
+            "-n",
+            "-o",
+            "TARGET",
+            "/run/banger/rw"
+        ]),
+        "/run/banger/rw\n"
+    );
     env.ok(&[
         "vm",
         "ssh",

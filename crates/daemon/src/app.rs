@@ -58,7 +58,12 @@ pub struct App {
     pub image_lock: AsyncMutex<()>,
     /// Concurrent first creates must not race to generate the SSH key.
     pub key_lock: AsyncMutex<()>,
+    /// Concurrent boots must not race to create the bridge.
+    pub bridge_lock: AsyncMutex<()>,
     pub shutdown: Notify,
+    /// Every running operation holds a read guard; shutdown takes the write
+    /// side, so the daemon never exits half-way through one (e.g. resize2fs).
+    pub inflight: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl App {
@@ -77,7 +82,9 @@ impl App {
             alloc_lock: AsyncMutex::new(()),
             image_lock: AsyncMutex::new(()),
             key_lock: AsyncMutex::new(()),
+            bridge_lock: AsyncMutex::new(()),
             shutdown: Notify::new(),
+            inflight: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 

@@ -84,9 +84,18 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
         }
     };
     tracing::info!("listening");
-    axum::serve(listener, server::router(app))
+    axum::serve(listener, server::router(app.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;
+    // Let operations whose clients went away finish (or roll back) first.
+    if tokio::time::timeout(std::time::Duration::from_secs(120), app.inflight.write())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "operations still running after 120 s; exiting anyway (the next start reconciles them)"
+        );
+    }
     let _ = std::fs::remove_file(&socket);
     // VMM processes run in their own sessions: they keep running.
     tracing::info!("bangerd stopped; running VMs keep running");

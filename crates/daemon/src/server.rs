@@ -73,7 +73,7 @@ async fn not_found() -> Failure {
 
 /// Runs a long operation in its own task (a client that disconnects does
 /// not cancel it half-way) and streams its progress as JSON lines.
-fn stream_operation<T, F, Fut>(operation: F) -> Response
+fn stream_operation<T, F, Fut>(app: &App, operation: F) -> Response
 where
     T: Serialize + Send + 'static,
     F: FnOnce(Reporter) -> Fut,
@@ -82,7 +82,10 @@ where
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = oneshot::channel();
     let future = operation(Reporter::new(progress_tx));
+    let inflight = app.inflight.clone();
     tokio::spawn(async move {
+        // Held while the operation runs: daemon shutdown waits for it.
+        let _running = inflight.read_owned().await;
         let _ = done_tx.send(future.await);
     });
     fn line<T: Serialize>(event: &Event<T>) -> Result<Bytes, Infallible> {
@@ -117,11 +120,16 @@ where
 /// Runs an operation in its own task, so it finishes (or rolls back) even
 /// if the client disconnects, and answers with its result.
 async fn to_completion<T: Send + 'static>(
+    app: &App,
     operation: impl Future<Output = OpResult<T>> + Send + 'static,
 ) -> Reply<T> {
-    let result = tokio::spawn(operation)
-        .await
-        .map_err(|e| ApiError::internal(format!("the operation panicked: {e}")))?;
+    let inflight = app.inflight.clone();
+    let result = tokio::spawn(async move {
+        let _running = inflight.read_owned().await;
+        operation.await
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the operation panicked: {e}")))?;
     Ok(Json(result?))
 }
 
@@ -153,11 +161,15 @@ async fn get_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<ba
 }
 
 async fn create_vm(State(app): State<AppState>, Json(request): Json<CreateVmRequest>) -> Response {
-    stream_operation(move |reporter| create::create(app, request, reporter))
+    stream_operation(&app.clone(), move |reporter| {
+        create::create(app, request, reporter)
+    })
 }
 
 async fn start_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
-    stream_operation(move |reporter| lifecycle::start(app, vm, reporter))
+    stream_operation(&app.clone(), move |reporter| {
+        lifecycle::start(app, vm, reporter)
+    })
 }
 
 #[derive(Deserialize)]
@@ -172,7 +184,7 @@ async fn stop_vm(
     Query(q): Query<ForceQuery>,
 ) -> Reply<banger_api::Vm> {
     // Run to completion even if the client goes away.
-    to_completion(lifecycle::stop(app, vm, q.force)).await
+    to_completion(&app.clone(), lifecycle::stop(app, vm, q.force)).await
 }
 
 async fn delete_vm(
@@ -180,11 +192,13 @@ async fn delete_vm(
     Path(vm): Path<String>,
     Query(q): Query<ForceQuery>,
 ) -> Reply<banger_api::Vm> {
-    to_completion(lifecycle::delete(app, vm, q.force)).await
+    to_completion(&app.clone(), lifecycle::delete(app, vm, q.force)).await
 }
 
 async fn restart_vm(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
-    stream_operation(move |reporter| lifecycle::restart(app, vm, reporter))
+    stream_operation(&app.clone(), move |reporter| {
+        lifecycle::restart(app, vm, reporter)
+    })
 }
 
 async fn kill_vm(
@@ -192,7 +206,7 @@ async fn kill_vm(
     Path(vm): Path<String>,
     Json(req): Json<KillRequest>,
 ) -> Reply<banger_api::Vm> {
-    to_completion(lifecycle::kill(app, vm, req.signal)).await
+    to_completion(&app.clone(), lifecycle::kill(app, vm, req.signal)).await
 }
 
 async fn update_vm(
@@ -200,7 +214,7 @@ async fn update_vm(
     Path(vm): Path<String>,
     Json(req): Json<UpdateVmRequest>,
 ) -> Reply<banger_api::Vm> {
-    to_completion(settings::update(app, vm, req)).await
+    to_completion(&app.clone(), settings::update(app, vm, req)).await
 }
 
 async fn vm_stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {
@@ -236,5 +250,7 @@ async fn build_image(
     State(app): State<AppState>,
     Json(request): Json<BuildImageRequest>,
 ) -> Response {
-    stream_operation(move |reporter| async move { images::build(&app, request, reporter).await })
+    stream_operation(&app.clone(), move |reporter| async move {
+        images::build(&app, request, reporter).await
+    })
 }

@@ -42,20 +42,30 @@ impl<R: Runner> Network for IpNetwork<R> {
         gateway: Ipv4Addr,
         prefix: u8,
     ) -> Result<(), HostError> {
+        // Another process may create the bridge or address between our check
+        // and our change: "already exists" counts as done.
         if !self.link_exists(bridge).await? {
-            self.runner
+            let added = self
+                .runner
                 .run(Cmd::new("ip").args(["link", "add", bridge, "type", "bridge"]))
-                .await?;
+                .await;
+            if added.is_err() && !self.link_exists(bridge).await? {
+                added?;
+            }
         }
-        let addrs = self
-            .runner
-            .run(Cmd::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]))
-            .await?;
         let cidr = format!("{gateway}/{prefix}");
-        if !addrs.stdout_str().contains(&format!(" {cidr} ")) {
-            self.runner
+        let show = || Cmd::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]);
+        let has_address = |out: &str| out.contains(&format!(" {cidr} "));
+        if !has_address(&self.runner.run(show()).await?.stdout_str()) {
+            if let Err(err) = self
+                .runner
                 .run(Cmd::new("ip").args(["addr", "add", &cidr, "dev", bridge]))
-                .await?;
+                .await
+            {
+                if !has_address(&self.runner.run(show()).await?.stdout_str()) {
+                    return Err(err);
+                }
+            }
         }
         self.runner
             .run(Cmd::new("ip").args(["link", "set", bridge, "up"]))

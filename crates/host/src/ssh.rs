@@ -11,14 +11,22 @@ pub async fn ensure_keypair(
     path: &Path,
     comment: &str,
 ) -> Result<(), HostError> {
-    if path.exists() && path.with_extension("pub").exists() {
+    let public = path.with_extension("pub");
+    if path.exists() {
+        if !public.exists() {
+            // Every VM trusts this key: never replace it; rebuild the public half.
+            let out = runner
+                .run(Cmd::new("ssh-keygen").args(["-y", "-f"]).arg(path))
+                .await?;
+            std::fs::write(&public, out.stdout)
+                .map_err(|e| HostError::path_io("cannot write", &public, e))?;
+        }
         return Ok(());
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| HostError::path_io("cannot create", dir, e))?;
     }
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(path.with_extension("pub"));
+    let _ = std::fs::remove_file(&public);
     runner
         .run(
             Cmd::new("ssh-keygen")
@@ -51,5 +59,15 @@ mod tests {
         assert!(first.starts_with("ssh-ed25519 "));
         ensure_keypair(&SystemRunner, &key, "banger").await.unwrap();
         assert_eq!(public_key(&key).unwrap(), first);
+        // A lost public half is rebuilt from the private key, never replaced.
+        let private = std::fs::read(&key).unwrap();
+        std::fs::remove_file(key.with_extension("pub")).unwrap();
+        ensure_keypair(&SystemRunner, &key, "banger").await.unwrap();
+        assert_eq!(std::fs::read(&key).unwrap(), private);
+        let key_material = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            key_material(&public_key(&key).unwrap()),
+            key_material(&first)
+        );
     }
 }

@@ -192,7 +192,9 @@ pub async fn build_image(
             image_record(&request.name, &final_dir, &sha)
         }
         Err(err) => {
-            let _ = std::fs::remove_dir_all(&stage);
+            // A failed build can leave a whole Debian tree behind.
+            let dir = stage.clone();
+            let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
             let errors = error_lines(&request.log);
             Err(BuildError::Failed(format!(
                 "building image {} failed: {err}{}",
@@ -252,7 +254,9 @@ async fn build_into(
         "configuring the root filesystem for banger".into(),
         0.72,
     );
-    configure_rootfs(&rootdir)
+    let dir = rootdir.clone();
+    blocking(move || configure_rootfs(&dir))
+        .await
         .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
 
     say(
@@ -275,8 +279,10 @@ async fn build_into(
         format!("building the initramfs for kernel {version}"),
         0.8,
     );
-    let initrd =
-        initramfs::build(&rootdir, &version).map_err(|e| BuildError::Failed(e.to_string()))?;
+    let (dir, kernel_version) = (rootdir.clone(), version.clone());
+    let initrd = blocking(move || initramfs::build(&dir, &kernel_version))
+        .await
+        .map_err(|e| BuildError::Failed(e.to_string()))?;
     write(&stage.join("initrd.img"), &initrd)?;
 
     // /root of new VMs starts as a copy of the image's /root.
@@ -291,7 +297,8 @@ async fn build_into(
         "packing the root filesystem into ext4 (mkfs.ext4 -d)".into(),
         0.85,
     );
-    let used = tree_size(&rootdir);
+    let dir = rootdir.clone();
+    let used = blocking(move || tree_size(&dir)).await;
     let size = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
     let rootfs = stage.join("rootfs.ext4");
     banger_host::disk::create_sparse(&rootfs, size)?;
@@ -304,11 +311,20 @@ async fn build_into(
                 .log_to(&request.log),
         )
         .await?;
-    std::fs::remove_dir_all(&rootdir)
+    let dir = rootdir.clone();
+    blocking(move || std::fs::remove_dir_all(&dir))
+        .await
         .map_err(|e| HostError::path_io("cannot remove", &rootdir, e))?;
     write(&stage.join("packages.apt"), request.packages.as_bytes())?;
     write(&stage.join("manifest.sha256"), sha.as_bytes())?;
     Ok(())
+}
+
+/// Runs filesystem-heavy work (a whole Debian tree) off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("blocking image-build step panicked")
 }
 
 /// The last error lines ("E: ...") a helper tool wrote to the build log.

@@ -107,6 +107,18 @@ async fn boot_inner(
             );
         }
     }
+    // Never two VMMs on the same disks: a VMM left from a stop that could
+    // not finish must be dealt with first.
+    if let Some(live) = journal::recorded_process(app, &vm.id)?.filter(|p| p.is_alive()) {
+        return Err(ApiError::conflict(format!(
+            "VM {} still has a VMM process running (pid {})",
+            vm.name, live.pid
+        ))
+        .with_hint(format!(
+            "stop it with `banger vm stop --force {}` or `banger vm kill --signal KILL {}`",
+            vm.name, vm.name
+        )));
+    }
     let driver = app.driver(vm.vmm)?;
     // A VM being created stays `creating` until it is ready, so an
     // interrupted create is rolled back, not adopted, at the next start.
@@ -123,6 +135,7 @@ async fn boot_inner(
         ),
         Some(0.80),
     );
+    let bridge_guard = app.bridge_lock.lock().await;
     app.host
         .net
         .ensure_bridge(
@@ -132,6 +145,7 @@ async fn boot_inner(
         )
         .await
         .map_err(errors::host)?;
+    drop(bridge_guard);
     app.store
         .record_resource(&vm.id, ResourceKind::Tap, &vm.tap)
         .map_err(errors::store)?;

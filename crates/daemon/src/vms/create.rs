@@ -129,6 +129,12 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
 pub async fn rollback(app: &App, vm: &Vm) {
     if let Err(e) = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::ALL).await {
         tracing::error!(vm = %vm.name, error = %e, "rollback incomplete; the daemon retries at its next start");
+        let mut failed = vm.clone();
+        failed.stop_reason = Some(format!(
+            "its create failed and could not be fully undone ({})",
+            e.message
+        ));
+        let _ = app.store.update_vm(&failed);
         return;
     }
     if let Err(e) = app.store.delete_vm(&vm.id) {

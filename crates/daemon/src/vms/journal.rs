@@ -91,13 +91,14 @@ pub const ALL: &[ResourceKind] = &[
     ResourceKind::Dir,
 ];
 
-/// The VMM process recorded for a VM, if any.
+/// The VMM process recorded for a VM, if any (the newest record).
 pub fn recorded_process(app: &App, vm_id: &str) -> OpResult<Option<ProcessId>> {
     Ok(app
         .store
         .resources_of(vm_id)
         .map_err(errors::store)?
         .iter()
+        .rev()
         .filter(|r| r.kind == ResourceKind::Process)
         .find_map(|r| ProcessId::decode(&r.value)))
 }

@@ -57,10 +57,18 @@ async fn start_locked(
     match vm.state {
         VmState::Running => return Ok(()),
         VmState::Creating => {
-            return Err(ApiError::conflict(format!(
-                "VM {} is still being created",
-                vm.name
-            )))
+            let reason = vm
+                .stop_reason
+                .clone()
+                .unwrap_or_else(|| "it is still being created".into());
+            return Err(
+                ApiError::conflict(format!("VM {} cannot start: {reason}", vm.name)).with_hint(
+                    format!(
+                        "if the create failed, remove it with `banger vm delete {}`",
+                        vm.name
+                    ),
+                ),
+            );
         }
         _ => {}
     }
@@ -104,9 +112,10 @@ pub fn parse_signal(name: &str) -> OpResult<Signal> {
 pub async fn kill(app: Arc<App>, reference: String, signal: String) -> OpResult<Vm> {
     let signal = parse_signal(&signal)?;
     let vm = resolve(&app, &reference)?;
+    // Deliberately without the VM's lock: a signal is how a user interrupts
+    // an operation that holds it (a boot that hangs, a stuck stop). The
+    // PID + start time identity makes this safe without the lock.
     let process = {
-        let _guard = app.lock_vm(&vm.id).await;
-        let vm = reload(&app, &vm.id)?;
         let process = journal::recorded_process(&app, &vm.id)?
             .filter(|p| p.is_alive())
             .ok_or_else(|| {

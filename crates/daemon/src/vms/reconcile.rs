@@ -14,45 +14,55 @@ use crate::errors::{self, OpResult};
 
 pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
     let vms = app.store.list_vms().map_err(errors::store)?;
-    for mut vm in vms.clone() {
-        if vm.state == VmState::Creating {
-            tracing::warn!(vm = %vm.name, "rolling back a create that was interrupted");
-            create::rollback(app, &vm).await;
-            continue;
-        }
-        let process = journal::recorded_process(app, &vm.id)?;
-        match process.filter(|p| p.is_alive()) {
-            Some(process) => {
-                tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
-                vm.state = VmState::Running;
-                vm.pid = Some(process.pid);
-                app.store.update_vm(&vm).map_err(errors::store)?;
-                monitor::watch(app.clone(), vm.id.clone(), process);
-            }
-            None => {
-                journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
-                if vm.state != VmState::Stopped {
-                    tracing::warn!(vm = %vm.name, "VMM not running at daemon start; marking stopped");
-                    vm.state = VmState::Stopped;
-                    vm.pid = None;
-                    vm.stop_reason = Some(
-                        "the VMM was not running when bangerd started (host reboot, or a crash while the daemon was down)"
-                            .into(),
-                    );
-                    app.store.update_vm(&vm).map_err(errors::store)?;
-                }
-            }
+    // One VM or resource that cannot be cleaned must not keep the daemon
+    // from starting: log it, leave it in the journal for the next pass.
+    for vm in vms.clone() {
+        if let Err(err) = reconcile_vm(app, vm.clone()).await {
+            tracing::error!(vm = %vm.name, error = %err, "reconcile incomplete; retried at the next start");
         }
     }
-    // Resources whose VM row is gone (a crash between the two deletes).
+    // Resources whose VM row is gone (a crash in the middle of a delete).
     for resource in app.store.all_resources().map_err(errors::store)? {
         if !vms.iter().any(|vm| vm.id == resource.vm_id) {
             tracing::warn!(vm = %resource.vm_id, kind = ?resource.kind, value = %resource.value, "removing orphan resource");
             let dir = (resource.kind == ResourceKind::Dir).then_some(resource.value.clone());
-            journal::undo(app, &resource, dir.as_deref()).await?;
+            if let Err(err) = journal::undo(app, &resource, dir.as_deref()).await {
+                tracing::error!(value = %resource.value, error = %err, "cannot remove orphan resource; retried at the next start");
+            }
         }
     }
     remove_stale_builds(app);
+    Ok(())
+}
+
+async fn reconcile_vm(app: &Arc<App>, mut vm: banger_api::Vm) -> OpResult<()> {
+    if vm.state == VmState::Creating {
+        tracing::warn!(vm = %vm.name, "rolling back a create that was interrupted");
+        create::rollback(app, &vm).await;
+        return Ok(());
+    }
+    let process = journal::recorded_process(app, &vm.id)?;
+    match process.filter(|p| p.is_alive()) {
+        Some(process) => {
+            tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
+            vm.state = VmState::Running;
+            vm.pid = Some(process.pid);
+            app.store.update_vm(&vm).map_err(errors::store)?;
+            monitor::watch(app.clone(), vm.id.clone(), process);
+        }
+        None => {
+            journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
+            if vm.state != VmState::Stopped {
+                tracing::warn!(vm = %vm.name, "VMM not running at daemon start; marking stopped");
+                vm.state = VmState::Stopped;
+                vm.pid = None;
+                vm.stop_reason = Some(
+                    "the VMM was not running when bangerd started (host reboot, or a crash while the daemon was down)".into(),
+                );
+                app.store.update_vm(&vm).map_err(errors::store)?;
+            }
+        }
+    }
     Ok(())
 }
 

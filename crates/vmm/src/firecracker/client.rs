@@ -25,6 +25,38 @@ pub enum FirecrackerError {
     },
     #[error("unexpected answer to {path}: {detail}")]
     Protocol { path: String, detail: String },
+    /// Firecracker accepted the connection but did not answer (stopped or wedged).
+    #[error("{method} {path}: no answer within {seconds}s")]
+    Timeout {
+        method: Method,
+        path: String,
+        seconds: u64,
+    },
+}
+
+/// Every API call is bounded: a stopped (SIGSTOP) or wedged Firecracker must
+/// not hang a stop that holds the VM's lock.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn bounded(
+    socket: &std::path::Path,
+    method: Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(hyper::StatusCode, bytes::Bytes), FirecrackerError> {
+    match tokio::time::timeout(
+        CALL_TIMEOUT,
+        uds::request(socket, method.clone(), path, body),
+    )
+    .await
+    {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(FirecrackerError::Timeout {
+            method,
+            path: path.to_string(),
+            seconds: CALL_TIMEOUT.as_secs(),
+        }),
+    }
 }
 
 pub struct FirecrackerClient {
@@ -38,7 +70,7 @@ impl FirecrackerClient {
 
     async fn put<T: Serialize>(&self, path: &str, body: &T) -> Result<(), FirecrackerError> {
         let json = serde_json::to_vec(body).expect("models serialise");
-        let (status, bytes) = uds::request(&self.socket, Method::PUT, path, Some(json)).await?;
+        let (status, bytes) = bounded(&self.socket, Method::PUT, path, Some(json)).await?;
         if status.is_success() {
             return Ok(());
         }
@@ -82,7 +114,7 @@ impl FirecrackerClient {
     }
 
     pub async fn instance_info(&self) -> Result<InstanceInfo, FirecrackerError> {
-        let (status, bytes) = uds::request(&self.socket, Method::GET, "/", None).await?;
+        let (status, bytes) = bounded(&self.socket, Method::GET, "/", None).await?;
         if !status.is_success() {
             return Err(FirecrackerError::Refused {
                 method: Method::GET,
