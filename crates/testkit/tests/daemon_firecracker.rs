@@ -154,3 +154,47 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     assert!(app.store.all_resources().unwrap().is_empty());
     assert!(d.net.taps().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_delete_interrupts_a_boot_that_hangs() {
+    // The guest never answers: the create would wait out boot_timeout_secs.
+    let d = daemon(Duration::from_secs(3600));
+    let app = d.app.clone();
+    let create = tokio::spawn(create::create(
+        app.clone(),
+        CreateVmRequest {
+            name: Some("stuck".into()),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    ));
+    // Wait until its VMM runs and the create is waiting on the guest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app
+        .store
+        .resolve_vm("stuck")
+        .ok()
+        .and_then(|vm| vm.pid)
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the VMM never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let deleted = lifecycle::delete(app.clone(), "stuck".into(), true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the forced delete waited {:?}",
+        started.elapsed()
+    );
+    let create_result = create.await.unwrap();
+    assert!(create_result.is_err(), "the interrupted create fails");
+    // Whichever finished the job, nothing of the VM is left.
+    let _ = deleted;
+    assert!(app.store.list_vms().unwrap().is_empty());
+    assert!(app.store.all_resources().unwrap().is_empty());
+    assert!(d.net.taps().is_empty());
+}

@@ -142,10 +142,24 @@ pub async fn kill(app: Arc<App>, reference: String, signal: String) -> OpResult<
 
 pub async fn stop(app: Arc<App>, reference: String, force: bool) -> OpResult<Vm> {
     let vm = resolve(&app, &reference)?;
+    if force {
+        kill_before_locking(&app, &vm)?;
+    }
     let _guard = app.lock_vm(&vm.id).await;
     let mut vm = reload(&app, &vm.id)?;
     stop_locked(&app, &mut vm, force).await?;
     Ok(vm)
+}
+
+/// `--force` must not wait behind an operation that holds the VM's lock
+/// (a boot that hangs): kill the VMM first, so that operation fails fast
+/// and releases the lock; the forced stop or delete then cleans up.
+fn kill_before_locking(app: &App, vm: &Vm) -> OpResult<()> {
+    if let Some(process) = journal::recorded_process(app, &vm.id)?.filter(|p| p.is_alive()) {
+        tracing::info!(vm = %vm.name, pid = process.pid, "forced: killing the VMM");
+        process.signal(Signal::SIGKILL).map_err(errors::host)?;
+    }
+    Ok(())
 }
 
 /// Stops a VM whose lock the caller holds: a graceful guest shutdown, then
@@ -198,6 +212,9 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
 /// its process, TAP, disks and directory. The image stays.
 pub async fn delete(app: Arc<App>, reference: String, force: bool) -> OpResult<Vm> {
     let vm = resolve(&app, &reference)?;
+    if force {
+        kill_before_locking(&app, &vm)?;
+    }
     let _guard = app.lock_vm(&vm.id).await;
     let mut vm = reload(&app, &vm.id)?;
     stop_locked(&app, &mut vm, force).await?;
