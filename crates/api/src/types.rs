@@ -211,8 +211,17 @@ pub struct DaemonStatus {
     pub version: String,
     pub socket: String,
     pub log: String,
+    /// Where the `.vm` DNS answers (UDP and TCP).
     pub dns: String,
+    /// Why the DNS is not serving, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_error: Option<String>,
     pub state_dir: String,
+    /// Idle TAP devices ready for the next create, and how many are kept.
+    #[serde(default)]
+    pub tap_pool_idle: usize,
+    #[serde(default)]
+    pub tap_pool_size: usize,
     /// The VMM new VMs get with the current config.
     pub vmm: VmmKind,
     pub accel: String,

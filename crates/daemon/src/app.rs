@@ -17,7 +17,9 @@ use banger_vmm::qemu::Qemu;
 use banger_vmm::{kvm, Vmm};
 use tokio::sync::{Mutex as AsyncMutex, Notify, OwnedMutexGuard};
 
+use crate::caps::{self, tap::TapPool, Capability};
 use crate::config::{Config, Subnet, VmmChoice};
+use crate::dns::VmDns;
 use crate::errors::{self, OpResult};
 
 /// The host integrations, each behind its trait so tests can inject faults.
@@ -60,6 +62,10 @@ pub struct App {
     pub key_lock: AsyncMutex<()>,
     /// Concurrent boots must not race to create the bridge.
     pub bridge_lock: AsyncMutex<()>,
+    /// The capability pipeline (see [`crate::caps`]).
+    pub caps: Vec<Arc<dyn Capability>>,
+    pub tap_pool: Arc<TapPool>,
+    pub dns: Arc<VmDns>,
     pub shutdown: Notify,
     /// Every running operation holds a read guard; shutdown takes the write
     /// side, so the daemon never exits half-way through one (e.g. resize2fs).
@@ -70,7 +76,12 @@ impl App {
     pub fn new(paths: Paths, config: Config, store: Store, host: Host) -> OpResult<App> {
         let subnet = Subnet::parse(&config.bridge_subnet)?;
         let vmm = choose_vmm(&config);
+        let tap_pool = Arc::new(TapPool::new(config.tap_pool_size));
+        let dns = Arc::new(VmDns::new());
         Ok(App {
+            caps: caps::pipeline(&tap_pool, &dns),
+            tap_pool,
+            dns,
             paths,
             config,
             subnet,

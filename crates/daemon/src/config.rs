@@ -47,8 +47,10 @@ pub struct Config {
     pub default_packages_file: Option<PathBuf>,
     pub debian_mirror: Option<String>,
     pub debian_suite: String,
-    /// Shown by `daemon status`; the DNS service itself arrives with the networking capabilities.
+    /// Where the built-in `.vm` DNS listens (UDP and TCP).
     pub dns_listen: String,
+    /// Idle TAP devices kept ready on the bridge so create does not make one.
+    pub tap_pool_size: usize,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             debian_mirror: None,
             debian_suite: "bookworm".into(),
             dns_listen: "127.0.0.1:42069".into(),
+            tap_pool_size: 2,
         }
     }
 }
@@ -150,6 +153,20 @@ impl Config {
         Subnet::parse(&self.bridge_subnet)?;
         parse_size(&self.default_disk_size)?;
         parse_size(&self.overlay_size)?;
+        if self.dns_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ApiError::invalid(format!(
+                "dns_listen {:?} is not an address:port",
+                self.dns_listen
+            ))
+            .with_hint("e.g. dns_listen = \"127.0.0.1:42069\""));
+        }
+        if self.tap_pool_size > 64 {
+            return Err(ApiError::invalid(format!(
+                "tap_pool_size {} is more than 64",
+                self.tap_pool_size
+            ))
+            .with_hint("a few idle TAPs are enough; 0 turns the pool off"));
+        }
         if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
             return Err(ApiError::invalid(format!(
                 "bridge_name {:?} must be 1 to 15 characters",

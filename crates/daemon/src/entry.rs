@@ -66,6 +66,12 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
     vms::reconcile::reconcile(&app)
         .await
         .map_err(|e| anyhow::anyhow!(e.display_full()))?;
+    // VMs work without the DNS: a busy port is logged and shown by
+    // `daemon status`, not fatal.
+    if let Err(e) = app.dns.serve(&app.config.dns_listen).await {
+        tracing::error!(error = %e, "the .vm DNS is not serving");
+    }
+    tokio::spawn(app.tap_pool.clone().run(app.clone()));
 
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
@@ -97,6 +103,7 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
         );
     }
     let _ = std::fs::remove_file(&socket);
+    app.tap_pool.drain(&app).await;
     // VMM processes run in their own sessions: they keep running.
     tracing::info!("bangerd stopped; running VMs keep running");
     Ok(())

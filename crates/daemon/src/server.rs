@@ -10,6 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crate::dns::DnsStatus;
 use banger_api::{
     ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, KillRequest, SshTarget,
     UpdateVmRequest, VmState, VmStats, API_PREFIX,
@@ -139,8 +140,18 @@ async fn status(State(app): State<AppState>) -> Reply<DaemonStatus> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         socket: app.paths.socket().display().to_string(),
         log: app.paths.log_file().display().to_string(),
-        dns: app.config.dns_listen.clone(),
+        dns: match app.dns.status() {
+            DnsStatus::Serving(addr) => addr.to_string(),
+            _ => app.config.dns_listen.clone(),
+        },
+        dns_error: match app.dns.status() {
+            DnsStatus::Failed(e) => Some(e),
+            DnsStatus::NotStarted => Some("not started".into()),
+            DnsStatus::Serving(_) => None,
+        },
         state_dir: app.paths.state_dir.display().to_string(),
+        tap_pool_idle: app.tap_pool.idle_count(),
+        tap_pool_size: app.config.tap_pool_size,
         vmm: app.vmm,
         accel: app.accel().to_string(),
     }))

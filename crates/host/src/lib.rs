@@ -4,7 +4,8 @@
 //! - [`runner`] — running external tools (e2fsprogs, ip, ssh-keygen, ...)
 //! - [`tools`] — finding those tools, with install hints when missing
 //! - [`process`] — VMM processes that outlive the daemon, and watching them
-//! - [`net`] — the bridge and per-VM TAP devices
+//! - [`privileged`] — the fixed list of operations that need root
+//! - [`net`] — performing them: bridge, TAP devices, NAT rules
 //! - [`disk`] — sparse ext4 disks built without mounting anything
 //! - [`probe`] — whether a guest is up
 //! - [`ssh`] — the installation key pair and per-VM host keys
@@ -12,6 +13,7 @@
 pub mod disk;
 pub mod error;
 pub mod net;
+pub mod privileged;
 pub mod probe;
 pub mod process;
 pub mod runner;

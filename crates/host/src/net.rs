@@ -1,29 +1,26 @@
-//! The host side of guest networking: one bridge, one TAP device per VM.
+//! The host side of guest networking: one bridge, a TAP device per running
+//! VM, and NAT rules for guests that ask for them. Every change goes through
+//! [`Network::perform`] with a validated [`Op`].
 
 use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 
+use crate::privileged::{NatRule, Op, Outcome, NAT_TAG_PREFIX};
 use crate::runner::{Cmd, Runner};
 use crate::HostError;
 
 #[async_trait]
 pub trait Network: Send + Sync {
-    /// Creates the bridge with `gateway/prefix` if missing and brings it up.
-    async fn ensure_bridge(
-        &self,
-        bridge: &str,
-        gateway: Ipv4Addr,
-        prefix: u8,
-    ) -> Result<(), HostError>;
-    /// Creates a TAP device attached to the bridge, up.
-    async fn create_tap(&self, tap: &str, bridge: &str) -> Result<(), HostError>;
-    /// Removes a TAP device; succeeds when it is already gone.
-    async fn delete_tap(&self, tap: &str) -> Result<(), HostError>;
-    async fn link_exists(&self, name: &str) -> Result<bool, HostError>;
+    /// Performs one privileged operation (validated first).
+    async fn perform(&self, op: &Op) -> Result<Outcome, HostError>;
+    /// The interface of the host's default IPv4 route: where NAT sends
+    /// guest traffic. Reading routes needs no privilege.
+    async fn uplink(&self) -> Result<Option<String>, HostError>;
 }
 
-/// [`Network`] through iproute2's `ip`.
+/// [`Network`] through iproute2's `ip`, `iptables` and `/proc/sys`, for a
+/// daemon that runs as root.
 pub struct IpNetwork<R> {
     runner: R,
 }
@@ -32,10 +29,11 @@ impl<R: Runner> IpNetwork<R> {
     pub fn new(runner: R) -> Self {
         IpNetwork { runner }
     }
-}
 
-#[async_trait]
-impl<R: Runner> Network for IpNetwork<R> {
+    async fn ip(&self, args: &[&str]) -> Result<String, HostError> {
+        Ok(self.runner.run(Cmd::new("ip").args(args)).await?.stdout_str())
+    }
+
     async fn ensure_bridge(
         &self,
         bridge: &str,
@@ -44,62 +42,183 @@ impl<R: Runner> Network for IpNetwork<R> {
     ) -> Result<(), HostError> {
         // Another process may create the bridge or address between our check
         // and our change: "already exists" counts as done.
-        if !self.link_exists(bridge).await? {
-            let added = self
-                .runner
-                .run(Cmd::new("ip").args(["link", "add", bridge, "type", "bridge"]))
-                .await;
-            if added.is_err() && !self.link_exists(bridge).await? {
+        if !link_exists(bridge) {
+            let added = self.ip(&["link", "add", bridge, "type", "bridge"]).await;
+            if added.is_err() && !link_exists(bridge) {
                 added?;
             }
         }
         let cidr = format!("{gateway}/{prefix}");
-        let show = || Cmd::new("ip").args(["-4", "-o", "addr", "show", "dev", bridge]);
+        let show = ["-4", "-o", "addr", "show", "dev", bridge];
         let has_address = |out: &str| out.contains(&format!(" {cidr} "));
-        if !has_address(&self.runner.run(show()).await?.stdout_str()) {
-            if let Err(err) = self
-                .runner
-                .run(Cmd::new("ip").args(["addr", "add", &cidr, "dev", bridge]))
-                .await
-            {
-                if !has_address(&self.runner.run(show()).await?.stdout_str()) {
+        if !has_address(&self.ip(&show).await?) {
+            if let Err(err) = self.ip(&["addr", "add", &cidr, "dev", bridge]).await {
+                if !has_address(&self.ip(&show).await?) {
                     return Err(err);
                 }
             }
         }
-        self.runner
-            .run(Cmd::new("ip").args(["link", "set", bridge, "up"]))
-            .await?;
+        self.ip(&["link", "set", bridge, "up"]).await?;
         Ok(())
     }
 
     async fn create_tap(&self, tap: &str, bridge: &str) -> Result<(), HostError> {
-        if self.link_exists(tap).await? {
+        if link_exists(tap) {
             // Left from an interrupted attempt that was recorded for this VM.
-            self.delete_tap(tap).await?;
+            self.ip(&["link", "del", tap]).await?;
         }
-        self.runner
-            .run(Cmd::new("ip").args(["tuntap", "add", "dev", tap, "mode", "tap"]))
+        self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])
             .await?;
-        self.runner
-            .run(Cmd::new("ip").args(["link", "set", tap, "master", bridge]))
-            .await?;
-        self.runner
-            .run(Cmd::new("ip").args(["link", "set", tap, "up"]))
-            .await?;
+        self.ip(&["link", "set", tap, "master", bridge]).await?;
+        self.ip(&["link", "set", tap, "up"]).await?;
         Ok(())
     }
 
-    async fn delete_tap(&self, tap: &str) -> Result<(), HostError> {
-        if self.link_exists(tap).await? {
-            self.runner
-                .run(Cmd::new("ip").args(["link", "del", tap]))
-                .await?;
+    async fn iptables(&self, table: &str, args: Vec<String>, ok: &[i32]) -> Result<i32, HostError> {
+        // -w: wait for the xtables lock instead of failing when Docker or
+        // another tool changes rules at the same moment.
+        let out = self
+            .runner
+            .run(
+                Cmd::new("iptables")
+                    .args(["-w", "5", "-t", table])
+                    .args(args)
+                    .ok_codes(ok),
+            )
+            .await?;
+        Ok(out.code)
+    }
+
+    async fn add_nat(&self, rule: &NatRule) -> Result<(), HostError> {
+        for (table, chain, spec) in rule.specs() {
+            let check = [vec!["-C".to_string(), chain.to_string()], spec.clone()].concat();
+            // iptables -C exits 1 when the rule is missing.
+            if self.iptables(table, check, &[1]).await? == 0 {
+                continue;
+            }
+            // FORWARD rules go first, ahead of a DROP policy chain such as
+            // Docker's; POSTROUTING order does not matter.
+            let add = match chain {
+                "FORWARD" => [vec!["-I".into(), chain.into(), "1".into()], spec].concat(),
+                _ => [vec!["-A".into(), chain.into()], spec].concat(),
+            };
+            self.iptables(table, add, &[]).await?;
         }
         Ok(())
     }
 
-    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
-        Ok(std::path::Path::new("/sys/class/net").join(name).exists())
+    /// Banger's rules as `(table, rule spec words)`, from `iptables -S`.
+    async fn nat_rules(&self) -> Result<Vec<(&'static str, Vec<String>)>, HostError> {
+        let mut rules = Vec::new();
+        for (table, chain) in [("nat", "POSTROUTING"), ("filter", "FORWARD")] {
+            let out = self
+                .runner
+                .run(Cmd::new("iptables").args(["-w", "5", "-t", table, "-S", chain]))
+                .await?
+                .stdout_str();
+            for line in out.lines() {
+                let Some(words) = shlex::split(line) else { continue };
+                if words.first().map(String::as_str) == Some("-A") && rule_tag(&words).is_some() {
+                    rules.push((table, words));
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    async fn remove_nat(&self, tag: &str) -> Result<(), HostError> {
+        for (table, mut words) in self.nat_rules().await? {
+            if rule_tag(&words) == Some(tag) {
+                words[0] = "-D".into();
+                // Deleted meanwhile by someone else: fine.
+                self.iptables(table, words, &[1, 2]).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The banger tag of a rule (`--comment banger-...`), if it has one.
+fn rule_tag(words: &[String]) -> Option<&str> {
+    words
+        .windows(2)
+        .find(|w| w[0] == "--comment")
+        .map(|w| w[1].as_str())
+        .filter(|t| t.starts_with(NAT_TAG_PREFIX))
+}
+
+pub fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+#[async_trait]
+impl<R: Runner> Network for IpNetwork<R> {
+    async fn perform(&self, op: &Op) -> Result<Outcome, HostError> {
+        op.validate()?;
+        tracing::debug!(?op, "privileged operation");
+        match op {
+            Op::EnsureBridge {
+                bridge,
+                gateway,
+                prefix,
+            } => self.ensure_bridge(bridge, *gateway, *prefix).await?,
+            Op::CreateTap { tap, bridge } => self.create_tap(tap, bridge).await?,
+            Op::DeleteTap { tap } => {
+                if link_exists(tap) {
+                    self.ip(&["link", "del", tap]).await?;
+                }
+            }
+            Op::EnableForwarding => {
+                let path = "/proc/sys/net/ipv4/ip_forward";
+                if std::fs::read_to_string(path).unwrap_or_default().trim() != "1" {
+                    std::fs::write(path, "1\n")
+                        .map_err(|e| HostError::io(format!("cannot enable {path}"), e))?;
+                }
+            }
+            Op::AddNat(rule) => self.add_nat(rule).await?,
+            Op::RemoveNat { tag } => self.remove_nat(tag).await?,
+            Op::ListNat => {
+                let mut tags: Vec<String> = self
+                    .nat_rules()
+                    .await?
+                    .iter()
+                    .filter_map(|(_, words)| rule_tag(words).map(str::to_string))
+                    .collect();
+                tags.sort();
+                tags.dedup();
+                return Ok(Outcome::NatTags(tags));
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn uplink(&self) -> Result<Option<String>, HostError> {
+        let out = self.ip(&["-4", "route", "show", "default"]).await?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words
+                    .windows(2)
+                    .find(|w| w[0] == "dev")
+                    .map(|w| w[1].to_string())
+            })
+            .next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_read_from_iptables_output() {
+        let line = "-A POSTROUTING -s 172.30.0.2/32 -o eth0 -m comment --comment banger-abc -j MASQUERADE";
+        let words = shlex::split(line).unwrap();
+        assert_eq!(rule_tag(&words), Some("banger-abc"));
+        let quoted = shlex::split("-A FORWARD -m comment --comment \"banger-x\" -j ACCEPT").unwrap();
+        assert_eq!(rule_tag(&quoted), Some("banger-x"));
+        let docker = shlex::split("-A FORWARD -m comment --comment \"docker rule\" -j ACCEPT").unwrap();
+        assert_eq!(rule_tag(&docker), None);
     }
 }

@@ -87,6 +87,8 @@ impl Cmd {
 pub struct Output {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The exit code (0, or one of the command's `ok_codes`).
+    pub code: i32,
 }
 
 impl Output {
@@ -171,6 +173,7 @@ impl Runner for SystemRunner {
         Ok(Output {
             stdout: out.stdout,
             stderr: out.stderr,
+            code: out.status.code().unwrap_or(0),
         })
     }
 }

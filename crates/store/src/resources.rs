@@ -65,6 +65,15 @@ impl Store {
         Ok(())
     }
 
+    /// Hands a resource to another owner (a pool TAP to the VM taking it).
+    pub fn reassign_resource(&self, id: i64, vm_id: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE resources SET vm_id = ?2 WHERE id = ?1",
+            params![id, vm_id],
+        )?;
+        Ok(())
+    }
+
     /// Forgets a resource that no longer exists on the host.
     pub fn forget_resource(&self, id: i64) -> Result<()> {
         self.conn()

@@ -2,7 +2,7 @@
 //! must not touch the host's network: a network that only records TAPs, and
 //! guest probes that answer without a guest.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,13 +10,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use banger_api::Image;
 use banger_host::net::Network;
+use banger_host::privileged::{NatRule, Op, Outcome};
 use banger_host::probe::GuestProbe;
 use banger_host::HostError;
 
-/// Records TAP devices instead of creating them; can refuse to create one.
+/// Performs privileged operations on an in-memory model of the host's
+/// network (bridges, TAPs, NAT tags, forwarding) instead of the real one;
+/// can refuse to create TAPs. Every operation is validated like the real one.
 #[derive(Default)]
 pub struct FakeNetwork {
     pub taps: Mutex<HashSet<String>>,
+    pub bridges: Mutex<HashSet<String>>,
+    pub nat: Mutex<HashMap<String, NatRule>>,
+    pub forwarding: Mutex<bool>,
+    pub ops: Mutex<Vec<Op>>,
     pub fail_tap: bool,
 }
 
@@ -31,31 +38,59 @@ impl FakeNetwork {
     pub fn taps(&self) -> HashSet<String> {
         self.taps.lock().unwrap().clone()
     }
+
+    pub fn nat_tags(&self) -> Vec<String> {
+        let mut tags: Vec<_> = self.nat.lock().unwrap().keys().cloned().collect();
+        tags.sort();
+        tags
+    }
+
+    /// How many TAPs were created so far.
+    pub fn taps_created(&self) -> usize {
+        self.ops
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|op| matches!(op, Op::CreateTap { .. }))
+            .count()
+    }
 }
 
 #[async_trait]
 impl Network for FakeNetwork {
-    async fn ensure_bridge(&self, _: &str, _: Ipv4Addr, _: u8) -> Result<(), HostError> {
-        Ok(())
-    }
-
-    async fn create_tap(&self, tap: &str, _: &str) -> Result<(), HostError> {
-        if self.fail_tap {
-            return Err(HostError::Other("injected: cannot create TAP".into()));
+    async fn perform(&self, op: &Op) -> Result<Outcome, HostError> {
+        op.validate()?;
+        self.ops.lock().unwrap().push(op.clone());
+        match op {
+            Op::EnsureBridge { bridge, .. } => {
+                self.bridges.lock().unwrap().insert(bridge.clone());
+            }
+            Op::CreateTap { tap, bridge } => {
+                if self.fail_tap {
+                    return Err(HostError::Other("injected: cannot create TAP".into()));
+                }
+                if !self.bridges.lock().unwrap().contains(bridge) {
+                    return Err(HostError::Other(format!("bridge {bridge} does not exist")));
+                }
+                self.taps.lock().unwrap().insert(tap.clone());
+            }
+            Op::DeleteTap { tap } => {
+                self.taps.lock().unwrap().remove(tap);
+            }
+            Op::EnableForwarding => *self.forwarding.lock().unwrap() = true,
+            Op::AddNat(rule) => {
+                self.nat.lock().unwrap().insert(rule.tag.clone(), rule.clone());
+            }
+            Op::RemoveNat { tag } => {
+                self.nat.lock().unwrap().remove(tag);
+            }
+            Op::ListNat => return Ok(Outcome::NatTags(self.nat_tags())),
         }
-        if !self.taps.lock().unwrap().insert(tap.to_string()) {
-            return Err(HostError::Other(format!("TAP {tap} already exists")));
-        }
-        Ok(())
+        Ok(Outcome::Done)
     }
 
-    async fn delete_tap(&self, tap: &str) -> Result<(), HostError> {
-        self.taps.lock().unwrap().remove(tap);
-        Ok(())
-    }
-
-    async fn link_exists(&self, name: &str) -> Result<bool, HostError> {
-        Ok(self.taps.lock().unwrap().contains(name))
+    async fn uplink(&self) -> Result<Option<String>, HostError> {
+        Ok(Some("eth0".into()))
     }
 }
 

@@ -33,7 +33,14 @@ pub async fn run(cmd: DaemonCommand) -> anyhow::Result<ExitCode> {
                 println!("version   {}", status.version);
                 println!("socket    {}", status.socket);
                 println!("log       {}", status.log);
-                println!("dns       {}", status.dns);
+                match &status.dns_error {
+                    None => println!("dns       {} (udp+tcp, zone .vm)", status.dns),
+                    Some(e) => println!("dns       {} — not serving: {e}", status.dns),
+                }
+                println!(
+                    "tap pool  {}/{} idle",
+                    status.tap_pool_idle, status.tap_pool_size
+                );
                 println!("state     {}", status.state_dir);
                 println!("vmm       {} ({})", status.vmm, status.accel);
             }

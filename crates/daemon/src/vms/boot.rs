@@ -15,6 +15,7 @@ use banger_vmm::{log_tail, DriveSpec, VmSpec};
 use super::journal::{self, PENDING};
 use super::{monitor, VmFiles};
 use crate::app::{now, App};
+use crate::caps;
 use crate::crash;
 use crate::errors::{self, OpResult};
 use crate::progress::Reporter;
@@ -77,12 +78,10 @@ pub async fn boot(
         Err(err) => {
             reporter.say(
                 "vm.cleanup",
-                "boot failed; cleaning up the VMM process and TAP device",
+                "boot failed; cleaning up the VMM process, TAP device and NAT rules",
                 None,
             );
-            if let Err(cleanup) =
-                journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await
-            {
+            if let Err(cleanup) = release(app, vm).await {
                 tracing::error!(vm = %vm.name, error = %cleanup, "cleanup after failed boot incomplete");
             }
             vm.pid = None;
@@ -127,34 +126,9 @@ async fn boot_inner(
         app.store.update_vm(vm).map_err(errors::store)?;
     }
 
-    reporter.say(
-        "vm.network",
-        format!(
-            "attaching TAP {} to bridge {}",
-            vm.tap, app.config.bridge_name
-        ),
-        Some(0.80),
-    );
-    let bridge_guard = app.bridge_lock.lock().await;
-    app.host
-        .net
-        .ensure_bridge(
-            &app.config.bridge_name,
-            app.subnet.gateway(),
-            app.subnet.prefix,
-        )
-        .await
-        .map_err(errors::host)?;
-    drop(bridge_guard);
-    app.store
-        .record_resource(&vm.id, ResourceKind::Tap, &vm.tap)
-        .map_err(errors::store)?;
-    app.host
-        .net
-        .create_tap(&vm.tap, &app.config.bridge_name)
-        .await
-        .map_err(errors::host)?;
-    crash::point("boot.tap");
+    // TAP, NAT and whatever else plugs in before the VMM starts.
+    caps::prepare(app, vm, reporter).await?;
+    app.store.update_vm(vm).map_err(errors::store)?;
 
     reporter.say(
         "vm.launch",
@@ -192,10 +166,20 @@ async fn boot_inner(
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
     let console = driver.console_log(&spec.dir);
     wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console).await?;
+    caps::running(app, vm).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
     tracing::info!(vm = %vm.name, host_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
     reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
     Ok(process)
+}
+
+/// Releases what a running VM holds on the host: its VMM process, then
+/// every capability's runtime part (DNS record, NAT rules, TAP). Used by
+/// stop, failed boots, VMM exits and reconcile; safe to repeat.
+pub async fn release(app: &App, vm: &Vm) -> OpResult<()> {
+    let process = journal::undo_kinds(app, &vm.id, Some(&vm.dir), &[ResourceKind::Process]).await;
+    let caps = caps::stopped(app, vm).await;
+    process.and(caps)
 }
 
 /// Waits until the probe says the guest is up, failing early if the VMM dies.

@@ -10,12 +10,13 @@ use banger_api::names::{generated_name, validate_name};
 use banger_api::{parse_size, ApiError, CreateVmRequest, Image, Vm, VmState, VmmKind};
 use banger_host::runner::Cmd;
 use banger_host::{ssh, tools};
-use banger_image::{LABEL_OVERLAY, LABEL_WORK};
+use banger_image::LABEL_OVERLAY;
 use banger_store::ResourceKind;
 use rand::Rng;
 
 use super::{boot, journal, VmFiles};
 use crate::app::{now, App};
+use crate::caps;
 use crate::crash;
 use crate::errors::{self, OpResult};
 use crate::guest_config::GuestConfig;
@@ -127,7 +128,9 @@ pub async fn create(app: Arc<App>, request: CreateVmRequest, reporter: Reporter)
 
 /// Removes every trace of a VM that never finished creating.
 pub async fn rollback(app: &App, vm: &Vm) {
-    if let Err(e) = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::ALL).await {
+    let released = boot::release(app, vm).await;
+    let undone = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::ALL).await;
+    if let Err(e) = released.and(undone) {
         tracing::error!(vm = %vm.name, error = %e, "rollback incomplete; the daemon retries at its next start");
         let mut failed = vm.clone();
         failed.stop_reason = Some(format!(
@@ -307,26 +310,8 @@ async fn prepare_disks(app: &App, vm: &Vm, image: &Image, reporter: &Reporter) -
         .map_err(errors::host)?;
     let _ = std::fs::remove_dir_all(&tree);
 
-    reporter.say(
-        "vm.work",
-        format!(
-            "creating the /root work disk ({})",
-            banger_api::format_size(vm.disk_size_bytes)
-        ),
-        Some(0.75),
-    );
-    let seed = Path::new(&image.work_seed);
-    app.host
-        .disks
-        .create_ext4(
-            &files.work(),
-            vm.disk_size_bytes,
-            LABEL_WORK,
-            seed.is_dir().then_some(seed),
-        )
-        .await
-        .map_err(errors::host)?;
-    Ok(())
+    // The work disk and whatever else plugs in at create.
+    caps::create(app, vm, image, reporter).await
 }
 
 /// The name ssh knows this VM's host key under (stable if the IP changes).

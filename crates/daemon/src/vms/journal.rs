@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use banger_host::privileged::Op;
 use banger_host::process::{self, ProcessId};
 use banger_store::{Resource, ResourceKind};
 
@@ -32,12 +33,15 @@ pub async fn undo(app: &App, resource: &Resource, vm_dir: Option<&str>) -> OpRes
                     .map_err(errors::host)?;
             }
         }
-        ResourceKind::Tap => app
-            .host
-            .net
-            .delete_tap(&resource.value)
-            .await
-            .map_err(errors::host)?,
+        ResourceKind::Tap => {
+            app.host
+                .net
+                .perform(&Op::DeleteTap {
+                    tap: resource.value.clone(),
+                })
+                .await
+                .map_err(errors::host)?;
+        }
         ResourceKind::File => match std::fs::remove_file(&resource.value) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -83,7 +87,6 @@ pub async fn undo_kinds(
     first_error.map_or(Ok(()), Err)
 }
 
-pub const RUNTIME: &[ResourceKind] = &[ResourceKind::Process, ResourceKind::Tap];
 pub const ALL: &[ResourceKind] = &[
     ResourceKind::Process,
     ResourceKind::Tap,

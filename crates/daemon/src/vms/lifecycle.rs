@@ -199,7 +199,7 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
         }
     }
     crash::point("stop.exited");
-    journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
+    boot::release(app, vm).await?;
     vm.state = VmState::Stopped;
     vm.pid = None;
     vm.stop_reason = None;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use banger_api::VmState;
 use banger_host::process::ProcessId;
 
-use super::journal;
+use super::{boot, journal};
 use crate::app::App;
 
 pub fn watch(app: Arc<App>, vm_id: String, process: ProcessId) {
@@ -23,7 +23,7 @@ pub fn watch(app: Arc<App>, vm_id: String, process: ProcessId) {
             return;
         }
         tracing::warn!(vm = %vm.name, pid = process.pid, "VMM process exited");
-        if let Err(e) = journal::undo_kinds(&app, &vm_id, Some(&vm.dir), journal::RUNTIME).await {
+        if let Err(e) = boot::release(&app, &vm).await {
             tracing::error!(vm = %vm.name, error = %e, "cleanup after VMM exit incomplete");
         }
         vm.state = VmState::Stopped;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use banger_api::VmState;
 use banger_store::ResourceKind;
 
-use super::{create, journal, monitor};
+use super::{boot, create, journal, monitor};
 use crate::app::App;
+use crate::caps;
 use crate::errors::{self, OpResult};
 
 pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
@@ -21,7 +22,8 @@ pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
             tracing::error!(vm = %vm.name, error = %err, "reconcile incomplete; retried at the next start");
         }
     }
-    // Resources whose VM row is gone (a crash in the middle of a delete).
+    // Resources whose VM row is gone (a crash in the middle of a delete),
+    // and idle pool TAPs of the previous daemon (the pool is refilled fresh).
     for resource in app.store.all_resources().map_err(errors::store)? {
         if !vms.iter().any(|vm| vm.id == resource.vm_id) {
             tracing::warn!(vm = %resource.vm_id, kind = ?resource.kind, value = %resource.value, "removing orphan resource");
@@ -32,6 +34,9 @@ pub async fn reconcile(app: &Arc<App>) -> OpResult<()> {
         }
     }
     remove_stale_builds(app);
+    // States are true now: let every capability make the host match them.
+    let vms = app.store.list_vms().map_err(errors::store)?;
+    caps::reconcile(app, &vms).await;
     Ok(())
 }
 
@@ -51,7 +56,7 @@ async fn reconcile_vm(app: &Arc<App>, mut vm: banger_api::Vm) -> OpResult<()> {
             monitor::watch(app.clone(), vm.id.clone(), process);
         }
         None => {
-            journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::RUNTIME).await?;
+            boot::release(app, &vm).await?;
             if vm.state != VmState::Stopped {
                 tracing::warn!(vm = %vm.name, "VMM not running at daemon start; marking stopped");
                 vm.state = VmState::Stopped;

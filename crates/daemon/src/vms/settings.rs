@@ -11,6 +11,7 @@ use super::create::validate_shape;
 use super::lifecycle::{reload, resolve};
 use super::VmFiles;
 use crate::app::App;
+use crate::caps;
 use crate::errors::{self, OpResult};
 
 pub async fn update(app: Arc<App>, reference: String, request: UpdateVmRequest) -> OpResult<Vm> {
@@ -56,10 +57,21 @@ pub async fn update(app: Arc<App>, reference: String, request: UpdateVmRequest) 
     }
     vm.vcpu = vcpu;
     vm.memory_mib = memory_mib;
+    let nat_changed = request.nat.is_some_and(|nat| nat != vm.nat);
     if let Some(nat) = request.nat {
         vm.nat = nat;
     }
     app.store.update_vm(&vm).map_err(errors::store)?;
+    if nat_changed {
+        // A running VM gets (or loses) its NAT rules now. If that fails the
+        // setting goes back, so what is stored stays what is applied.
+        if let Err(err) = caps::updated(&app, &vm).await {
+            vm.nat = !vm.nat;
+            let _ = caps::updated(&app, &vm).await;
+            app.store.update_vm(&vm).map_err(errors::store)?;
+            return Err(err);
+        }
+    }
     tracing::info!(vm = %vm.name, vcpu, memory_mib, disk = vm.disk_size_bytes, nat = vm.nat, "VM updated");
     Ok(vm)
 }

@@ -1,0 +1,231 @@
+//! Every host change that needs root (CAP_NET_ADMIN), as a fixed list of
+//! typed operations. Nothing else in banger changes the host's network: the
+//! daemon builds an [`Op`], [`Op::validate`] checks its arguments, and a
+//! [`crate::net::Network`] performs it. When the daemon runs as root it
+//! performs them directly; the list is serialisable so a small root helper
+//! can later perform them for a daemon that runs as the user.
+//!
+//! There is deliberately no "run this command" operation.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::HostError;
+
+/// Prefix of the iptables comment on every rule banger adds.
+pub const NAT_TAG_PREFIX: &str = "banger-";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Create the bridge if missing, give it `gateway/prefix`, bring it up.
+    EnsureBridge {
+        bridge: String,
+        gateway: Ipv4Addr,
+        prefix: u8,
+    },
+    /// Create a TAP device attached to `bridge`, up. A leftover device of
+    /// the same name is replaced.
+    CreateTap { tap: String, bridge: String },
+    /// Remove a TAP device; done when it is already gone.
+    DeleteTap { tap: String },
+    /// `net.ipv4.ip_forward = 1` (never turned off again: other tools, Docker
+    /// among them, rely on it too).
+    EnableForwarding,
+    /// Add the NAT rules of one guest; rules already present are kept.
+    AddNat(NatRule),
+    /// Remove every rule carrying this tag.
+    RemoveNat { tag: String },
+    /// The tags of every banger rule installed (reading rules needs root too).
+    ListNat,
+}
+
+/// NAT for one guest: MASQUERADE its address out of `uplink`, and accept
+/// its forwarded traffic (new connections out, replies back in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatRule {
+    /// `banger-<vm id>`: how banger finds exactly its own rules again.
+    pub tag: String,
+    pub source: Ipv4Addr,
+    pub bridge: String,
+    pub uplink: String,
+}
+
+/// What an operation returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    NatTags(Vec<String>),
+}
+
+impl Op {
+    /// Rejects arguments that are not what the operation expects, before
+    /// anything runs.
+    pub fn validate(&self) -> Result<(), HostError> {
+        match self {
+            Op::EnsureBridge { bridge, prefix, .. } => {
+                interface(bridge)?;
+                if !(8..=30).contains(prefix) {
+                    return Err(invalid(format!("prefix /{prefix} is out of range")));
+                }
+                Ok(())
+            }
+            Op::CreateTap { tap, bridge } => interface(tap).and(interface(bridge)),
+            Op::DeleteTap { tap } => interface(tap),
+            Op::EnableForwarding | Op::ListNat => Ok(()),
+            Op::AddNat(rule) => {
+                tag(&rule.tag)?;
+                interface(&rule.bridge)?;
+                interface(&rule.uplink)
+            }
+            Op::RemoveNat { tag: t } => tag(t),
+        }
+    }
+}
+
+impl NatRule {
+    /// The rules, as `(table, chain, match and target)`.
+    pub fn specs(&self) -> Vec<(&'static str, &'static str, Vec<String>)> {
+        let source = format!("{}/32", self.source);
+        let words = |parts: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+            // Insert the tag before the target (the last two words).
+            let at = v.len() - 2;
+            for (i, w) in ["-m", "comment", "--comment", &self.tag].iter().enumerate() {
+                v.insert(at + i, w.to_string());
+            }
+            v
+        };
+        vec![
+            (
+                "nat",
+                "POSTROUTING",
+                words(&["-s", &source, "-o", &self.uplink, "-j", "MASQUERADE"]),
+            ),
+            // Routed traffic from a bridge port enters with the bridge as its
+            // interface (the TAP is only a port of it), so the guest is
+            // matched by its address on the bridge.
+            (
+                "filter",
+                "FORWARD",
+                words(&[
+                    "-s", &source, "-i", &self.bridge, "-o", &self.uplink, "-j", "ACCEPT",
+                ]),
+            ),
+            (
+                "filter",
+                "FORWARD",
+                words(&[
+                    "-d",
+                    &source,
+                    "-i",
+                    &self.uplink,
+                    "-o",
+                    &self.bridge,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "RELATED,ESTABLISHED",
+                    "-j",
+                    "ACCEPT",
+                ]),
+            ),
+        ]
+    }
+}
+
+fn invalid(message: String) -> HostError {
+    HostError::Other(format!("refused privileged operation: {message}"))
+}
+
+/// A Linux interface name: 1–15 characters, no '/', no whitespace, not
+/// starting with '-' (so it can never be read as an option).
+fn interface(name: &str) -> Result<(), HostError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("{name:?} is not a valid interface name")))
+    }
+}
+
+fn tag(t: &str) -> Result<(), HostError> {
+    let ok = t.starts_with(NAT_TAG_PREFIX)
+        && t.len() <= 64
+        && t[NAT_TAG_PREFIX.len()..]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && t.len() > NAT_TAG_PREFIX.len();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!("{t:?} is not a banger rule tag")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_validated() {
+        let tap = |t: &str| Op::DeleteTap { tap: t.into() }.validate();
+        assert!(tap("bg-0a1b2c3d4e5f").is_ok());
+        assert!(tap("").is_err());
+        assert!(tap("-rf").is_err());
+        assert!(tap("a/b").is_err());
+        assert!(tap("has space").is_err());
+        assert!(tap("sixteen-chars-xx").is_err());
+        let rm = |t: &str| Op::RemoveNat { tag: t.into() }.validate();
+        assert!(rm("banger-0a1b2c").is_ok());
+        assert!(rm("banger-").is_err());
+        assert!(rm("docker-1").is_err());
+        assert!(rm("banger-x;rm").is_err());
+        let bridge = |p| {
+            Op::EnsureBridge {
+                bridge: "banger0".into(),
+                gateway: Ipv4Addr::new(172, 30, 0, 1),
+                prefix: p,
+            }
+            .validate()
+        };
+        assert!(bridge(24).is_ok());
+        assert!(bridge(31).is_err());
+    }
+
+    #[test]
+    fn operations_serialise_for_a_helper() {
+        let op = Op::AddNat(NatRule {
+            tag: "banger-abc".into(),
+            source: Ipv4Addr::new(172, 30, 0, 2),
+            bridge: "banger0".into(),
+            uplink: "eth0".into(),
+        });
+        let json = serde_json::to_string(&op).unwrap();
+        assert!(json.contains("\"op\":\"add_nat\""), "{json}");
+        assert_eq!(serde_json::from_str::<Op>(&json).unwrap(), op);
+    }
+
+    #[test]
+    fn nat_rules_carry_the_tag_and_the_guest_address() {
+        let rule = NatRule {
+            tag: "banger-abc".into(),
+            source: Ipv4Addr::new(172, 30, 0, 2),
+            bridge: "banger0".into(),
+            uplink: "eth0".into(),
+        };
+        let specs = rule.specs();
+        assert_eq!(specs.len(), 3);
+        assert_eq!(specs[0].0, "nat");
+        for (_, _, args) in &specs {
+            assert!(args.windows(2).any(|w| w == ["--comment", "banger-abc"]));
+            assert!(args.iter().any(|a| a == "172.30.0.2/32"));
+        }
+    }
+}
