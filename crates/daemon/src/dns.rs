@@ -54,7 +54,10 @@ impl VmDns {
         );
         let mut soa_set = RecordSet::with_ttl(origin.clone(), RecordType::SOA, TTL);
         soa_set.insert(Record::from_rdata(origin.clone(), TTL, RData::SOA(soa)), 1);
-        let records = BTreeMap::from([(RrKey::new(LowerName::new(&origin), RecordType::SOA), soa_set)]);
+        let records = BTreeMap::from([(
+            RrKey::new(LowerName::new(&origin), RecordType::SOA),
+            soa_set,
+        )]);
         let zone = InMemoryZoneHandler::new(origin, records, ZoneType::Primary, AxfrPolicy::Deny)
             .expect("the zone has its SOA");
         VmDns {
@@ -108,7 +111,10 @@ impl VmDns {
     }
 
     pub fn status(&self) -> DnsStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Binds UDP and TCP on `listen` and serves until the process ends. A

@@ -254,6 +254,21 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
         )
     });
     checks.push(tool_check("iptables", "--nat", Status::Warn));
+    checks.push(match default_route_interface() {
+        Some(dev) => check(
+            "nat uplink",
+            Status::Pass,
+            format!("default route via {dev}: --nat guests reach the network through it"),
+            None,
+        ),
+        None => check(
+            "nat uplink",
+            Status::Warn,
+            "no default IPv4 route: --nat has nowhere to send guest traffic",
+            Some("connect the host to a network; VMs without --nat are unaffected".into()),
+        ),
+    });
+    checks.push(dns(paths, config));
     let forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
     checks.push(if forward.trim() == "1" {
         check("ip_forward", Status::Pass, "net.ipv4.ip_forward = 1", None)
@@ -288,6 +303,46 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
     checks.push(disk_space(&paths.state_dir));
     checks.push(socket(paths));
     checks
+}
+
+/// The interface of the default IPv4 route, from /proc/net/route.
+fn default_route_interface() -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&"00000000") && fields.get(7) == Some(&"00000000"))
+            .then(|| fields[0].to_string())
+    })
+}
+
+/// The `.vm` DNS address must be free for bangerd (or already bangerd's).
+fn dns(paths: &Paths, config: &Config) -> Check {
+    let name = "dns";
+    if std::os::unix::net::UnixStream::connect(paths.socket()).is_ok() {
+        return check(
+            name,
+            Status::Pass,
+            format!(
+                "{} (see `banger daemon status` for whether it serves)",
+                config.dns_listen
+            ),
+            None,
+        );
+    }
+    match std::net::UdpSocket::bind(&config.dns_listen) {
+        Ok(_) => check(
+            name,
+            Status::Pass,
+            format!("{} is free for the .vm DNS", config.dns_listen),
+            None,
+        ),
+        Err(e) => check(
+            name,
+            Status::Warn,
+            format!("cannot use {} for the .vm DNS: {e}", config.dns_listen),
+            Some("set dns_listen in config.toml to a free address:port".into()),
+        ),
+    }
 }
 
 fn disk_space(state_dir: &Path) -> Check {

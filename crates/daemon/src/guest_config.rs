@@ -3,7 +3,7 @@
 //! the overlay's `upper/` layer through `mkfs.ext4 -d`: nothing is mounted
 //! on the host.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use banger_image::LABEL_WORK;
@@ -17,6 +17,9 @@ pub struct GuestConfig<'a> {
     pub authorized_key: &'a str,
     /// The VM's SSH host key pair (private, public).
     pub host_key: (&'a str, &'a str),
+    /// Resolvers the guest can reach (the host's upstream ones), for
+    /// guests with NAT. Empty: the guest gets no resolv.conf entries.
+    pub nameservers: &'a [IpAddr],
 }
 
 /// One file of the guest's configuration.
@@ -54,6 +57,13 @@ impl GuestConfig<'_> {
                     self.mac, self.address, self.prefix, self.gateway
                 ),
             ),
+            file(
+                "etc/resolv.conf",
+                0o644,
+                std::iter::once("# Written by banger: the host's upstream resolvers at create.\n".to_string())
+                    .chain(self.nameservers.iter().map(|ns| format!("nameserver {ns}\n")))
+                    .collect(),
+            ),
             file("etc/banger/authorized_keys", 0o644, format!("{}\n", self.authorized_key)),
             file("etc/ssh/ssh_host_ed25519_key", 0o600, self.host_key.0.to_string()),
             file("etc/ssh/ssh_host_ed25519_key.pub", 0o644, self.host_key.1.to_string()),
@@ -89,11 +99,13 @@ mod tests {
             gateway: Ipv4Addr::new(172, 30, 0, 1),
             authorized_key: "ssh-ed25519 AAAA banger",
             host_key: ("PRIVATE", "ssh-ed25519 HOST"),
+            nameservers: &["9.9.9.9".parse().unwrap()],
         };
         let dir = tempfile::tempdir().unwrap();
         config.write_overlay_tree(dir.path()).unwrap();
         let read = |p: &str| std::fs::read_to_string(dir.path().join("upper").join(p)).unwrap();
         assert_eq!(read("etc/hostname"), "calm-otter\n");
+        assert!(read("etc/resolv.conf").contains("nameserver 9.9.9.9\n"));
         assert!(read("etc/fstab").contains("LABEL=banger-work\t/root\text4"));
         assert!(read("etc/banger/network").contains("BANGER_ADDRESS=172.30.0.5/24"));
         assert!(read("etc/banger/network").contains("BANGER_MAC=52:54:00:aa:bb:cc"));

@@ -4,13 +4,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::dns::DnsStatus;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crate::dns::DnsStatus;
 use banger_api::{
     ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, KillRequest, SshTarget,
     UpdateVmRequest, VmState, VmStats, API_PREFIX,

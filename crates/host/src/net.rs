@@ -17,6 +17,8 @@ pub trait Network: Send + Sync {
     /// The interface of the host's default IPv4 route: where NAT sends
     /// guest traffic. Reading routes needs no privilege.
     async fn uplink(&self) -> Result<Option<String>, HostError>;
+    /// Whether a network interface exists (read-only).
+    fn has_link(&self, name: &str) -> bool;
 }
 
 /// [`Network`] through iproute2's `ip`, `iptables` and `/proc/sys`, for a
@@ -31,7 +33,11 @@ impl<R: Runner> IpNetwork<R> {
     }
 
     async fn ip(&self, args: &[&str]) -> Result<String, HostError> {
-        Ok(self.runner.run(Cmd::new("ip").args(args)).await?.stdout_str())
+        Ok(self
+            .runner
+            .run(Cmd::new("ip").args(args))
+            .await?
+            .stdout_str())
     }
 
     async fn ensure_bridge(
@@ -117,7 +123,9 @@ impl<R: Runner> IpNetwork<R> {
                 .await?
                 .stdout_str();
             for line in out.lines() {
-                let Some(words) = shlex::split(line) else { continue };
+                let Some(words) = shlex::split(line) else {
+                    continue;
+                };
                 if words.first().map(String::as_str) == Some("-A") && rule_tag(&words).is_some() {
                     rules.push((table, words));
                 }
@@ -145,6 +153,27 @@ fn rule_tag(words: &[String]) -> Option<&str> {
         .find(|w| w[0] == "--comment")
         .map(|w| w[1].as_str())
         .filter(|t| t.starts_with(NAT_TAG_PREFIX))
+}
+
+/// The host's upstream DNS resolvers, which a guest with NAT can reach:
+/// systemd-resolved's real upstreams when it runs, else /etc/resolv.conf,
+/// without loopback stubs (127.0.0.53 means nothing inside a guest).
+pub fn upstream_nameservers() -> Vec<std::net::IpAddr> {
+    ["/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| parse_nameservers(&text))
+        .find(|found| !found.is_empty())
+        .unwrap_or_default()
+}
+
+fn parse_nameservers(text: &str) -> Vec<std::net::IpAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|addr| addr.trim().parse::<std::net::IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .take(3)
+        .collect()
 }
 
 pub fn link_exists(name: &str) -> bool {
@@ -192,6 +221,10 @@ impl<R: Runner> Network for IpNetwork<R> {
         Ok(Outcome::Done)
     }
 
+    fn has_link(&self, name: &str) -> bool {
+        link_exists(name)
+    }
+
     async fn uplink(&self) -> Result<Option<String>, HostError> {
         let out = self.ip(&["-4", "route", "show", "default"]).await?;
         Ok(out
@@ -212,13 +245,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nameservers_skip_loopback_stubs() {
+        let text = "# x\nnameserver 127.0.0.53\nnameserver 9.9.9.9\nsearch lan\nnameserver ::1\nnameserver 2620:fe::fe\n";
+        let found: Vec<String> = parse_nameservers(text)
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(found, ["9.9.9.9", "2620:fe::fe"]);
+    }
+
+    #[test]
     fn tags_are_read_from_iptables_output() {
-        let line = "-A POSTROUTING -s 172.30.0.2/32 -o eth0 -m comment --comment banger-abc -j MASQUERADE";
+        let line =
+            "-A POSTROUTING -s 172.30.0.2/32 -o eth0 -m comment --comment banger-abc -j MASQUERADE";
         let words = shlex::split(line).unwrap();
         assert_eq!(rule_tag(&words), Some("banger-abc"));
-        let quoted = shlex::split("-A FORWARD -m comment --comment \"banger-x\" -j ACCEPT").unwrap();
+        let quoted =
+            shlex::split("-A FORWARD -m comment --comment \"banger-x\" -j ACCEPT").unwrap();
         assert_eq!(rule_tag(&quoted), Some("banger-x"));
-        let docker = shlex::split("-A FORWARD -m comment --comment \"docker rule\" -j ACCEPT").unwrap();
+        let docker =
+            shlex::split("-A FORWARD -m comment --comment \"docker rule\" -j ACCEPT").unwrap();
         assert_eq!(rule_tag(&docker), None);
     }
 }

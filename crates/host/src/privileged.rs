@@ -110,7 +110,14 @@ impl NatRule {
                 "filter",
                 "FORWARD",
                 words(&[
-                    "-s", &source, "-i", &self.bridge, "-o", &self.uplink, "-j", "ACCEPT",
+                    "-s",
+                    &source,
+                    "-i",
+                    &self.bridge,
+                    "-o",
+                    &self.uplink,
+                    "-j",
+                    "ACCEPT",
                 ]),
             ),
             (

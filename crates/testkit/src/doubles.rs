@@ -25,6 +25,8 @@ pub struct FakeNetwork {
     pub forwarding: Mutex<bool>,
     pub ops: Mutex<Vec<Op>>,
     pub fail_tap: bool,
+    /// Simulates a host without a default route.
+    pub no_uplink: Mutex<bool>,
 }
 
 impl FakeNetwork {
@@ -79,7 +81,10 @@ impl Network for FakeNetwork {
             }
             Op::EnableForwarding => *self.forwarding.lock().unwrap() = true,
             Op::AddNat(rule) => {
-                self.nat.lock().unwrap().insert(rule.tag.clone(), rule.clone());
+                self.nat
+                    .lock()
+                    .unwrap()
+                    .insert(rule.tag.clone(), rule.clone());
             }
             Op::RemoveNat { tag } => {
                 self.nat.lock().unwrap().remove(tag);
@@ -89,8 +94,12 @@ impl Network for FakeNetwork {
         Ok(Outcome::Done)
     }
 
+    fn has_link(&self, name: &str) -> bool {
+        self.taps.lock().unwrap().contains(name) || self.bridges.lock().unwrap().contains(name)
+    }
+
     async fn uplink(&self) -> Result<Option<String>, HostError> {
-        Ok(Some("eth0".into()))
+        Ok((!*self.no_uplink.lock().unwrap()).then(|| "eth0".into()))
     }
 }
 

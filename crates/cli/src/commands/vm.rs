@@ -140,9 +140,6 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             let result = client.create_vm(&request, &mut |p| view.update(p)).await;
             view.finish();
             let vm = result?;
-            if vm.nat {
-                eprintln!("note: NAT is recorded for {} but its iptables rules are not applied yet (coming with host networking)", vm.name);
-            }
             if args.json {
                 output::json(&vm);
             } else {

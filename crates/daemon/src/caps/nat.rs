@@ -24,19 +24,27 @@ pub fn tag(vm: &Vm) -> String {
 }
 
 async fn apply(app: &App, vm: &Vm) -> OpResult<()> {
-    let uplink = app.host.net.uplink().await.map_err(errors::host)?.ok_or_else(|| {
-        ApiError::conflict(format!(
-            "NAT for {} needs a default route on the host, and `ip route` shows none",
-            vm.name
-        ))
-        .with_hint("connect the host to a network (a default route), or use --no-nat")
-    })?;
+    let uplink = app
+        .host
+        .net
+        .uplink()
+        .await
+        .map_err(errors::host)?
+        .ok_or_else(|| {
+            ApiError::conflict(format!(
+                "NAT for {} needs a default route on the host, and `ip route` shows none",
+                vm.name
+            ))
+            .with_hint("connect the host to a network (a default route), or use --no-nat")
+        })?;
     let source = vm
         .ip
         .parse()
         .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let net = &app.host.net;
-    net.perform(&Op::EnableForwarding).await.map_err(errors::host)?;
+    net.perform(&Op::EnableForwarding)
+        .await
+        .map_err(errors::host)?;
     net.perform(&Op::AddNat(NatRule {
         tag: tag(vm),
         source,
@@ -102,7 +110,13 @@ impl Capability for Nat {
         if wanted.is_empty() && banger_host::tools::find("iptables").is_none() {
             return Ok(());
         }
-        let installed = match app.host.net.perform(&Op::ListNat).await.map_err(errors::host)? {
+        let installed = match app
+            .host
+            .net
+            .perform(&Op::ListNat)
+            .await
+            .map_err(errors::host)?
+        {
             Outcome::NatTags(tags) => tags,
             Outcome::Done => Vec::new(),
         };

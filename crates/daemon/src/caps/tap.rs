@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use banger_api::Vm;
-use banger_host::net::link_exists;
 use banger_host::privileged::Op;
 use banger_store::ResourceKind;
 use rand::Rng;
@@ -62,7 +61,7 @@ impl TapPool {
     fn take(&self, app: &App, vm_id: &str) -> Option<String> {
         loop {
             let (tap, row) = self.lock().pop_front()?;
-            if !link_exists(&tap) {
+            if !app.host.net.has_link(&tap) {
                 // Removed behind our back: forget it and try the next one.
                 let _ = app.store.forget_resource(row);
                 continue;
@@ -164,7 +163,10 @@ impl Capability for Tap {
             vm.tap = tap;
             r.say(
                 "vm.network",
-                format!("using warm TAP {} on bridge {}", vm.tap, app.config.bridge_name),
+                format!(
+                    "using warm TAP {} on bridge {}",
+                    vm.tap, app.config.bridge_name
+                ),
                 Some(0.80),
             );
         } else {
@@ -201,7 +203,7 @@ impl Capability for Tap {
     /// Old pool TAPs were removed as orphans; refill once the bridge exists
     /// (a daemon that never ran a VM makes no network devices).
     async fn reconcile(&self, app: &Arc<App>, _vms: &[Vm]) -> OpResult<()> {
-        if link_exists(&app.config.bridge_name) {
+        if app.host.net.has_link(&app.config.bridge_name) {
             self.pool.refill();
         }
         Ok(())

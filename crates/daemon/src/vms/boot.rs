@@ -127,7 +127,9 @@ async fn boot_inner(
     }
 
     // TAP, NAT and whatever else plugs in before the VMM starts.
+    let prepare_started = Instant::now();
     caps::prepare(app, vm, reporter).await?;
+    let prepare_ms = prepare_started.elapsed().as_secs_f64() * 1000.0;
     app.store.update_vm(vm).map_err(errors::store)?;
 
     reporter.say(
@@ -168,7 +170,7 @@ async fn boot_inner(
     wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console).await?;
     caps::running(app, vm).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
-    tracing::info!(vm = %vm.name, host_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
+    tracing::info!(vm = %vm.name, host_ms, prepare_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
     reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
     Ok(process)
 }

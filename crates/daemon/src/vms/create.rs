@@ -290,6 +290,7 @@ async fn prepare_disks(app: &App, vm: &Vm, image: &Image, reporter: &Reporter) -
         gateway: app.subnet.gateway(),
         authorized_key: &authorized_key,
         host_key: (&host_private, &host_public),
+        nameservers: &banger_host::net::upstream_nameservers(),
     };
     let tree = files.dir.join("overlay-tree");
     config.write_overlay_tree(&tree).map_err(|e| {

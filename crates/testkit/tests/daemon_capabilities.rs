@@ -1,0 +1,183 @@
+//! The capability pipeline through the daemon's real orchestration (fake
+//! Firecracker, in-memory network model): NAT rules and DNS records follow
+//! create, `vm set --nat/--no-nat`, stop, start and delete; the warm TAP
+//! pool serves creates and refills; reconcile removes stale NAT rules,
+//! restores missing ones and rebuilds DNS after a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use banger_api::{CreateVmRequest, UpdateVmRequest, Vm};
+use banger_daemon::app::App;
+use banger_daemon::progress::Reporter;
+use banger_daemon::vms::{create, lifecycle, reconcile, settings};
+use banger_host::privileged::NatRule;
+use common::*;
+
+async fn make(app: &std::sync::Arc<App>, name: &str, nat: bool) -> Vm {
+    create::create(
+        app.clone(),
+        CreateVmRequest {
+            name: Some(name.into()),
+            nat,
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap()
+}
+
+fn nat(value: bool) -> UpdateVmRequest {
+    UpdateVmRequest {
+        nat: Some(value),
+        ..Default::default()
+    }
+}
+
+async fn pool_reaches(app: &App, n: usize) {
+    for _ in 0..200 {
+        if app.tap_pool.idle_count() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the TAP pool never reached {n} idle TAPs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
+    let d = daemon(Duration::from_millis(50));
+    let app = d.app.clone();
+    tokio::spawn(app.tap_pool.clone().run(app.clone()));
+    let names = || async { app.dns.names().await };
+
+    // The first create makes its own TAP (the pool starts once a bridge exists).
+    let web = make(&app, "web", true).await;
+    assert_eq!(web.tap, format!("bg-{}", web.id));
+    assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
+    let rule = d.net.nat.lock().unwrap()[&format!("banger-{}", web.id)].clone();
+    assert_eq!(
+        rule,
+        NatRule {
+            tag: format!("banger-{}", web.id),
+            source: web.ip.parse().unwrap(),
+            bridge: "banger0".into(),
+            uplink: "eth0".into(),
+        }
+    );
+    assert!(*d.net.forwarding.lock().unwrap(), "ip_forward enabled");
+    assert_eq!(names().await, ["web.vm."]);
+
+    // The pool fills in the background; the next create takes a warm TAP.
+    pool_reaches(&app, 2).await;
+    let created = d.net.taps_created();
+    let db = make(&app, "db", false).await;
+    assert!(db.tap.starts_with("bgp-"), "{}", db.tap);
+    assert_eq!(
+        d.net.taps_created(),
+        created + 1,
+        "only the refill made a TAP"
+    );
+    pool_reaches(&app, 2).await;
+    assert_eq!(d.net.nat_tags().len(), 1, "db has no NAT");
+    assert_eq!(names().await, ["db.vm.", "web.vm."]);
+
+    // NAT on and off on a running VM.
+    settings::update(app.clone(), "db".into(), nat(true))
+        .await
+        .unwrap();
+    assert!(d.net.nat_tags().contains(&format!("banger-{}", db.id)));
+    let off = settings::update(app.clone(), "db".into(), nat(false))
+        .await
+        .unwrap();
+    assert!(!off.nat);
+    assert!(!d.net.nat_tags().contains(&format!("banger-{}", db.id)));
+
+    // Stop removes the rules and the record; NAT stays a setting of the VM.
+    let web = lifecycle::stop(app.clone(), "web".into(), false)
+        .await
+        .unwrap();
+    assert!(web.nat);
+    assert!(d.net.nat_tags().is_empty());
+    assert_eq!(names().await, ["db.vm."]);
+    assert!(!d.net.taps().contains(&web.tap), "TAP removed on stop");
+    // Setting NAT on a stopped VM changes nothing on the host.
+    settings::update(app.clone(), "db".into(), nat(false))
+        .await
+        .unwrap();
+    let web = lifecycle::start(app.clone(), "web".into(), Reporter::silent())
+        .await
+        .unwrap();
+    assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
+    assert!(web.tap.starts_with("bgp-"), "start takes a warm TAP too");
+
+    // A daemon restart: a rule lost meanwhile is restored, a stale one
+    // (a VM deleted while the daemon was down) is removed, DNS is rebuilt,
+    // the old pool's idle TAPs are removed and the VMs' TAPs kept.
+    d.net.nat.lock().unwrap().clear();
+    d.net.nat.lock().unwrap().insert(
+        "banger-0000dead0000".into(),
+        NatRule {
+            tag: "banger-0000dead0000".into(),
+            source: "172.30.0.200".parse().unwrap(),
+            bridge: "banger0".into(),
+            uplink: "eth0".into(),
+        },
+    );
+    let old_idle: Vec<String> = d
+        .net
+        .taps()
+        .into_iter()
+        .filter(|t| *t != web.tap && *t != db.tap)
+        .collect();
+    assert_eq!(old_idle.len(), 2);
+    let app = restart(&d.root, d.net.clone(), Duration::from_millis(50));
+    reconcile::reconcile(&app).await.unwrap();
+    assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
+    assert_eq!(app.dns.names().await, ["db.vm.", "web.vm."]);
+    let taps = d.net.taps();
+    assert!(taps.contains(&web.tap) && taps.contains(&db.tap));
+    assert!(old_idle.iter().all(|t| !taps.contains(t)), "{taps:?}");
+
+    // Delete leaves no rule, record or TAP of either VM.
+    for name in ["web", "db"] {
+        lifecycle::delete(app.clone(), name.into(), false)
+            .await
+            .unwrap();
+    }
+    assert!(d.net.nat_tags().is_empty());
+    assert!(app.dns.names().await.is_empty());
+    assert!(d.net.taps().is_empty(), "{:?}", d.net.taps());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
+    let d = daemon(Duration::from_millis(50));
+    *d.net.no_uplink.lock().unwrap() = true;
+    let err = create::create(
+        d.app.clone(),
+        CreateVmRequest {
+            name: Some("lonely".into()),
+            nat: true,
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.message.contains("default route"), "{}", err.message);
+    assert!(d.app.store.list_vms().unwrap().is_empty(), "rolled back");
+    assert!(d.net.taps().is_empty());
+    assert!(d.net.nat_tags().is_empty());
+
+    // Without NAT the same VM is fine, and switching NAT on is refused
+    // with the setting left as it was.
+    make(&d.app, "lonely", false).await;
+    let err = settings::update(d.app.clone(), "lonely".into(), nat(true))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("default route"), "{}", err.message);
+    assert!(!d.app.store.resolve_vm("lonely").unwrap().nat);
+}
