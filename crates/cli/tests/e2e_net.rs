@@ -167,6 +167,51 @@ fn nat_and_dns_follow_a_real_guest() {
     assert_eq!(dig(&env, "web.vm", &["+short", "+tcp"]).trim(), ip);
     assert!(dig(&env, "nobody.vm", &[]).contains("status: NXDOMAIN"));
     assert!(dig(&env, "example.com", &[]).contains("status: REFUSED"));
+    // The systemd-resolved recipe of docs/networking.md: port 53 of the
+    // bridge address answers for .vm.
+    for proto in ["udp", "tcp"] {
+        iptables(
+            &env,
+            &[
+                "-t",
+                "nat",
+                "-A",
+                "OUTPUT",
+                "-p",
+                proto,
+                "-d",
+                "172.30.0.1",
+                "--dport",
+                "53",
+                "-j",
+                "DNAT",
+                "--to-destination",
+                "127.0.0.1:42069",
+            ],
+        );
+    }
+    let ns = &env.netns.as_ref().unwrap().name;
+    for transport in ["+notcp", "+tcp"] {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "dig",
+                "@172.30.0.1",
+                "web.vm",
+                "+short",
+                "+time=2",
+                transport,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            ip,
+            "{transport}"
+        );
+    }
 
     // NAT on: it can; the rules carry the VM's tag.
     env.ok(&["vm", "set", "web", "--nat"]);

@@ -119,6 +119,12 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
         env.ok(&["vm", "ssh", "calm-otter", "--", "cat", "/root/note"]),
         "kept-in-root\n"
     );
+    // Each start gets a TAP (a warm one from the pool when ready).
+    let tap = env.json(&["vm", "show", "calm-otter", "--json"])["tap"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(env.netns.as_ref().unwrap().links().contains(&tap));
 
     // Stop keeps the disks; start brings back both files.
     env.ok(&["vm", "stop", "calm-otter"]);
@@ -149,6 +155,10 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
         ]),
         "kept-in-root\nkept-in-etc\n"
     );
+    let tap = env.json(&["vm", "show", "calm-otter", "--json"])["tap"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Delete removes process, TAP, disks and directory; the image stays.
     env.ok(&["vm", "delete", "calm-otter"]);
