@@ -39,12 +39,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The whole fleet at a glance: VMs, images, and the common actions one key away
+    Tui,
     /// Print shell completions (bash, zsh, fish, ...)
     Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Tui = cli.command {
+        return match commands::tui::run() {
+            Ok(code) => code,
+            Err(err) => {
+                output::print_error(&err);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,6 +67,7 @@ fn main() -> ExitCode {
             Command::Daemon(cmd) => commands::daemon::run(cmd).await,
             Command::Doctor { json } => commands::doctor::run(json),
             Command::Runtime(cmd) => commands::runtime::run(cmd).await,
+            Command::Tui => unreachable!("handled above"),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(

@@ -9,7 +9,7 @@ use common::*;
 fn restart_kill_stats_and_set_work_on_a_real_guest() {
     require_root_tools();
     ensure_default_image();
-    let env = TestEnv::new(Some(Netns::new("manage")));
+    let env = TestEnv::new(Some(Netns::new("manage").with_default_route()));
     env.ok(&["vm", "create", "--name", "tweak", "--disk-size", "2G"]);
     env.ok(&[
         "vm",
@@ -87,8 +87,28 @@ fn restart_kill_stats_and_set_work_on_a_real_guest() {
     assert_eq!(vm["disk_size_bytes"], 3u64 << 30);
     assert_eq!(vm["nat"], true);
 
-    // The guest sees the new shape, and /root kept its file.
+    // The guest sees the new shape, and /root kept its file. NAT set while
+    // stopped is applied by the start.
     env.ok(&["vm", "start", "tweak"]);
+    let ns = &env.netns.as_ref().unwrap().name;
+    let rules = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "iptables",
+            "-t",
+            "nat",
+            "-S",
+            "POSTROUTING",
+        ])
+        .output()
+        .unwrap();
+    let id = vm["id"].as_str().unwrap();
+    assert!(
+        String::from_utf8_lossy(&rules.stdout).contains(&format!("banger-{id}")),
+        "NAT rules after start"
+    );
     let shape = env.ok(&[
         "vm",
         "ssh",

@@ -226,6 +226,16 @@ impl DaemonClient {
         self.call(Method::GET, "/images", None).await
     }
 
+    pub async fn get_image(&self, name: &str) -> Result<Image, ClientError> {
+        self.call(Method::GET, &format!("/images/{}", encode(name)), None)
+            .await
+    }
+
+    pub async fn delete_image(&self, name: &str) -> Result<Image, ClientError> {
+        self.call(Method::DELETE, &format!("/images/{}", encode(name)), None)
+            .await
+    }
+
     pub async fn build_image(
         &self,
         request: &BuildImageRequest,

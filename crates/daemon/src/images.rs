@@ -124,3 +124,57 @@ pub async fn build(
     tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
     Ok(image)
 }
+
+/// The image called `name`, or a not-found error that says what exists.
+pub fn get(app: &App, name: &str) -> OpResult<Image> {
+    app.store
+        .get_image(name)
+        .map_err(errors::store)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no image named {name:?}"))
+                .with_hint("`banger image list` shows the images")
+        })
+}
+
+/// Deletes an image no VM uses. A managed image's directory goes with it;
+/// a registered image's files belong to the user and stay.
+pub async fn delete(app: &Arc<App>, name: &str) -> OpResult<Image> {
+    let _build = app.image_lock.lock().await;
+    let image = get(app, name)?;
+    let users: Vec<String> = app
+        .store
+        .list_vms()
+        .map_err(errors::store)?
+        .into_iter()
+        .filter(|vm| vm.image == image.name)
+        .map(|vm| vm.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "image {} is used by {}: {}",
+            image.name,
+            if users.len() == 1 { "a VM" } else { "VMs" },
+            users.join(", ")
+        ))
+        .with_hint("delete those VMs first (`banger vm delete NAME`)"));
+    }
+    // The row goes first: a crash after it leaves only files, never an
+    // image whose files are half gone.
+    app.store.delete_image(&image.name).map_err(errors::store)?;
+    if image.managed {
+        let dir = app.images_dir().join(&image.name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(errors::host(banger_host::HostError::path_io(
+                    "cannot remove",
+                    &dir,
+                    e,
+                )))
+            }
+        }
+    }
+    tracing::info!(image = %image.name, managed = image.managed, "image deleted");
+    Ok(image)
+}

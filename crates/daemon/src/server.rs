@@ -39,7 +39,8 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/kill", post(kill_vm))
         .route("/vms/{vm}/stats", get(vm_stats))
         .route("/vms/{vm}/ssh", get(ssh_target))
-        .route("/images", get(list_images).post(build_image));
+        .route("/images", get(list_images).post(build_image))
+        .route("/images/{image}", get(get_image).delete(delete_image));
     Router::new()
         .nest(API_PREFIX, api)
         .fallback(not_found)
@@ -251,6 +252,24 @@ async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Repl
         known_hosts_path: files.known_hosts().display().to_string(),
         host_key_alias: create::host_key_alias(&vm),
     }))
+}
+
+async fn get_image(
+    State(app): State<AppState>,
+    Path(image): Path<String>,
+) -> Reply<banger_api::Image> {
+    Ok(Json(images::get(&app, &image)?))
+}
+
+async fn delete_image(
+    State(app): State<AppState>,
+    Path(image): Path<String>,
+) -> Reply<banger_api::Image> {
+    to_completion(
+        &app.clone(),
+        async move { images::delete(&app, &image).await },
+    )
+    .await
 }
 
 async fn list_images(State(app): State<AppState>) -> Reply<Vec<banger_api::Image>> {

@@ -79,10 +79,10 @@ impl Store {
     pub fn update_vm(&self, vm: &Vm) -> Result<()> {
         self.conn().execute(
             "UPDATE vms SET state = ?2, vcpu = ?3, memory_mib = ?4, disk_size_bytes = ?5, nat = ?6, pid = ?7, \
-             started_at = ?8, stop_reason = ?9 WHERE id = ?1",
+             started_at = ?8, stop_reason = ?9, tap = ?10 WHERE id = ?1",
             params![
                 vm.id, vm.state.as_str(), vm.vcpu, vm.memory_mib, vm.disk_size_bytes as i64, vm.nat, vm.pid,
-                vm.started_at, vm.stop_reason
+                vm.started_at, vm.stop_reason, vm.tap
             ],
         )?;
         Ok(())

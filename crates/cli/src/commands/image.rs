@@ -26,6 +26,15 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one image's files and origin
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an image no VM uses (a managed image's files go with it)
+    #[command(alias = "rm")]
+    Delete { name: String },
 }
 
 pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
@@ -57,6 +66,35 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     image.name, image.kernel_version
                 );
             }
+        }
+        ImageCommand::Show { name, json } => {
+            let image = client.get_image(&name).await?;
+            if json {
+                output::json(&image);
+            } else {
+                let kind = if image.managed {
+                    "managed (built by banger)"
+                } else {
+                    "registered"
+                };
+                for (key, value) in [
+                    ("name", image.name.as_str()),
+                    ("kind", kind),
+                    ("kernel", image.kernel_version.as_str()),
+                    ("rootfs", image.rootfs.as_str()),
+                    ("vmlinux", image.kernel.as_str()),
+                    ("initrd", image.initrd.as_str()),
+                    ("work seed", image.work_seed.as_str()),
+                    ("packages", image.packages_sha256.as_str()),
+                    ("created", image.created_at.as_str()),
+                ] {
+                    println!("{key:<10} {value}");
+                }
+            }
+        }
+        ImageCommand::Delete { name } => {
+            let image = client.delete_image(&name).await?;
+            println!("deleted image {}", image.name);
         }
         ImageCommand::List { json } => {
             let images = client.list_images().await?;

@@ -2,4 +2,5 @@ pub mod daemon;
 pub mod doctor;
 pub mod image;
 pub mod runtime;
+pub mod tui;
 pub mod vm;

@@ -63,6 +63,20 @@ impl Netns {
         Netns { name }
     }
 
+    /// A default route through a dummy interface (traffic goes nowhere):
+    /// enough for NAT to find an uplink.
+    pub fn with_default_route(self) -> Netns {
+        for args in [
+            &["link", "add", "uplink0", "type", "dummy"][..],
+            &["addr", "add", "198.51.100.2/24", "dev", "uplink0"],
+            &["link", "set", "uplink0", "up"],
+            &["route", "add", "default", "via", "198.51.100.1"],
+        ] {
+            run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args));
+        }
+        self
+    }
+
     pub fn links(&self) -> String {
         let out = Command::new("ip")
             .args(["-n", &self.name, "-o", "link"])

@@ -50,8 +50,13 @@ async fn reconcile_vm(app: &Arc<App>, mut vm: banger_api::Vm) -> OpResult<()> {
     match process.filter(|p| p.is_alive()) {
         Some(process) => {
             tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
+            if vm.state != VmState::Running {
+                // A start interrupted after launch: it is running now.
+                vm.started_at = Some(crate::app::now());
+            }
             vm.state = VmState::Running;
             vm.pid = Some(process.pid);
+            vm.stop_reason = None;
             app.store.update_vm(&vm).map_err(errors::store)?;
             monitor::watch(app.clone(), vm.id.clone(), process);
         }

@@ -1,0 +1,71 @@
+//! Background work: refreshing the snapshot and running actions. Results
+//! come back to the loop as [`Msg`]s, so the UI never waits on the daemon.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::fleet::Fleet;
+use crate::model::{Action, Msg, Snapshot};
+
+/// VMs, their host-side stats and images, in one go.
+pub async fn snapshot(fleet: &Arc<dyn Fleet>) -> Result<Snapshot, String> {
+    let vms = fleet.list_vms().await?;
+    let images = fleet.list_images().await?;
+    // Stats sample CPU for a moment: ask for every VM at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for vm in &vms {
+        let fleet = fleet.clone();
+        let name = vm.name.clone();
+        tasks.spawn(async move { fleet.vm_stats(&name).await.ok() });
+    }
+    let mut stats = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        stats.extend(done.ok().flatten());
+    }
+    Ok(Snapshot { vms, stats, images })
+}
+
+/// Runs one daemon action (not SSH, which needs the terminal) and reports
+/// its progress and outcome as task `id`.
+pub async fn perform(fleet: Arc<dyn Fleet>, action: Action, id: u64, tx: UnboundedSender<Msg>) {
+    let progress_tx = tx.clone();
+    let mut on = move |p: &banger_api::Progress| {
+        let _ = progress_tx.send(Msg::Progress {
+            id,
+            message: p.message.clone(),
+            fraction: p.fraction,
+        });
+    };
+    let result = match &action {
+        Action::Start(name) => fleet
+            .start(name, &mut on)
+            .await
+            .map(|vm| format!("{} is running", vm.name)),
+        Action::Restart(name) => fleet
+            .restart(name, &mut on)
+            .await
+            .map(|vm| format!("{} restarted", vm.name)),
+        Action::Stop(name) => fleet
+            .stop(name)
+            .await
+            .map(|vm| format!("{} stopped", vm.name)),
+        Action::Delete(name) => fleet
+            .delete(name)
+            .await
+            .map(|vm| format!("{} deleted", vm.name)),
+        Action::Create(request) => fleet
+            .create(request, &mut on)
+            .await
+            .map(|vm| format!("{} is running at {} (Enter to ssh)", vm.name, vm.ip)),
+        Action::DeleteImage(name) => fleet
+            .delete_image(name)
+            .await
+            .map(|image| format!("image {} deleted", image.name)),
+        Action::Ssh(_) => Err("ssh runs in the terminal, not in the background".into()),
+    };
+    let _ = tx.send(Msg::Done {
+        id,
+        result: result.map_err(|e| format!("{}: {e}", action.label())),
+    });
+}

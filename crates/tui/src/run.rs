@@ -1,0 +1,178 @@
+//! The terminal loop: draw, read keys, apply messages from background work,
+//! refresh from the daemon every two seconds, and hand the terminal to
+//! `banger vm ssh` when asked.
+
+use std::io::Stdout;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use crate::fleet::Fleet;
+use crate::model::{Action, Model, Msg};
+use crate::{actions, keys, ui};
+
+const REFRESH: Duration = Duration::from_secs(2);
+
+pub struct Options {
+    pub fleet: Arc<dyn Fleet>,
+    pub socket: String,
+    /// The `banger` binary, for `vm ssh`.
+    pub banger: PathBuf,
+    /// False under `NO_COLOR`.
+    pub color: bool,
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+fn enter() -> anyhow::Result<Term> {
+    enable_raw_mode().context("the terminal does not support raw mode")?;
+    execute!(std::io::stdout(), EnterAlternateScreen)?;
+    Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?)
+}
+
+fn leave(terminal: &mut Term) {
+    let _ = disable_raw_mode();
+    let _ = execute!(terminal.backend_mut(), LeaveAlternateScreen);
+    let _ = terminal.show_cursor();
+}
+
+/// Runs the TUI until the user quits. Must be called inside a tokio runtime
+/// (on a blocking-capable thread: the loop itself is synchronous).
+pub fn run(options: Options) -> anyhow::Result<()> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut model = Model::new(options.socket.clone(), options.color);
+    let mut terminal = enter()?;
+    // Restore the terminal even if drawing panics.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = disable_raw_mode();
+        let _ = execute!(std::io::stdout(), LeaveAlternateScreen);
+        default_hook(info);
+    }));
+
+    let refresh_now = Arc::new(tokio::sync::Notify::new());
+    {
+        let (fleet, tx, wake) = (options.fleet.clone(), tx.clone(), refresh_now.clone());
+        handle.spawn(async move {
+            loop {
+                if tx
+                    .send(Msg::Refreshed(actions::snapshot(&fleet).await))
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tokio::time::timeout(REFRESH, wake.notified()).await;
+            }
+        });
+    }
+
+    let mut console_of: Option<(String, Instant)> = None;
+    let result = loop {
+        while let Ok(msg) = rx.try_recv() {
+            let done = matches!(msg, Msg::Done { .. });
+            model.apply(msg);
+            if done {
+                refresh_now.notify_one();
+            }
+        }
+        model.now = time::OffsetDateTime::now_utc();
+        load_console(&mut model, &mut console_of);
+        if let Err(e) = terminal.draw(|frame| ui::draw(frame, &model)) {
+            break Err(e.into());
+        }
+        if model.quit {
+            break Ok(());
+        }
+        match event::poll(Duration::from_millis(100)) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => break Err(e.into()),
+        }
+        let key = match event::read() {
+            Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => key,
+            Ok(_) => continue, // resize: the next draw fits the new size
+            Err(e) => break Err(e.into()),
+        };
+        match keys::handle(&mut model, key) {
+            None => {}
+            Some(Action::Ssh(name)) => {
+                // Hand the terminal over; no key reader competes for stdin.
+                leave(&mut terminal);
+                let status = std::process::Command::new(&options.banger)
+                    .args(["vm", "ssh", &name])
+                    .status();
+                match enter() {
+                    Ok(t) => terminal = t,
+                    Err(e) => break Err(e),
+                }
+                let _ = terminal.clear();
+                model.message = Some(match status {
+                    Ok(s) if s.success() => (format!("back from {name}"), false),
+                    Ok(s) => (format!("ssh {name} ended with {s}"), true),
+                    Err(e) => (
+                        format!("cannot run {}: {e}", options.banger.display()),
+                        true,
+                    ),
+                });
+                refresh_now.notify_one();
+            }
+            Some(action) => {
+                let id = model.begin(&action);
+                handle.spawn(actions::perform(
+                    options.fleet.clone(),
+                    action,
+                    id,
+                    tx.clone(),
+                ));
+            }
+        }
+    };
+    leave(&mut terminal);
+    result
+}
+
+/// Reads the selected VM's console tail when the selection changes, and
+/// again every two seconds.
+fn load_console(model: &mut Model, last: &mut Option<(String, Instant)>) {
+    let Some(vm) = model.selected_vm() else {
+        model.console.clear();
+        return;
+    };
+    let fresh = matches!(last, Some((id, at)) if *id == vm.id && at.elapsed() < REFRESH);
+    if fresh {
+        return;
+    }
+    let path = std::path::Path::new(&vm.dir).join("console.log");
+    *last = Some((vm.id.clone(), Instant::now()));
+    model.console = tail(&path, 20);
+}
+
+/// The last `n` non-empty lines of a file, without terminal control bytes.
+pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
