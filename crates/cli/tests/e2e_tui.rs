@@ -140,7 +140,11 @@ fn the_tui_manages_a_real_vm_in_a_real_terminal() {
     // The help overlay, then q quits and gives the terminal back.
     tmux.keys(&["?"]);
     tmux.wait_for(&["ssh into the VM"], Duration::from_secs(5));
-    tmux.keys(&["Escape", "q"]);
+    // (Escape and q in one burst would read as Alt-q.)
+    tmux.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!tmux.screen().contains("ssh into the VM"), "help closed");
+    tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmux.alive() {
         assert!(

@@ -63,12 +63,13 @@ impl Netns {
         Netns { name }
     }
 
-    /// A default route through a dummy interface (traffic goes nowhere):
-    /// enough for NAT to find an uplink.
+    /// A default route through a veth whose peer stays in the namespace
+    /// (traffic goes nowhere): enough for NAT to find an uplink.
     pub fn with_default_route(self) -> Netns {
         for args in [
-            &["link", "add", "uplink0", "type", "dummy"][..],
+            &["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p"][..],
             &["addr", "add", "198.51.100.2/24", "dev", "uplink0"],
+            &["link", "set", "uplink0p", "up"],
             &["link", "set", "uplink0", "up"],
             &["route", "add", "default", "via", "198.51.100.1"],
         ] {
