@@ -162,6 +162,28 @@ pub struct BuildImageRequest {
     pub packages: Option<String>,
 }
 
+/// `image register`: an image made outside banger. Paths are absolute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterImageRequest {
+    pub name: String,
+    /// An ext4 root filesystem image.
+    pub rootfs: String,
+    /// A prepared `/root`: an ext4 image or a directory.
+    #[serde(default)]
+    pub work_seed: Option<String>,
+    /// The kernel; the default image's when absent.
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub initrd: Option<String>,
+    /// The kernel's modules directory (`lib/modules/<version>`).
+    #[serde(default)]
+    pub modules: Option<String>,
+    /// The package manifest the rootfs was made from, for the record.
+    #[serde(default)]
+    pub packages: Option<String>,
+}
+
 /// Changes to a stopped VM (`vm set`); absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateVmRequest {

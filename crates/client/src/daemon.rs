@@ -226,6 +226,18 @@ impl DaemonClient {
         self.call(Method::GET, "/images", None).await
     }
 
+    pub async fn register_image(
+        &self,
+        request: &banger_api::RegisterImageRequest,
+    ) -> Result<Image, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/images/{}", encode(&request.name)),
+            Some(to_json(request)),
+        )
+        .await
+    }
+
     pub async fn get_image(&self, name: &str) -> Result<Image, ClientError> {
         self.call(Method::GET, &format!("/images/{}", encode(name)), None)
             .await

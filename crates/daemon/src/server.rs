@@ -40,7 +40,11 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/stats", get(vm_stats))
         .route("/vms/{vm}/ssh", get(ssh_target))
         .route("/images", get(list_images).post(build_image))
-        .route("/images/{image}", get(get_image).delete(delete_image));
+        // PUT registers (or updates in place) an image made elsewhere.
+        .route(
+            "/images/{image}",
+            get(get_image).delete(delete_image).put(register_image),
+        );
     Router::new()
         .nest(API_PREFIX, api)
         .fallback(not_found)
@@ -269,6 +273,18 @@ async fn delete_image(
         &app.clone(),
         async move { images::delete(&app, &image).await },
     )
+    .await
+}
+
+async fn register_image(
+    State(app): State<AppState>,
+    Path(image): Path<String>,
+    Json(mut request): Json<banger_api::RegisterImageRequest>,
+) -> Reply<banger_api::Image> {
+    request.name = image;
+    to_completion(&app.clone(), async move {
+        images::register(&app, request).await
+    })
     .await
 }
 

@@ -26,6 +26,31 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Register an image made outside banger (its files stay yours); an
+    /// existing registered name is updated in place
+    Register {
+        #[arg(long)]
+        name: String,
+        /// An ext4 root filesystem image
+        #[arg(long)]
+        rootfs: String,
+        /// A prepared /root: an ext4 image or a directory
+        #[arg(long)]
+        work_seed: Option<String>,
+        /// The kernel (an ELF vmlinux for Firecracker); the default image's when absent
+        #[arg(long)]
+        kernel: Option<String>,
+        #[arg(long)]
+        initrd: Option<String>,
+        /// The kernel's modules directory (lib/modules/VERSION)
+        #[arg(long)]
+        modules: Option<String>,
+        /// The package manifest the rootfs was made from
+        #[arg(long)]
+        packages: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one image's files and origin
     Show {
         name: String,
@@ -65,6 +90,37 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     "image {} is ready (kernel {})",
                     image.name, image.kernel_version
                 );
+            }
+        }
+        ImageCommand::Register {
+            name,
+            rootfs,
+            work_seed,
+            kernel,
+            initrd,
+            modules,
+            packages,
+            json,
+        } => {
+            // The daemon resolves nothing relative to its own directory.
+            let abs = |p: Option<String>| -> anyhow::Result<Option<String>> {
+                p.map(|p| Ok(std::path::absolute(&p)?.display().to_string()))
+                    .transpose()
+            };
+            let request = banger_api::RegisterImageRequest {
+                name,
+                rootfs: std::path::absolute(&rootfs)?.display().to_string(),
+                work_seed: abs(work_seed)?,
+                kernel: abs(kernel)?,
+                initrd: abs(initrd)?,
+                modules: abs(modules)?,
+                packages: abs(packages)?,
+            };
+            let image = client.register_image(&request).await?;
+            if json {
+                output::json(&image);
+            } else {
+                println!("registered image {} ({})", image.name, image.rootfs);
             }
         }
         ImageCommand::Show { name, json } => {

@@ -67,7 +67,9 @@ impl Netns {
     /// (traffic goes nowhere): enough for NAT to find an uplink.
     pub fn with_default_route(self) -> Netns {
         for args in [
-            &["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p"][..],
+            &[
+                "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p",
+            ][..],
             &["addr", "add", "198.51.100.2/24", "dev", "uplink0"],
             &["link", "set", "uplink0p", "up"],
             &["link", "set", "uplink0", "up"],

@@ -1,4 +1,9 @@
-//! Images the daemon knows: the default one is built on first use.
+//! Images the daemon knows: the default one is built on first use; others
+//! are built ([`build`]) or registered from files made elsewhere
+//! ([`register`]).
+
+mod register;
+pub use register::register;
 
 use std::sync::Arc;
 
@@ -88,17 +93,19 @@ pub async fn build(
 ) -> OpResult<Image> {
     validate_name(&request.name)?;
     let _build = app.image_lock.lock().await;
+    if let Some(image) = app.store.get_image(&request.name).map_err(errors::store)? {
+        if !image.managed {
+            return Err(ApiError::conflict(format!(
+                "image {} is registered from your own files; a build would replace it",
+                image.name
+            ))
+            .with_hint("build under another --name, or `banger image delete` it first"));
+        }
+    }
     let build = build_request(app, &request)?;
     if cached_image(&build).is_none() {
         // A rebuild replaces the base disk under existing VMs' overlays.
-        let users: Vec<String> = app
-            .store
-            .list_vms()
-            .map_err(errors::store)?
-            .into_iter()
-            .filter(|vm| vm.image == request.name)
-            .map(|vm| vm.name)
-            .collect();
+        let users = users_of(app, &request.name)?;
         if !users.is_empty() {
             return Err(ApiError::conflict(format!(
                 "image {} would change, but VMs use it: {}",
@@ -141,14 +148,7 @@ pub fn get(app: &App, name: &str) -> OpResult<Image> {
 pub async fn delete(app: &Arc<App>, name: &str) -> OpResult<Image> {
     let _build = app.image_lock.lock().await;
     let image = get(app, name)?;
-    let users: Vec<String> = app
-        .store
-        .list_vms()
-        .map_err(errors::store)?
-        .into_iter()
-        .filter(|vm| vm.image == image.name)
-        .map(|vm| vm.name)
-        .collect();
+    let users = users_of(app, &image.name)?;
     if !users.is_empty() {
         return Err(ApiError::conflict(format!(
             "image {} is used by {}: {}",
@@ -177,4 +177,16 @@ pub async fn delete(app: &Arc<App>, name: &str) -> OpResult<Image> {
     }
     tracing::info!(image = %image.name, managed = image.managed, "image deleted");
     Ok(image)
+}
+
+/// Names of the VMs made from an image.
+fn users_of(app: &App, image: &str) -> OpResult<Vec<String>> {
+    Ok(app
+        .store
+        .list_vms()
+        .map_err(errors::store)?
+        .into_iter()
+        .filter(|vm| vm.image == image)
+        .map(|vm| vm.name)
+        .collect())
 }

@@ -1,0 +1,172 @@
+//! Images through the daemon: register validates every file before
+//! recording anything and updates registered images in place; delete is
+//! refused while a VM uses the image and removes only what banger built.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use banger_api::{CreateVmRequest, ErrorCode, RegisterImageRequest};
+use banger_daemon::images;
+use banger_daemon::progress::Reporter;
+use banger_daemon::vms::{create, lifecycle};
+use common::*;
+
+/// A small real ext4 image.
+fn ext4(path: &Path) -> String {
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(path)
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    path.display().to_string()
+}
+
+fn file(path: PathBuf, bytes: &[u8]) -> String {
+    std::fs::write(&path, bytes).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_checks_files_and_updates_in_place() {
+    let d = daemon(Duration::from_millis(20));
+    let dir = d.root.path().join("mine");
+    std::fs::create_dir_all(dir.join("modules/6.1.0-test")).unwrap();
+    let rootfs = ext4(&dir.join("rootfs.ext4"));
+    let vmlinux = file(dir.join("vmlinux"), b"\x7fELF\x02\x01\x01 a kernel");
+    let bzimage = file(dir.join("bzImage"), b"MZ not an ELF");
+    let initrd = file(dir.join("initrd.img"), b"070701");
+    let not_ext4 = file(dir.join("junk.img"), &[0u8; 4096]);
+    let request = |rootfs: &str, kernel: &str| RegisterImageRequest {
+        name: "mine".into(),
+        rootfs: rootfs.into(),
+        kernel: Some(kernel.into()),
+        initrd: Some(initrd.clone()),
+        modules: Some(dir.join("modules/6.1.0-test").display().to_string()),
+        ..Default::default()
+    };
+    let err = |r: RegisterImageRequest| {
+        let app = d.app.clone();
+        async move { images::register(&app, r).await.unwrap_err() }
+    };
+
+    // Bad input: each names the file and the fix; nothing is recorded.
+    let e = err(request(&not_ext4, &vmlinux)).await;
+    assert!(
+        e.message.contains("not an ext4") && e.message.contains("junk.img"),
+        "{}",
+        e.message
+    );
+    let e = err(request("/nope/rootfs.ext4", &vmlinux)).await;
+    assert!(e.message.contains("does not exist"), "{}", e.message);
+    let e = err(request("rootfs.ext4", &vmlinux)).await;
+    assert!(e.message.contains("absolute"), "{}", e.message);
+    let e = err(request(&rootfs, &bzimage)).await;
+    assert!(
+        e.message.contains("not an ELF vmlinux"),
+        "Firecracker needs ELF: {}",
+        e.message
+    );
+    let mut no_initrd = request(&rootfs, &vmlinux);
+    no_initrd.initrd = None;
+    assert!(err(no_initrd).await.message.contains("--initrd"));
+    let mut bad_seed = request(&rootfs, &vmlinux);
+    bad_seed.work_seed = Some(not_ext4.clone());
+    assert!(err(bad_seed).await.message.contains("work seed"));
+    let e = err(RegisterImageRequest {
+        name: "default".into(),
+        ..request(&rootfs, &vmlinux)
+    })
+    .await;
+    assert_eq!(
+        e.code,
+        ErrorCode::Conflict,
+        "the managed default image is not replaced"
+    );
+    assert!(d.app.store.get_image("mine").unwrap().is_none());
+
+    // Good input: registered, not managed, version from the modules dir.
+    let image = images::register(&d.app, request(&rootfs, &vmlinux))
+        .await
+        .unwrap();
+    assert!(!image.managed);
+    assert_eq!(image.kernel_version, "6.1.0-test");
+
+    // Without --kernel it takes the default image's kernel and initrd.
+    let default = d.app.store.get_image("default").unwrap().unwrap();
+    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    let borrowed = images::register(
+        &d.app,
+        RegisterImageRequest {
+            name: "borrowed".into(),
+            rootfs: rootfs.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (borrowed.kernel, borrowed.initrd),
+        (default.kernel, default.initrd)
+    );
+
+    // A VM from it; re-registering with a new kernel is fine, a new rootfs
+    // under the VM's overlay is not.
+    create::create(
+        d.app.clone(),
+        CreateVmRequest {
+            name: Some("on-mine".into()),
+            image: Some("mine".into()),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap();
+    let vmlinux2 = file(dir.join("vmlinux2"), b"\x7fELF\x02\x01\x01 newer");
+    let updated = images::register(&d.app, request(&rootfs, &vmlinux2))
+        .await
+        .unwrap();
+    assert_eq!(updated.kernel, vmlinux2);
+    assert_eq!(updated.created_at, image.created_at);
+    let rootfs2 = ext4(&dir.join("rootfs2.ext4"));
+    let e = err(request(&rootfs2, &vmlinux2)).await;
+    assert!(
+        e.message.contains("on-mine"),
+        "names the VMs: {}",
+        e.message
+    );
+
+    // Delete: refused while used, naming the VM; then the record goes and
+    // the user's files stay.
+    let e = images::delete(&d.app, "mine").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict);
+    assert!(e.message.contains("on-mine"), "{}", e.message);
+    lifecycle::delete(d.app.clone(), "on-mine".into(), true)
+        .await
+        .unwrap();
+    images::delete(&d.app, "mine").await.unwrap();
+    assert!(d.app.store.get_image("mine").unwrap().is_none());
+    assert!(
+        Path::new(&rootfs).exists() && Path::new(&vmlinux2).exists(),
+        "registered files are the user's"
+    );
+    let e = images::delete(&d.app, "mine").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_managed_image_removes_its_directory() {
+    let d = daemon(Duration::from_millis(20));
+    let images_dir = d.app.images_dir().join("built");
+    std::fs::create_dir_all(&images_dir).unwrap();
+    let mut image = banger_testkit::doubles::placeholder_image(&images_dir);
+    image.name = "built".into();
+    d.app.store.put_image(&image).unwrap();
+    images::delete(&d.app, "built").await.unwrap();
+    assert!(!images_dir.exists(), "a managed image's files go with it");
+}
