@@ -3,13 +3,14 @@
 use crate::ApiError;
 
 /// Longest name accepted (it also becomes the guest hostname and a DNS label).
-pub const MAX_NAME_LEN: usize = 64;
+/// 63: a VM's name is also its DNS label (`<name>.vm`).
+pub const MAX_NAME_LEN: usize = 63;
 
 /// Checks a VM or image name against `[a-z0-9][a-z0-9-]{0,63}`.
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
     let bad = |why: &str| {
         ApiError::invalid(format!("invalid name {name:?}: {why}"))
-            .with_hint("names use lowercase letters, digits and '-', start with a letter or digit, and are at most 64 characters (e.g. calm-otter)")
+            .with_hint("names use lowercase letters, digits and '-', start with a letter or digit, and are at most 63 characters (e.g. calm-otter)")
     };
     let mut chars = name.chars();
     match chars.next() {
@@ -20,7 +21,7 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
         _ => {}
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(bad("it is longer than 64 characters"));
+        return Err(bad("it is longer than 63 characters"));
     }
     if let Some(c) = name
         .chars()
@@ -58,7 +59,7 @@ mod tests {
 
     #[test]
     fn accepts_names_of_the_documented_form() {
-        for ok in ["calm-otter", "a", "0", "web-1", &"a".repeat(64)] {
+        for ok in ["calm-otter", "a", "0", "web-1", &"a".repeat(63)] {
             assert!(validate_name(ok).is_ok(), "{ok} should be valid");
         }
     }
@@ -72,7 +73,7 @@ mod tests {
             "calm_otter",
             "calm otter",
             "ünï",
-            &"a".repeat(65),
+            &"a".repeat(64),
         ] {
             let err = validate_name(bad).unwrap_err();
             assert!(err.message.contains("invalid name"), "{err:?}");

@@ -229,7 +229,7 @@ fn nat_and_dns_follow_a_real_guest() {
     assert!(!rules(&env).contains(&tag));
 
     // A daemon restart restores a rule lost meanwhile and removes a stale
-    // banger rule; a rule that is not banger's is left alone.
+    // banger rule; a user's rule that merely starts with banger- is left alone.
     env.ok(&["vm", "set", "web", "--nat"]);
     iptables(
         &env,
@@ -240,8 +240,9 @@ fn nat_and_dns_follow_a_real_guest() {
             "POSTROUTING",
             "-s",
             &format!("{ip}/32"),
+            "!",
             "-o",
-            "uplink0",
+            "banger0",
             "-m",
             "comment",
             "--comment",
@@ -277,7 +278,7 @@ fn nat_and_dns_follow_a_real_guest() {
             "-m",
             "comment",
             "--comment",
-            "not ours",
+            "banger-vpn",
             "-j",
             "ACCEPT",
         ],
@@ -290,7 +291,10 @@ fn nat_and_dns_follow_a_real_guest() {
     let after = rules(&env);
     assert_eq!(after.matches(&tag).count(), 3, "{after}");
     assert!(!after.contains("banger-0000dead0000"), "{after}");
-    assert!(after.contains("not ours"), "{after}");
+    assert!(
+        after.contains("banger-vpn"),
+        "a user's own rule stays: {after}"
+    );
     assert!(guest_reaches_internet(&env, "web"));
     assert_eq!(
         dig(&env, "web.vm", &["+short"]).trim(),

@@ -60,7 +60,9 @@ impl GuestConfig<'_> {
             file(
                 "etc/resolv.conf",
                 0o644,
-                std::iter::once("# Written by banger: the host's upstream resolvers at create.\n".to_string())
+                // Short timeouts: a guest without NAT cannot reach these,
+                // and its lookups should fail fast rather than hang.
+                std::iter::once("# Written by banger: the host's upstream resolvers at create.\noptions timeout:1 attempts:1\n".to_string())
                     .chain(self.nameservers.iter().map(|ns| format!("nameserver {ns}\n")))
                     .collect(),
             ),

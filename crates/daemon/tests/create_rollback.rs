@@ -49,6 +49,18 @@ impl Disks for FlakyDisks {
     async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError> {
         Ext4Disks::new(SystemRunner).grow_ext4(path, size).await
     }
+
+    async fn clone_ext4(
+        &self,
+        seed: &Path,
+        path: &Path,
+        size: u64,
+        label: &str,
+    ) -> Result<(), HostError> {
+        Ext4Disks::new(SystemRunner)
+            .clone_ext4(seed, path, size, label)
+            .await
+    }
 }
 
 /// A "VMM" that is a real long-running process; it can fail after spawning

@@ -22,6 +22,16 @@ pub trait Disks: Send + Sync {
     /// Grows an ext4 image and its filesystem to `size` bytes. On failure
     /// the image keeps its old size.
     async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError>;
+
+    /// Makes `path` a copy of the ext4 image `seed` (sparse, reflinked
+    /// where the filesystem can), labelled `label`, grown to `size`.
+    async fn clone_ext4(
+        &self,
+        seed: &Path,
+        path: &Path,
+        size: u64,
+        label: &str,
+    ) -> Result<(), HostError>;
 }
 
 /// [`Disks`] through e2fsprogs' `mkfs.ext4 -d`.
@@ -86,6 +96,40 @@ impl<R: Runner> Disks for Ext4Disks<R> {
         if let Err(err) = self.runner.run(Cmd::new("resize2fs").arg(path)).await {
             let _ = file.set_len(old);
             return Err(err);
+        }
+        Ok(())
+    }
+
+    async fn clone_ext4(
+        &self,
+        seed: &Path,
+        path: &Path,
+        size: u64,
+        label: &str,
+    ) -> Result<(), HostError> {
+        let seed_size = std::fs::metadata(seed)
+            .map_err(|e| HostError::path_io("cannot stat", seed, e))?
+            .len();
+        if seed_size > size {
+            return Err(HostError::Other(format!(
+                "the work seed {} ({seed_size} bytes) is larger than the disk asked for ({size} bytes)",
+                seed.display()
+            )));
+        }
+        self.runner
+            .run(
+                Cmd::new("cp")
+                    .args(["--sparse=always", "--reflink=auto"])
+                    .arg(seed)
+                    .arg(path),
+            )
+            .await?;
+        // The guest mounts /root by label, whatever the seed was called.
+        self.runner
+            .run(Cmd::new("e2label").arg(path).arg(label))
+            .await?;
+        if size > seed_size {
+            self.grow_ext4(path, size).await?;
         }
         Ok(())
     }

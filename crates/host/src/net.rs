@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use async_trait::async_trait;
 
-use crate::privileged::{NatRule, Op, Outcome, NAT_TAG_PREFIX};
+use crate::privileged::{is_tag, NatRule, Op, Outcome};
 use crate::runner::{Cmd, Runner};
 use crate::HostError;
 
@@ -19,6 +19,8 @@ pub trait Network: Send + Sync {
     async fn uplink(&self) -> Result<Option<String>, HostError>;
     /// Whether a network interface exists (read-only).
     fn has_link(&self, name: &str) -> bool;
+    /// The bridge an interface is attached to, if any (read-only).
+    fn link_master(&self, name: &str) -> Option<String>;
 }
 
 /// [`Network`] through iproute2's `ip`, `iptables` and `/proc/sys`, for a
@@ -152,7 +154,7 @@ fn rule_tag(words: &[String]) -> Option<&str> {
         .windows(2)
         .find(|w| w[0] == "--comment")
         .map(|w| w[1].as_str())
-        .filter(|t| t.starts_with(NAT_TAG_PREFIX))
+        .filter(|t| is_tag(t))
 }
 
 /// The host's upstream DNS resolvers, which a guest with NAT can reach:
@@ -204,7 +206,17 @@ impl<R: Runner> Network for IpNetwork<R> {
                         .map_err(|e| HostError::io(format!("cannot enable {path}"), e))?;
                 }
             }
-            Op::AddNat(rule) => self.add_nat(rule).await?,
+            Op::AddNat(rule) => {
+                crate::tools::require("iptables")?;
+                self.add_nat(rule).await?
+            }
+            // Without iptables no rule can exist: nothing to remove or list.
+            Op::RemoveNat { .. } | Op::ListNat if crate::tools::find("iptables").is_none() => {
+                return Ok(match op {
+                    Op::ListNat => Outcome::NatTags(Vec::new()),
+                    _ => Outcome::Done,
+                })
+            }
             Op::RemoveNat { tag } => self.remove_nat(tag).await?,
             Op::ListNat => {
                 let mut tags: Vec<String> = self
@@ -223,6 +235,11 @@ impl<R: Runner> Network for IpNetwork<R> {
 
     fn has_link(&self, name: &str) -> bool {
         link_exists(name)
+    }
+
+    fn link_master(&self, name: &str) -> Option<String> {
+        let master = std::fs::read_link(format!("/sys/class/net/{name}/master")).ok()?;
+        Some(master.file_name()?.to_string_lossy().into_owned())
     }
 
     async fn uplink(&self) -> Result<Option<String>, HostError> {
@@ -256,13 +273,19 @@ mod tests {
 
     #[test]
     fn tags_are_read_from_iptables_output() {
-        let line =
-            "-A POSTROUTING -s 172.30.0.2/32 -o eth0 -m comment --comment banger-abc -j MASQUERADE";
+        let line = "-A POSTROUTING -s 172.30.0.2/32 ! -o banger0 -m comment --comment banger-0a1b2c3d4e5f -j MASQUERADE";
         let words = shlex::split(line).unwrap();
-        assert_eq!(rule_tag(&words), Some("banger-abc"));
+        assert_eq!(rule_tag(&words), Some("banger-0a1b2c3d4e5f"));
         let quoted =
-            shlex::split("-A FORWARD -m comment --comment \"banger-x\" -j ACCEPT").unwrap();
-        assert_eq!(rule_tag(&quoted), Some("banger-x"));
+            shlex::split("-A FORWARD -m comment --comment \"banger-0a1b2c3d4e5f\" -j ACCEPT")
+                .unwrap();
+        assert_eq!(rule_tag(&quoted), Some("banger-0a1b2c3d4e5f"));
+        let users = shlex::split("-A FORWARD -m comment --comment banger-vpn -j ACCEPT").unwrap();
+        assert_eq!(
+            rule_tag(&users),
+            None,
+            "a user's own banger-... rule is not ours"
+        );
         let docker =
             shlex::split("-A FORWARD -m comment --comment \"docker rule\" -j ACCEPT").unwrap();
         assert_eq!(rule_tag(&docker), None);

@@ -41,15 +41,16 @@ pub enum Op {
     ListNat,
 }
 
-/// NAT for one guest: MASQUERADE its address out of `uplink`, and accept
-/// its forwarded traffic (new connections out, replies back in).
+/// NAT for one guest: MASQUERADE its address on the way out of any
+/// interface but the bridge (so it follows the host's default route, even
+/// when that changes), and accept its forwarded traffic (new connections
+/// out, replies back in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NatRule {
     /// `banger-<vm id>`: how banger finds exactly its own rules again.
     pub tag: String,
     pub source: Ipv4Addr,
     pub bridge: String,
-    pub uplink: String,
 }
 
 /// What an operation returns.
@@ -76,8 +77,7 @@ impl Op {
             Op::EnableForwarding | Op::ListNat => Ok(()),
             Op::AddNat(rule) => {
                 tag(&rule.tag)?;
-                interface(&rule.bridge)?;
-                interface(&rule.uplink)
+                interface(&rule.bridge)
             }
             Op::RemoveNat { tag: t } => tag(t),
         }
@@ -90,18 +90,19 @@ impl NatRule {
         let source = format!("{}/32", self.source);
         let words = |parts: &[&str]| -> Vec<String> {
             let mut v: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
-            // Insert the tag before the target (the last two words).
+            // The tag goes before the target (the last two words).
             let at = v.len() - 2;
             for (i, w) in ["-m", "comment", "--comment", &self.tag].iter().enumerate() {
                 v.insert(at + i, w.to_string());
             }
             v
         };
+        let bridge = self.bridge.as_str();
         vec![
             (
                 "nat",
                 "POSTROUTING",
-                words(&["-s", &source, "-o", &self.uplink, "-j", "MASQUERADE"]),
+                words(&["-s", &source, "!", "-o", bridge, "-j", "MASQUERADE"]),
             ),
             // Routed traffic from a bridge port enters with the bridge as its
             // interface (the TAP is only a port of it), so the guest is
@@ -110,14 +111,7 @@ impl NatRule {
                 "filter",
                 "FORWARD",
                 words(&[
-                    "-s",
-                    &source,
-                    "-i",
-                    &self.bridge,
-                    "-o",
-                    &self.uplink,
-                    "-j",
-                    "ACCEPT",
+                    "-s", &source, "-i", bridge, "!", "-o", bridge, "-j", "ACCEPT",
                 ]),
             ),
             (
@@ -126,10 +120,11 @@ impl NatRule {
                 words(&[
                     "-d",
                     &source,
+                    "!",
                     "-i",
-                    &self.uplink,
+                    bridge,
                     "-o",
-                    &self.bridge,
+                    bridge,
                     "-m",
                     "conntrack",
                     "--ctstate",
@@ -162,14 +157,19 @@ fn interface(name: &str) -> Result<(), HostError> {
     }
 }
 
+/// Whether a rule comment is a banger tag: `banger-` and a VM id (12
+/// lowercase hex digits). Anything else, `banger-vpn` included, is not ours.
+pub fn is_tag(t: &str) -> bool {
+    t.strip_prefix(NAT_TAG_PREFIX).is_some_and(|id| {
+        id.len() == 12
+            && id
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
 fn tag(t: &str) -> Result<(), HostError> {
-    let ok = t.starts_with(NAT_TAG_PREFIX)
-        && t.len() <= 64
-        && t[NAT_TAG_PREFIX.len()..]
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && t.len() > NAT_TAG_PREFIX.len();
-    if ok {
+    if is_tag(t) {
         Ok(())
     } else {
         Err(invalid(format!("{t:?} is not a banger rule tag")))
@@ -190,7 +190,9 @@ mod tests {
         assert!(tap("has space").is_err());
         assert!(tap("sixteen-chars-xx").is_err());
         let rm = |t: &str| Op::RemoveNat { tag: t.into() }.validate();
-        assert!(rm("banger-0a1b2c").is_ok());
+        assert!(rm("banger-0a1b2c3d4e5f").is_ok());
+        assert!(rm("banger-0a1b2c").is_err());
+        assert!(rm("banger-vpn").is_err(), "a user's rule is not ours");
         assert!(rm("banger-").is_err());
         assert!(rm("docker-1").is_err());
         assert!(rm("banger-x;rm").is_err());
@@ -209,10 +211,9 @@ mod tests {
     #[test]
     fn operations_serialise_for_a_helper() {
         let op = Op::AddNat(NatRule {
-            tag: "banger-abc".into(),
+            tag: "banger-0a1b2c3d4e5f".into(),
             source: Ipv4Addr::new(172, 30, 0, 2),
             bridge: "banger0".into(),
-            uplink: "eth0".into(),
         });
         let json = serde_json::to_string(&op).unwrap();
         assert!(json.contains("\"op\":\"add_nat\""), "{json}");
@@ -222,16 +223,19 @@ mod tests {
     #[test]
     fn nat_rules_carry_the_tag_and_the_guest_address() {
         let rule = NatRule {
-            tag: "banger-abc".into(),
+            tag: "banger-0a1b2c3d4e5f".into(),
             source: Ipv4Addr::new(172, 30, 0, 2),
             bridge: "banger0".into(),
-            uplink: "eth0".into(),
         };
         let specs = rule.specs();
         assert_eq!(specs.len(), 3);
         assert_eq!(specs[0].0, "nat");
         for (_, _, args) in &specs {
-            assert!(args.windows(2).any(|w| w == ["--comment", "banger-abc"]));
+            assert!(args
+                .windows(2)
+                .any(|w| w == ["--comment", "banger-0a1b2c3d4e5f"]));
+            // Never tied to one uplink: any interface but the bridge.
+            assert!(args.windows(2).any(|w| w[0] == "!"));
             assert!(args.iter().any(|a| a == "172.30.0.2/32"));
         }
     }

@@ -27,6 +27,8 @@ pub struct FakeNetwork {
     pub fail_tap: bool,
     /// Simulates a host without a default route.
     pub no_uplink: Mutex<bool>,
+    /// TAPs that exist but are no longer attached to the bridge.
+    pub detached: Mutex<HashSet<String>>,
 }
 
 impl FakeNetwork {
@@ -96,6 +98,14 @@ impl Network for FakeNetwork {
 
     fn has_link(&self, name: &str) -> bool {
         self.taps.lock().unwrap().contains(name) || self.bridges.lock().unwrap().contains(name)
+    }
+
+    fn link_master(&self, name: &str) -> Option<String> {
+        if !self.taps.lock().unwrap().contains(name) || self.detached.lock().unwrap().contains(name)
+        {
+            return None;
+        }
+        self.bridges.lock().unwrap().iter().next().cloned()
     }
 
     async fn uplink(&self) -> Result<Option<String>, HostError> {

@@ -12,7 +12,7 @@ use banger_api::{CreateVmRequest, UpdateVmRequest, Vm};
 use banger_daemon::app::App;
 use banger_daemon::progress::Reporter;
 use banger_daemon::vms::{create, lifecycle, reconcile, settings};
-use banger_host::privileged::NatRule;
+use banger_host::privileged::{NatRule, Op};
 use common::*;
 
 async fn make(app: &std::sync::Arc<App>, name: &str, nat: bool) -> Vm {
@@ -64,7 +64,6 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
             tag: format!("banger-{}", web.id),
             source: web.ip.parse().unwrap(),
             bridge: "banger0".into(),
-            uplink: "eth0".into(),
         }
     );
     assert!(*d.net.forwarding.lock().unwrap(), "ip_forward enabled");
@@ -103,10 +102,23 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
     assert!(d.net.nat_tags().is_empty());
     assert_eq!(names().await, ["db.vm."]);
     assert!(!d.net.taps().contains(&web.tap), "TAP removed on stop");
-    // Setting NAT on a stopped VM changes nothing on the host.
-    settings::update(app.clone(), "db".into(), nat(false))
+    // Setting NAT on a stopped VM changes nothing on the host until it starts.
+    let ops = d.net.ops.lock().unwrap().len();
+    let off = settings::update(app.clone(), "web".into(), nat(false))
         .await
         .unwrap();
+    assert!(
+        !off.nat && !app.store.resolve_vm("web").unwrap().nat,
+        "stored"
+    );
+    settings::update(app.clone(), "web".into(), nat(true))
+        .await
+        .unwrap();
+    let nat_ops = d.net.ops.lock().unwrap()[ops..]
+        .iter()
+        .filter(|op| matches!(op, Op::AddNat(_) | Op::RemoveNat { .. }))
+        .count();
+    assert_eq!(nat_ops, 0, "no NAT change on the host for a stopped VM");
     let web = lifecycle::start(app.clone(), "web".into(), Reporter::silent())
         .await
         .unwrap();
@@ -123,7 +135,6 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
             tag: "banger-0000dead0000".into(),
             source: "172.30.0.200".parse().unwrap(),
             bridge: "banger0".into(),
-            uplink: "eth0".into(),
         },
     );
     let old_idle: Vec<String> = d
@@ -180,4 +191,32 @@ async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
         .unwrap_err();
     assert!(err.message.contains("default route"), "{}", err.message);
     assert!(!d.app.store.resolve_vm("lonely").unwrap().nat);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_tap_left_off_the_bridge_is_replaced_not_used() {
+    let d = daemon(Duration::from_millis(50));
+    let app = d.app.clone();
+    tokio::spawn(app.tap_pool.clone().run(app.clone()));
+    make(&app, "first", false).await;
+    pool_reaches(&app, 2).await;
+    // Someone recreated the bridge: the idle TAPs are no longer on it.
+    let idle: Vec<String> = d
+        .net
+        .taps()
+        .into_iter()
+        .filter(|t| t.starts_with("bgp-"))
+        .collect();
+    d.net.detached.lock().unwrap().extend(idle.iter().cloned());
+    let vm = make(&app, "second", false).await;
+    assert!(!idle.contains(&vm.tap), "got a detached TAP: {}", vm.tap);
+    for tap in &idle {
+        assert!(!d.net.taps().contains(tap), "detached {tap} removed");
+    }
+    assert!(app
+        .store
+        .all_resources()
+        .unwrap()
+        .iter()
+        .all(|r| !idle.contains(&r.value)));
 }

@@ -170,3 +170,69 @@ async fn deleting_a_managed_image_removes_its_directory() {
     images::delete(&d.app, "built").await.unwrap();
     assert!(!images_dir.exists(), "a managed image's files go with it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_seed_image_is_cloned_labelled_and_grown() {
+    let d = daemon(Duration::from_millis(20));
+    let dir = d.root.path().join("seeded");
+    std::fs::create_dir_all(dir.join("tree")).unwrap();
+    std::fs::write(dir.join("tree/.tmux.conf"), "set -g mouse on\n").unwrap();
+    let seed = dir.join("seed.ext4");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "whatever", "-d"])
+        .arg(dir.join("tree"))
+        .arg(&seed)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rootfs = ext4(&dir.join("rootfs.ext4"));
+    let default = d.app.store.get_image("default").unwrap().unwrap();
+    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    images::register(
+        &d.app,
+        RegisterImageRequest {
+            name: "seeded".into(),
+            rootfs,
+            work_seed: Some(seed.display().to_string()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let vm = create::create(
+        d.app.clone(),
+        CreateVmRequest {
+            name: Some("seeded-vm".into()),
+            image: Some("seeded".into()),
+            disk_size: Some("1G".into()),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap();
+    let work = Path::new(&vm.dir).join("work.ext4");
+    assert_eq!(
+        std::fs::metadata(&work).unwrap().len(),
+        1 << 30,
+        "grown to --disk-size"
+    );
+    let label = Command::new("e2label").arg(&work).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "banger-work");
+    let cat = Command::new("debugfs")
+        .args(["-R", "cat /.tmux.conf"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "set -g mouse on\n");
+    assert!(Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&work)
+        .status()
+        .unwrap()
+        .success());
+    // The seed itself is untouched.
+    let label = Command::new("e2label").arg(&seed).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "whatever");
+}

@@ -86,7 +86,7 @@ fn normal_key(model: &mut Model, key: KeyEvent) -> Option<Action> {
             let image = model.selected_image()?.name.clone();
             model.mode = Mode::Confirm(Action::DeleteImage(image));
         }
-        KeyCode::Char(c @ ('s' | 'x' | 'r' | 'd')) => {
+        KeyCode::Char(c @ ('s' | 'x' | 'r' | 'd')) if tab == Tab::Vms => {
             let vm = model.selected_vm()?;
             let name = vm.name.clone();
             let running = vm.state == VmState::Running;

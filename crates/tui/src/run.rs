@@ -36,8 +36,13 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 
 fn enter() -> anyhow::Result<Term> {
     enable_raw_mode().context("the terminal does not support raw mode")?;
-    execute!(std::io::stdout(), EnterAlternateScreen)?;
-    Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?)
+    let entered = execute!(std::io::stdout(), EnterAlternateScreen)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(Terminal::new(CrosstermBackend::new(std::io::stdout()))?));
+    if entered.is_err() {
+        let _ = disable_raw_mode();
+    }
+    entered
 }
 
 fn leave(terminal: &mut Term) {
@@ -53,12 +58,17 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut model = Model::new(options.socket.clone(), options.color);
     let mut terminal = enter()?;
-    // Restore the terminal even if drawing panics.
-    let default_hook = std::panic::take_hook();
+    // Restore the terminal if this loop panics. A panic in a background
+    // task is caught by tokio and must not touch the screen the loop owns.
+    let tui_thread = std::thread::current().id();
+    let previous = Arc::new(std::panic::take_hook());
+    let chained = previous.clone();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = disable_raw_mode();
-        let _ = execute!(std::io::stdout(), LeaveAlternateScreen);
-        default_hook(info);
+        if std::thread::current().id() == tui_thread {
+            let _ = disable_raw_mode();
+            let _ = execute!(std::io::stdout(), LeaveAlternateScreen);
+        }
+        chained(info);
     }));
 
     let refresh_now = Arc::new(tokio::sync::Notify::new());
@@ -139,6 +149,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         }
     };
     leave(&mut terminal);
+    // Put the process's panic hook back as it was.
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| previous(info)));
     result
 }
 

@@ -185,6 +185,14 @@ async fn images_tab_deletes_with_confirmation() {
     let (mut m, fleet) = setup();
     press(&mut m, &fleet, &[key(KeyCode::Tab)]).await;
     assert_eq!(m.tab, Tab::Images);
+    // VM keys do nothing here: no VM is visible to act on.
+    press(
+        &mut m,
+        &fleet,
+        &[ch('s'), ch('x'), ch('r'), key(KeyCode::Enter)],
+    )
+    .await;
+    assert!(fleet.calls().is_empty(), "{:?}", fleet.calls());
     press(&mut m, &fleet, &[ch('d'), ch('y')]).await;
     assert_eq!(fleet.calls(), ["delete-image default"]);
     press(&mut m, &fleet, &[ch('1')]).await;

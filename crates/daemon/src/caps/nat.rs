@@ -24,35 +24,30 @@ pub fn tag(vm: &Vm) -> String {
 }
 
 async fn apply(app: &App, vm: &Vm) -> OpResult<()> {
-    let uplink = app
-        .host
-        .net
-        .uplink()
-        .await
-        .map_err(errors::host)?
-        .ok_or_else(|| {
-            ApiError::conflict(format!(
-                "NAT for {} needs a default route on the host, and `ip route` shows none",
-                vm.name
-            ))
-            .with_hint("connect the host to a network (a default route), or use --no-nat")
-        })?;
+    // The rules follow whatever the default route is, but without one NAT
+    // cannot work at all: say so instead of silently doing nothing.
+    if app.host.net.uplink().await.map_err(errors::host)?.is_none() {
+        return Err(ApiError::conflict(format!(
+            "NAT for {} needs a default route on the host, and `ip route` shows none",
+            vm.name
+        ))
+        .with_hint("connect the host to a network (a default route), or use --no-nat"));
+    }
     let source = vm
         .ip
         .parse()
         .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let net = &app.host.net;
-    net.perform(&Op::EnableForwarding)
-        .await
-        .map_err(errors::host)?;
     net.perform(&Op::AddNat(NatRule {
         tag: tag(vm),
         source,
         bridge: app.config.bridge_name.clone(),
-        uplink,
     }))
     .await
     .map_err(errors::host)?;
+    net.perform(&Op::EnableForwarding)
+        .await
+        .map_err(errors::host)?;
     tracing::info!(vm = %vm.name, ip = %vm.ip, "NAT on");
     Ok(())
 }
@@ -80,13 +75,10 @@ impl Capability for Nat {
         Ok(())
     }
 
+    /// By tag, whatever `vm.nat` says now (it may have been switched while
+    /// the VM was stopping); a no-op when there are no rules.
     async fn stopped(&self, app: &App, vm: &Vm) -> OpResult<()> {
-        // A VM whose NAT was switched off while running had its rules
-        // removed then; a crash in between is reconcile's job.
-        if vm.nat {
-            remove(app, vm).await?;
-        }
-        Ok(())
+        remove(app, vm).await
     }
 
     async fn updated(&self, app: &App, vm: &Vm) -> OpResult<()> {
@@ -105,11 +97,6 @@ impl Capability for Nat {
             .iter()
             .filter(|vm| vm.nat && vm.state == VmState::Running)
             .collect();
-        // Without iptables there can be no rules to find; only a VM that
-        // wants NAT makes its absence an error.
-        if wanted.is_empty() && banger_host::tools::find("iptables").is_none() {
-            return Ok(());
-        }
         let installed = match app
             .host
             .net
@@ -120,18 +107,22 @@ impl Capability for Nat {
             Outcome::NatTags(tags) => tags,
             Outcome::Done => Vec::new(),
         };
+        let mut first = None;
         for stale in installed
             .iter()
             .filter(|t| !wanted.iter().any(|vm| &tag(vm) == *t))
         {
             tracing::warn!(tag = %stale, "removing NAT rules no running VM wants");
-            app.host
+            if let Err(e) = app
+                .host
                 .net
                 .perform(&Op::RemoveNat { tag: stale.clone() })
                 .await
-                .map_err(errors::host)?;
+            {
+                tracing::error!(tag = %stale, error = %e, "cannot remove stale NAT rules");
+                first.get_or_insert(errors::host(e));
+            }
         }
-        let mut first = None;
         for vm in wanted {
             // Idempotent: restores whatever rule is missing.
             if let Err(e) = apply(app, vm).await {

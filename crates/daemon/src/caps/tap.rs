@@ -28,6 +28,8 @@ pub const POOL_OWNER: &str = "@pool";
 
 pub struct TapPool {
     size: usize,
+    /// Set by [`TapPool::drain`] at daemon stop: no more TAPs are made.
+    closed: std::sync::atomic::AtomicBool,
     /// Idle TAPs and their journal rows.
     idle: Mutex<VecDeque<(String, i64)>>,
     wake: Notify,
@@ -37,6 +39,7 @@ impl TapPool {
     pub fn new(size: usize) -> TapPool {
         TapPool {
             size,
+            closed: Default::default(),
             idle: Mutex::default(),
             wake: Notify::new(),
         }
@@ -57,13 +60,18 @@ impl TapPool {
         }
     }
 
-    /// An idle TAP, now journaled as the VM's; `None` when the pool is empty.
-    fn take(&self, app: &App, vm_id: &str) -> Option<String> {
+    /// An idle TAP on the bridge, now journaled as the VM's; `None` when
+    /// the pool is empty.
+    async fn take(&self, app: &App, vm_id: &str) -> Option<String> {
         loop {
             let (tap, row) = self.lock().pop_front()?;
-            if !app.host.net.has_link(&tap) {
-                // Removed behind our back: forget it and try the next one.
-                let _ = app.store.forget_resource(row);
+            if app.host.net.link_master(&tap).as_deref() != Some(app.config.bridge_name.as_str()) {
+                // Removed, or left detached when someone recreated the
+                // bridge: it would give the guest no network. Drop it.
+                tracing::warn!(tap, "pool TAP is not on the bridge any more; replacing it");
+                if app.host.net.perform(&Op::DeleteTap { tap }).await.is_ok() {
+                    let _ = app.store.forget_resource(row);
+                }
                 continue;
             }
             match app.store.reassign_resource(row, vm_id) {
@@ -81,7 +89,7 @@ impl TapPool {
     pub async fn run(self: Arc<Self>, app: Arc<App>) {
         loop {
             self.wake.notified().await;
-            while self.idle_count() < self.size {
+            while self.idle_count() < self.size && !self.is_closed() {
                 if let Err(e) = self.add_one(&app).await {
                     tracing::warn!(error = %e, "cannot fill the TAP pool; creates make their own TAPs");
                     // Do not spin on a host that refuses: wait for the next wake.
@@ -116,12 +124,23 @@ impl TapPool {
             let _ = app.store.forget_resource(row);
             return Err(errors::host(e));
         }
+        if self.is_closed() {
+            // The daemon is stopping and drain has run: do not leave it.
+            let _ = app.host.net.perform(&Op::DeleteTap { tap }).await;
+            let _ = app.store.forget_resource(row);
+            return Ok(());
+        }
         self.lock().push_back((tap, row));
         Ok(())
     }
 
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Removes every idle TAP (graceful daemon stop).
     pub async fn drain(&self, app: &App) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let idle: Vec<_> = self.lock().drain(..).collect();
         for (tap, row) in idle {
             if app.host.net.perform(&Op::DeleteTap { tap }).await.is_ok() {
@@ -159,7 +178,7 @@ impl Capability for Tap {
 
     async fn prepare(&self, app: &App, vm: &mut Vm, r: &Reporter) -> OpResult<()> {
         ensure_bridge(app).await?;
-        if let Some(tap) = self.pool.take(app, &vm.id) {
+        if let Some(tap) = self.pool.take(app, &vm.id).await {
             vm.tap = tap;
             r.say(
                 "vm.network",

@@ -32,15 +32,20 @@ impl Capability for WorkDisk {
             Some(0.75),
         );
         let seed = Path::new(&image.work_seed);
-        app.host
-            .disks
-            .create_ext4(
-                &VmFiles::new(Path::new(&vm.dir)).work(),
-                vm.disk_size_bytes,
-                LABEL_WORK,
-                seed.is_dir().then_some(seed),
-            )
-            .await
-            .map_err(errors::host)
+        let work = VmFiles::new(Path::new(&vm.dir)).work();
+        let disks = &app.host.disks;
+        // A seed image is cloned and grown; a seed directory is copied in
+        // by mkfs; without a seed /root starts empty.
+        let made = if seed.is_file() {
+            disks
+                .clone_ext4(seed, &work, vm.disk_size_bytes, LABEL_WORK)
+                .await
+        } else {
+            let contents = seed.is_dir().then_some(seed);
+            disks
+                .create_ext4(&work, vm.disk_size_bytes, LABEL_WORK, contents)
+                .await
+        };
+        made.map_err(errors::host)
     }
 }

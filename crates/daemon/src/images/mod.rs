@@ -148,6 +148,9 @@ pub fn get(app: &App, name: &str) -> OpResult<Image> {
 pub async fn delete(app: &Arc<App>, name: &str) -> OpResult<Image> {
     let _build = app.image_lock.lock().await;
     let image = get(app, name)?;
+    // Under the allocation lock, no create can claim this image between
+    // the check and the delete (claim re-reads the image under it).
+    let alloc = app.alloc_lock.lock().await;
     let users = users_of(app, &image.name)?;
     if !users.is_empty() {
         return Err(ApiError::conflict(format!(
@@ -161,6 +164,7 @@ pub async fn delete(app: &Arc<App>, name: &str) -> OpResult<Image> {
     // The row goes first: a crash after it leaves only files, never an
     // image whose files are half gone.
     app.store.delete_image(&image.name).map_err(errors::store)?;
+    drop(alloc);
     if image.managed {
         let dir = app.images_dir().join(&image.name);
         match std::fs::remove_dir_all(&dir) {

@@ -177,6 +177,20 @@ async fn claim(
     nat: bool,
 ) -> OpResult<Vm> {
     let _alloc = app.alloc_lock.lock().await;
+    // `image delete` checks for users under the same lock: the image is
+    // either still there for this VM or already refused to it.
+    if app
+        .store
+        .get_image(&image.name)
+        .map_err(errors::store)?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "image {} was deleted while this VM was being created",
+            image.name
+        ))
+        .with_hint("pick another --image, or build it again"));
+    }
     let vms = app.store.list_vms().map_err(errors::store)?;
     let mut rng = rand::thread_rng();
     let name = match name {

@@ -199,7 +199,12 @@ pub async fn stop_locked(app: &App, vm: &mut Vm, force: bool) -> OpResult<()> {
         }
     }
     crash::point("stop.exited");
-    boot::release(app, vm).await?;
+    // The VMM is gone: the VM is stopped whatever happens next. What could
+    // not be released (iptables busy, ...) stays journaled or tagged, and
+    // the next stop, delete or daemon start retries it.
+    if let Err(e) = boot::release(app, vm).await {
+        tracing::error!(vm = %vm.name, error = %e, "stopped, but some host resources were not released yet");
+    }
     vm.state = VmState::Stopped;
     vm.pid = None;
     vm.stop_reason = None;
