@@ -160,6 +160,12 @@ pub struct BuildImageRequest {
     /// Path to a packages.apt file; the bundled default when absent.
     #[serde(default)]
     pub packages: Option<String>,
+    /// Root filesystem size ("4G"); just enough for the packages when absent.
+    #[serde(default)]
+    pub size: Option<String>,
+    /// Adds Docker (`docker.io`) to the packages.
+    #[serde(default)]
+    pub docker: bool,
 }
 
 /// `image register`: an image made outside banger. Paths are absolute.

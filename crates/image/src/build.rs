@@ -63,6 +63,8 @@ pub struct BuildRequest {
     /// Debian mirror URL; mmdebstrap's default when absent.
     pub mirror: Option<String>,
     pub suite: String,
+    /// Size of the root filesystem image; just enough for the tree when absent.
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,16 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     hex(&hasher.finalize())
 }
 
+/// What identifies a build's output: the manifest, and the size when one
+/// was asked for.
+fn request_sha256(request: &BuildRequest) -> String {
+    let manifest = manifest_sha256(&request.packages, &request.suite);
+    match request.size {
+        None => manifest,
+        Some(size) => hex(&Sha256::digest(format!("{manifest} size={size}"))),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -134,7 +146,7 @@ fn rfc3339(t: std::time::SystemTime) -> String {
 /// The finished image for this manifest, if one was built before.
 pub fn cached_image(request: &BuildRequest) -> Option<Image> {
     let dir = request.images_dir.join(&request.name);
-    let want = manifest_sha256(&request.packages, &request.suite);
+    let want = request_sha256(request);
     let have = std::fs::read_to_string(dir.join("manifest.sha256")).ok()?;
     let complete = ["rootfs.ext4", "vmlinux", "initrd.img", "work-seed"]
         .iter()
@@ -165,7 +177,7 @@ pub async fn build_image(
         );
         return Ok(image);
     }
-    let sha = manifest_sha256(&request.packages, &request.suite);
+    let sha = request_sha256(request);
     let final_dir = request.images_dir.join(&request.name);
     let stage = request
         .images_dir
@@ -299,7 +311,18 @@ async fn build_into(
     );
     let dir = rootdir.clone();
     let used = blocking(move || tree_size(&dir)).await;
-    let size = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
+    let needed = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
+    let size = match request.size {
+        Some(asked) if asked < needed => {
+            return Err(BuildError::Failed(format!(
+                "--size {} is too small: this root filesystem needs at least {}",
+                banger_api::format_size(asked),
+                banger_api::format_size(needed)
+            )))
+        }
+        Some(asked) => asked,
+        None => needed,
+    };
     let rootfs = stage.join("rootfs.ext4");
     banger_host::disk::create_sparse(&rootfs, size)?;
     runner
@@ -452,5 +475,29 @@ mod tests {
         assert_eq!(a, manifest_sha256("# comment\ncurl\ngit", "bookworm"));
         assert_ne!(a, manifest_sha256("curl\n", "bookworm"));
         assert_ne!(a, manifest_sha256("curl\ngit\n", "trixie"));
+    }
+
+    #[test]
+    fn a_requested_size_is_part_of_what_a_build_is() {
+        let request = |size| BuildRequest {
+            name: "x".into(),
+            packages: "curl\n".into(),
+            images_dir: "/nonexistent".into(),
+            log: "/nonexistent/log".into(),
+            mirror: None,
+            suite: "bookworm".into(),
+            size,
+        };
+        let plain = request_sha256(&request(None));
+        assert_eq!(
+            plain,
+            manifest_sha256("curl\n", "bookworm"),
+            "no size: the manifest's hash"
+        );
+        assert_ne!(plain, request_sha256(&request(Some(4 << 30))));
+        assert_ne!(
+            request_sha256(&request(Some(4 << 30))),
+            request_sha256(&request(Some(8 << 30)))
+        );
     }
 }

@@ -236,3 +236,52 @@ async fn a_work_seed_image_is_cloned_labelled_and_grown() {
     let label = Command::new("e2label").arg(&seed).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "whatever");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_options_are_checked_before_anything_runs() {
+    let d = daemon(Duration::from_millis(20));
+    let build = |size: &str| {
+        images::build(
+            &d.app,
+            banger_api::BuildImageRequest {
+                name: "tiny".into(),
+                size: Some(size.into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+    };
+    let e = build("100M").await.unwrap_err();
+    assert!(
+        e.message.contains("too small") && e.hint.unwrap().contains("512M"),
+        "{}",
+        e.message
+    );
+    let e = build("lots").await.unwrap_err();
+    assert!(e.message.contains("lots"), "{}", e.message);
+    // A registered image's name is not taken over by a build.
+    let rootfs = ext4(&d.root.path().join("r.ext4"));
+    let default = d.app.store.get_image("default").unwrap().unwrap();
+    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    images::register(
+        &d.app,
+        RegisterImageRequest {
+            name: "mine".into(),
+            rootfs,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = images::build(
+        &d.app,
+        banger_api::BuildImageRequest {
+            name: "mine".into(),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
+}

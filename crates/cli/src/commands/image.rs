@@ -17,6 +17,12 @@ pub enum ImageCommand {
         /// A packages.apt file (one Debian package per line)
         #[arg(long)]
         packages: Option<String>,
+        /// Root filesystem size, e.g. 4G (default: just enough for the packages)
+        #[arg(long)]
+        size: Option<String>,
+        /// Add Docker (docker.io) to the image
+        #[arg(long)]
+        docker: bool,
         #[arg(long)]
         json: bool,
     },
@@ -68,6 +74,8 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Build {
             name,
             packages,
+            size,
+            docker,
             json,
         } => {
             // The daemon reads the file: give it an absolute path.
@@ -77,9 +85,15 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             };
             let mut view = ProgressView::new();
             let result = client
-                .build_image(&BuildImageRequest { name, packages }, &mut |p| {
-                    view.update(p)
-                })
+                .build_image(
+                    &BuildImageRequest {
+                        name,
+                        packages,
+                        size,
+                        docker,
+                    },
+                    &mut |p| view.update(p),
+                )
                 .await;
             view.finish();
             let image = result?;

@@ -165,13 +165,14 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                             vm.ip.clone(),
                             vm.vcpu.to_string(),
                             format!("{}M", vm.memory_mib),
+                            if vm.nat { "on" } else { "-" }.to_string(),
                             short_time(&vm.created_at),
                         ]
                     })
                     .collect();
                 output::table(
                     &[
-                        "NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "CREATED",
+                        "NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "NAT", "CREATED",
                     ],
                     &rows,
                 );

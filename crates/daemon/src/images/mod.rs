@@ -53,7 +53,7 @@ pub async fn ensure(app: &Arc<App>, name: &str, reporter: &Reporter) -> OpResult
         app,
         BuildImageRequest {
             name: name.to_string(),
-            packages: None,
+            ..Default::default()
         },
         reporter.clone(),
     )
@@ -73,6 +73,23 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
         })?,
         None => DEFAULT_PACKAGES.to_string(),
     };
+    let packages = if request.docker {
+        format!("{packages}\n# --docker\ndocker.io\n")
+    } else {
+        packages
+    };
+    let size = request
+        .size
+        .as_deref()
+        .map(banger_api::parse_size)
+        .transpose()?;
+    if let Some(size) = size.filter(|s| *s < 512 << 20) {
+        return Err(ApiError::invalid(format!(
+            "--size {} is too small for a root filesystem",
+            banger_api::format_size(size)
+        ))
+        .with_hint("use at least 512M; without --size the image is sized to fit"));
+    }
     Ok(BuildRequest {
         name: request.name.clone(),
         packages,
@@ -83,6 +100,7 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
             .join(format!("{}.log", request.name)),
         mirror: app.config.debian_mirror.clone(),
         suite: app.config.debian_suite.clone(),
+        size,
     })
 }
 
