@@ -4,6 +4,7 @@
 //! agree on one set of types. The API is versioned by path prefix
 //! ([`API_PREFIX`]); a breaking change gets a new prefix.
 
+pub mod agent;
 pub mod error;
 pub mod events;
 pub mod names;

@@ -1,0 +1,90 @@
+//! The protocol between the host and `banger-agent` in each guest: HTTP/1.1
+//! with JSON bodies over vsock port [`AGENT_PORT`], versioned by path prefix
+//! ([`AGENT_PREFIX`]).
+//!
+//! - `GET  /v1/health` → [`Health`]
+//! - `GET  /v1/ports`  → `Vec<`[`Listener`]`>`
+//! - `GET  /v1/stats`  → [`GuestStats`]
+//! - `POST /v1/exec`   — the command in the `x-banger-exec` header as JSON
+//!   ([`ExecRequest`]), stdin as the request body (streamed); the answer is
+//!   a stream of JSON lines ([`ExecFrame`]) ending with `exit`.
+
+use serde::{Deserialize, Serialize};
+
+pub const AGENT_PORT: u32 = 1024;
+pub const AGENT_PREFIX: &str = "/v1";
+pub const EXEC_HEADER: &str = "x-banger-exec";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// The agent's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    pub uptime_secs: f64,
+    /// Changes at every guest boot (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+}
+
+/// A listening socket in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The address it is bound to (`0.0.0.0`, `::`, `127.0.0.1`, ...).
+    pub address: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Short process name (`comm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// Full command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskUse {
+    pub path: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuestStats {
+    /// 1, 5 and 15 minute load averages.
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    pub disks: Vec<DiskUse>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The program and its arguments, exactly (no shell).
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+/// One line of an exec answer. Output bytes are base64, so binary output
+/// survives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum ExecFrame {
+    Stdout {
+        data: String,
+    },
+    Stderr {
+        data: String,
+    },
+    /// The command could not run (not found, bad cwd, ...).
+    Error {
+        message: String,
+    },
+    /// Always last: the exit code (128 + signal when killed by one).
+    Exit {
+        code: i32,
+    },
+}
