@@ -2,7 +2,9 @@
 //!
 //! - [`uds`] — one request over a Unix socket (used for bangerd and Firecracker)
 //! - [`daemon`] — the typed client of bangerd's versioned API
+//! - [`agent`] — the guest agent, over a VM's hybrid vsock socket
 
+pub mod agent;
 pub mod daemon;
 pub mod uds;
 

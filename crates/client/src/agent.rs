@@ -1,0 +1,243 @@
+//! The host side of the guest agent: HTTP over a guest's vsock, reached
+//! through the hybrid vsock Unix socket that Firecracker (and, under QEMU,
+//! vhost-device-vsock) exposes: connect, send `CONNECT <port>\n`, read a
+//! line starting with `OK `, then the stream is the guest's socket. One
+//! client for both VMMs. Every call has a timeout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use banger_api::agent::{
+    ExecFrame, ExecRequest, GuestStats, Health, Listener, AGENT_PORT, AGENT_PREFIX, EXEC_HEADER,
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot reach the VM's vsock socket {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The VMM answered the handshake with something other than `OK`:
+    /// usually nothing listens on the port in the guest (agent not running).
+    #[error("the guest agent did not accept the connection ({0})")]
+    Refused(String),
+    #[error("the guest agent did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the guest agent answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("talking to the guest agent: {0}")]
+    Protocol(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    socket: PathBuf,
+    port: u32,
+    timeout: Duration,
+}
+
+/// The longest handshake reply accepted (Firecracker sends `OK <port>\n`).
+const MAX_REPLY: usize = 64;
+
+impl AgentClient {
+    /// `socket` is the VM's hybrid vsock Unix socket.
+    pub fn new(socket: impl Into<PathBuf>) -> AgentClient {
+        AgentClient {
+            socket: socket.into(),
+            port: AGENT_PORT,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> AgentClient {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn with_port(mut self, port: u32) -> AgentClient {
+        self.port = port;
+        self
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// A connected stream to the agent, after the `CONNECT` handshake.
+    pub async fn connect(&self) -> Result<UnixStream, AgentError> {
+        self.timed(handshake(&self.socket, self.port)).await?
+    }
+
+    async fn timed<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, AgentError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| AgentError::Timeout(self.timeout))
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AgentError> {
+        let body = self
+            .timed(async {
+                let response = send(self.connect().await?, "GET", path, None, Bytes::new()).await?;
+                collect(response).await
+            })
+            .await??;
+        serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
+    }
+
+    pub async fn health(&self) -> Result<Health, AgentError> {
+        self.get("/health").await
+    }
+
+    pub async fn ports(&self) -> Result<Vec<Listener>, AgentError> {
+        self.get("/ports").await
+    }
+
+    pub async fn stats(&self) -> Result<GuestStats, AgentError> {
+        self.get("/stats").await
+    }
+
+    /// Runs a command with `stdin` as its input; calls `on_frame` for each
+    /// piece of output as it arrives; returns the exit code. The timeout
+    /// covers reaching the agent, not how long the command runs.
+    pub async fn exec(
+        &self,
+        request: &ExecRequest,
+        stdin: Bytes,
+        on_frame: &mut (dyn FnMut(&ExecFrame) + Send),
+    ) -> Result<i32, AgentError> {
+        let header = serde_json::to_string(request).expect("requests serialise");
+        let stream = self.connect().await?;
+        let response = self
+            .timed(send(stream, "POST", "/exec", Some(header), stdin))
+            .await??;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body = collect(response).await.unwrap_or_default();
+            return Err(AgentError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        let mut body = response.into_body();
+        let mut buffer = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| AgentError::Protocol(format!("exec stream broken: {e}")))?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            buffer.extend_from_slice(data);
+            while let Some(newline) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let frame: ExecFrame = serde_json::from_slice(&line)
+                    .map_err(|e| AgentError::Protocol(format!("bad exec frame: {e}")))?;
+                if let ExecFrame::Exit { code } = frame {
+                    return Ok(code);
+                }
+                on_frame(&frame);
+            }
+        }
+        Err(AgentError::Protocol(
+            "the exec stream ended without an exit code (the guest went away?)".into(),
+        ))
+    }
+}
+
+/// Connects to the hybrid vsock socket and asks for `port`.
+pub async fn handshake(socket: &Path, port: u32) -> Result<UnixStream, AgentError> {
+    let mut stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| AgentError::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
+    stream
+        .write_all(format!("CONNECT {port}\n").as_bytes())
+        .await
+        .map_err(|e| AgentError::Refused(format!("handshake write failed: {e}")))?;
+    // Read the reply byte by byte: whatever follows the newline already
+    // belongs to the agent's HTTP answer.
+    let mut reader = BufReader::with_capacity(1, &mut stream);
+    let mut reply = Vec::new();
+    loop {
+        let buf = reader
+            .fill_buf()
+            .await
+            .map_err(|e| AgentError::Refused(format!("handshake read failed: {e}")))?;
+        let Some(&byte) = buf.first() else {
+            return Err(AgentError::Refused(if reply.is_empty() {
+                format!("the VMM closed the connection: nothing listens on vsock port {port} in the guest")
+            } else {
+                format!("unexpected reply {:?}", String::from_utf8_lossy(&reply))
+            }));
+        };
+        reader.consume(1);
+        if byte == b'\n' {
+            break;
+        }
+        reply.push(byte);
+        if reply.len() > MAX_REPLY {
+            return Err(AgentError::Refused("handshake reply too long".into()));
+        }
+    }
+    // Only the prefix is specified; what follows `OK ` varies by VMM.
+    if !reply.starts_with(b"OK ") {
+        return Err(AgentError::Refused(format!(
+            "unexpected reply {:?}",
+            String::from_utf8_lossy(&reply)
+        )));
+    }
+    Ok(stream)
+}
+
+async fn send(
+    stream: UnixStream,
+    method: &str,
+    path: &str,
+    exec: Option<String>,
+    body: Bytes,
+) -> Result<hyper::Response<hyper::body::Incoming>, AgentError> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    tokio::spawn(conn);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(format!("{AGENT_PREFIX}{path}"))
+        .header("host", "banger-agent");
+    if let Some(exec) = exec {
+        request = request.header(EXEC_HEADER, exec);
+    }
+    sender
+        .send_request(
+            request
+                .body(Full::new(body))
+                .expect("request parts are valid"),
+        )
+        .await
+        .map_err(|e| AgentError::Protocol(e.to_string()))
+}
+
+async fn collect(response: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, AgentError> {
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| AgentError::Protocol(e.to_string()))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(AgentError::Status {
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    }
+    Ok(body)
+}
