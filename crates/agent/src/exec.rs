@@ -26,7 +26,8 @@ pub async fn exec(headers: HeaderMap, body: Body) -> Response {
     if request.argv.is_empty() {
         return bad_request("argv is empty".into());
     }
-    let (tx, rx) = mpsc::channel::<ExecFrame>(64);
+    // A short queue: output waits in the pipe, not in the agent's memory.
+    let (tx, rx) = mpsc::channel::<ExecFrame>(4);
     tokio::spawn(run(request, body, tx));
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|frame| {
         let mut line = serde_json::to_vec(&frame).expect("frames serialise");

@@ -17,9 +17,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // One thread is plenty, and keeps the agent's memory small.
+    // Small memory matters more than throughput here: one runtime thread,
+    // one short-lived helper thread for /proc walks, one malloc arena
+    // (glibc gives each thread its own otherwise).
+    // SAFETY: mallopt only tunes the allocator; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(1)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()
         .expect("tokio runtime");
     if let Err(e) = runtime.block_on(serve(&listen)) {
