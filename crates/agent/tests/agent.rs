@@ -2,9 +2,9 @@
 //! the host asks it over vsock: health, listening ports with their owner,
 //! stats, and exec with stdin, stdout, stderr, exit codes and errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::Duration;
+mod common;
+
+use std::path::Path;
 
 use banger_api::agent::{ExecFrame, ExecRequest, GuestStats, Health, Listener, EXEC_HEADER};
 use base64::Engine;
@@ -13,41 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("agent.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_banger-agent"))
-            .arg("--listen")
-            .arg(format!("unix:{}", socket.display()))
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if socket.exists() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Agent {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Agent;
 
 async fn call(
     socket: &Path,

@@ -2,8 +2,9 @@
 //! and vhost-device-vsock expose one: a stand-in VMM socket answers the
 //! `CONNECT` handshake (or misbehaves) and forwards to the real agent.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use banger_api::agent::{ExecFrame, ExecRequest};
@@ -11,6 +12,8 @@ use banger_client::agent::{AgentClient, AgentError};
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+use common::Agent;
 
 /// How the stand-in VMM answers `CONNECT`.
 #[derive(Clone, Copy)]
@@ -25,33 +28,14 @@ enum Vmm {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    _agent: Agent,
     vsock: PathBuf,
-    agent: Child,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = self.agent.kill();
-        let _ = self.agent.wait();
-    }
 }
 
 async fn setup(vmm: Vmm) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let agent_socket = dir.path().join("agent.sock");
-    let agent = Command::new(env!("CARGO_BIN_EXE_banger-agent"))
-        .arg("--listen")
-        .arg(format!("unix:{}", agent_socket.display()))
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if agent_socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let vsock = dir.path().join("vm.vsock");
+    let agent = Agent::start();
+    let agent_socket = agent.socket.clone();
+    let vsock = agent.dir.path().join("vm.vsock");
     let listener = UnixListener::bind(&vsock).unwrap();
     tokio::spawn(async move {
         loop {
@@ -62,9 +46,8 @@ async fn setup(vmm: Vmm) -> Setup {
         }
     });
     Setup {
-        _dir: dir,
+        _agent: agent,
         vsock,
-        agent,
     }
 }
 
