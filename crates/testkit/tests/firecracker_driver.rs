@@ -130,6 +130,7 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
             "PUT /drives/overlay",
             "PUT /drives/work",
             "PUT /network-interfaces/eth0",
+            "PUT /vsock",
             "PUT /actions"
         ]
     );
@@ -148,7 +149,15 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
         "persistent disks keep flushed writes"
     );
     assert_eq!(requests[5]["body"]["host_dev_name"], "bg-ab12cd34ef56");
-    assert_eq!(requests[6]["body"]["action_type"], "InstanceStart");
+    assert_eq!(requests[6]["body"]["guest_cid"], 3);
+    assert_eq!(
+        requests[6]["body"]["uds_path"],
+        Firecracker::vsock_socket(fx.dir.path())
+            .display()
+            .to_string(),
+        "the agent is reached through the VM's own vsock socket"
+    );
+    assert_eq!(requests[7]["body"]["action_type"], "InstanceStart");
 
     driver()
         .request_shutdown(fx.dir.path(), process)
@@ -175,6 +184,7 @@ async fn each_refused_api_call_fails_the_launch_and_leaves_no_process() {
         "PUT /drives/overlay",
         "PUT /drives/work",
         "PUT /network-interfaces/eth0",
+        "PUT /vsock",
         "PUT /actions",
     ] {
         let fx = Fixture::new();

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::models::{
     ApiFault, BootSource, Drive, InstanceActionInfo, InstanceInfo, MachineConfiguration,
-    NetworkInterface,
+    NetworkInterface, Vsock,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,10 @@ impl FirecrackerClient {
     ) -> Result<(), FirecrackerError> {
         self.put(&format!("/network-interfaces/{}", iface.iface_id), iface)
             .await
+    }
+
+    pub async fn put_vsock(&self, vsock: &Vsock) -> Result<(), FirecrackerError> {
+        self.put("/vsock", vsock).await
     }
 
     pub async fn put_action(&self, action: &InstanceActionInfo) -> Result<(), FirecrackerError> {

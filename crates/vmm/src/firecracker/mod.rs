@@ -14,10 +14,13 @@ use banger_host::process::{self, ProcessId};
 pub use client::{FirecrackerClient, FirecrackerError};
 use models::{
     ActionType, BootSource, CacheType, Drive, InstanceActionInfo, MachineConfiguration,
-    NetworkInterface,
+    NetworkInterface, Vsock,
 };
 
 use crate::{log_tail, wait_for_socket, Result, VmSpec, Vmm, VmmError};
+
+/// Each VM has its own vsock device: the CID only has to be valid (≥ 3).
+const GUEST_CID: u32 = 3;
 
 pub struct Firecracker {
     binary: PathBuf,
@@ -34,6 +37,11 @@ impl Firecracker {
 
     pub fn log_path(dir: &Path) -> PathBuf {
         dir.join("firecracker.log")
+    }
+
+    /// Where the guest's vsock is reachable from the host (for the agent).
+    pub fn vsock_socket(dir: &Path) -> PathBuf {
+        dir.join("vm.vsock")
     }
 
     async fn configure(
@@ -77,6 +85,16 @@ impl Firecracker {
                 iface_id: "eth0".into(),
                 host_dev_name: spec.tap.clone(),
                 guest_mac: Some(spec.mac.clone()),
+            })
+            .await?;
+        // Firecracker creates the socket itself and refuses an existing
+        // path: a previous boot's socket goes first.
+        let vsock = Self::vsock_socket(&spec.dir);
+        let _ = std::fs::remove_file(&vsock);
+        client
+            .put_vsock(&Vsock {
+                guest_cid: GUEST_CID,
+                uds_path: vsock.display().to_string(),
             })
             .await?;
         client

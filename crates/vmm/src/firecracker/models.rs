@@ -51,6 +51,14 @@ pub struct NetworkInterface {
     pub guest_mac: Option<String>,
 }
 
+/// `#/definitions/Vsock`: the guest's vsock, proxied through a Unix socket
+/// (`CONNECT <port>\n` on it reaches that port in the guest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vsock {
+    pub guest_cid: u32,
+    pub uds_path: String,
+}
+
 /// `#/definitions/InstanceActionInfo` (`action_type` enum)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActionType {
