@@ -254,7 +254,7 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
         )
     });
     checks.push(tool_check("iptables", "--nat", Status::Warn));
-    checks.push(match default_route_interface() {
+    checks.push(match banger_host::net::default_route_interface() {
         Some(dev) => check(
             "nat uplink",
             Status::Pass,
@@ -303,16 +303,6 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
     checks.push(disk_space(&paths.state_dir));
     checks.push(socket(paths));
     checks
-}
-
-/// The interface of the default IPv4 route, from /proc/net/route.
-fn default_route_interface() -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/route").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&"00000000") && fields.get(7) == Some(&"00000000"))
-            .then(|| fields[0].to_string())
-    })
 }
 
 /// The `.vm` DNS address must be free for bangerd (or already bangerd's).

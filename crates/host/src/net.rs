@@ -243,23 +243,42 @@ impl<R: Runner> Network for IpNetwork<R> {
     }
 
     async fn uplink(&self) -> Result<Option<String>, HostError> {
-        let out = self.ip(&["-4", "route", "show", "default"]).await?;
-        Ok(out
-            .lines()
-            .filter_map(|line| {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                words
-                    .windows(2)
-                    .find(|w| w[0] == "dev")
-                    .map(|w| w[1].to_string())
-            })
-            .next())
+        Ok(default_route_interface())
     }
+}
+
+/// The interface of the default IPv4 route, from /proc/net/route (the
+/// calling process's network namespace; no `ip` process needed).
+pub fn default_route_interface() -> Option<String> {
+    parse_default_route(&std::fs::read_to_string("/proc/net/route").ok()?)
+}
+
+fn parse_default_route(table: &str) -> Option<String> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Destination and mask both 0.0.0.0.
+        (fields.get(1) == Some(&"00000000") && fields.get(7) == Some(&"00000000"))
+            .then(|| fields[0].to_string())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_route_is_found_in_the_route_table() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+banger0\t00001EAC\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
+";
+        assert_eq!(parse_default_route(table).as_deref(), Some("eth0"));
+        assert_eq!(
+            parse_default_route(&table[..table.find("eth0").unwrap()]),
+            None
+        );
+    }
 
     #[test]
     fn nameservers_skip_loopback_stubs() {

@@ -26,6 +26,14 @@ fn ext4(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The placeholder default image, with a kernel file that passes the ELF
+/// check (Firecracker boots only ELF kernels).
+fn default_with_elf_kernel(d: &Daemon) -> banger_api::Image {
+    let default = d.app.store.get_image("default").unwrap().unwrap();
+    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    default
+}
+
 fn file(path: PathBuf, bytes: &[u8]) -> String {
     std::fs::write(&path, bytes).unwrap();
     path.display().to_string()
@@ -97,8 +105,7 @@ async fn register_checks_files_and_updates_in_place() {
     assert_eq!(image.kernel_version, "6.1.0-test");
 
     // Without --kernel it takes the default image's kernel and initrd.
-    let default = d.app.store.get_image("default").unwrap().unwrap();
-    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    let default = default_with_elf_kernel(&d);
     let borrowed = images::register(
         &d.app,
         RegisterImageRequest {
@@ -187,8 +194,7 @@ async fn a_work_seed_image_is_cloned_labelled_and_grown() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let rootfs = ext4(&dir.join("rootfs.ext4"));
-    let default = d.app.store.get_image("default").unwrap().unwrap();
-    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    default_with_elf_kernel(&d);
     images::register(
         &d.app,
         RegisterImageRequest {
@@ -261,8 +267,7 @@ async fn build_options_are_checked_before_anything_runs() {
     assert!(e.message.contains("lots"), "{}", e.message);
     // A registered image's name is not taken over by a build.
     let rootfs = ext4(&d.root.path().join("r.ext4"));
-    let default = d.app.store.get_image("default").unwrap().unwrap();
-    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    default_with_elf_kernel(&d);
     images::register(
         &d.app,
         RegisterImageRequest {
