@@ -12,7 +12,7 @@ deps:
 	./scripts/install-deps
 
 build:
-	cargo build --release --bins
+	cargo build --release --workspace --bins
 
 test: deps
 	cargo test --workspace
@@ -35,6 +35,7 @@ bench-create:
 install: build
 	install -Dm755 target/release/banger $(DESTDIR)$(BINDIR)/banger
 	install -Dm755 target/release/bangerd $(DESTDIR)$(BINDIR)/bangerd
+	install -Dm755 target/release/banger-agent $(DESTDIR)$(BINDIR)/banger-agent
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	target/release/banger completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/banger
 	target/release/banger completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_banger
@@ -46,7 +47,7 @@ install: build
 	if [ -f runtime/bundle.json ]; then install -d $(DESTDIR)$(PREFIX)/lib/banger && cp -a runtime/. $(DESTDIR)$(PREFIX)/lib/banger/; fi
 
 uninstall:
-	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(DATADIR)/bash-completion/completions/banger \
+	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(BINDIR)/banger-agent $(DATADIR)/bash-completion/completions/banger \
 		$(DATADIR)/zsh/site-functions/_banger $(DATADIR)/fish/vendor_completions.d/banger.fish \
 		$(DATADIR)/systemd/user/bangerd.service
 	rm -rf $(PREFIX)/lib/banger

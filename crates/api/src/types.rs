@@ -231,6 +231,38 @@ pub struct VmStats {
     /// Host blocks used by the sparse /root work disk, and its size.
     pub work_used_bytes: u64,
     pub work_size_bytes: u64,
+    /// What the guest itself reports through its agent, when it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::agent::GuestStats>,
+    /// Why there are no guest figures for a running VM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_error: Option<String>,
+}
+
+/// A listening socket in a guest, as the host can use it (`vm ports`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmPort {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub port: u16,
+    /// What the guest bound (`0.0.0.0`, `::`, a specific address).
+    pub address: String,
+    /// `name.vm:port`.
+    pub endpoint: String,
+    /// `ip:port`.
+    pub ip_endpoint: String,
+    /// `http` or `https` when a short probe from the host got a web answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<String>,
+    /// `http://name.vm:port/` for web listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,9 @@ use banger_api::agent::{
     ExecFrame, ExecRequest, GuestStats, Health, Listener, AGENT_PORT, AGENT_PREFIX, EXEC_HEADER,
 };
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -34,6 +36,26 @@ pub enum AgentError {
     Status { status: u16, body: String },
     #[error("talking to the guest agent: {0}")]
     Protocol(String),
+}
+
+/// The error a user sees when a VM's agent cannot be used: what failed and
+/// what to do, making clear the VM itself is still manageable.
+pub fn unavailable(vm: &str, err: &AgentError) -> banger_api::ApiError {
+    banger_api::ApiError::new(
+        banger_api::ErrorCode::Unavailable,
+        format!("the guest agent of VM {vm} is not answering: {err}"),
+    )
+    .with_hint(format!(
+        "the VM itself is fine to use and manage (`banger vm ssh {vm}`, stop, restart); \
+         check the agent in the guest with `systemctl status banger-agent`, or restart the VM. \
+         Images built before the agent existed need `banger image build` again; QEMU hosts need \
+         vhost-device-vsock (`banger doctor`)"
+    ))
+}
+
+/// The agent of the VM whose directory is `vm_dir`.
+pub fn for_vm_dir(vm_dir: &Path) -> AgentClient {
+    AgentClient::new(vm_dir.join(banger_api::agent::VSOCK_SOCKET))
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +106,7 @@ impl AgentClient {
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AgentError> {
         let body = self
             .timed(async {
-                let response = send(self.connect().await?, "GET", path, None, Bytes::new()).await?;
+                let response = send(self.connect().await?, "GET", path, None, Full::new(Bytes::new())).await?;
                 collect(response).await
             })
             .await??;
@@ -112,10 +134,30 @@ impl AgentClient {
         stdin: Bytes,
         on_frame: &mut (dyn FnMut(&ExecFrame) + Send),
     ) -> Result<i32, AgentError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        if !stdin.is_empty() {
+            tx.send(stdin).await.expect("the receiver is alive");
+        }
+        drop(tx);
+        self.exec_streaming(request, rx, on_frame).await
+    }
+
+    /// Like [`exec`](Self::exec), with stdin streamed: each chunk received
+    /// goes to the command as it comes; the channel closing is end of input.
+    pub async fn exec_streaming(
+        &self,
+        request: &ExecRequest,
+        stdin: tokio::sync::mpsc::Receiver<Bytes>,
+        on_frame: &mut (dyn FnMut(&ExecFrame) + Send),
+    ) -> Result<i32, AgentError> {
         let header = serde_json::to_string(request).expect("requests serialise");
         let stream = self.connect().await?;
+        let body = StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(stdin)
+                .map(|chunk| Ok::<_, std::convert::Infallible>(Frame::data(chunk))),
+        );
         let response = self
-            .timed(send(stream, "POST", "/exec", Some(header), stdin))
+            .timed(send(stream, "POST", "/exec", Some(header), body))
             .await??;
         if !response.status().is_success() {
             let status = response.status().as_u16();
@@ -197,13 +239,17 @@ pub async fn handshake(socket: &Path, port: u32) -> Result<UnixStream, AgentErro
     Ok(stream)
 }
 
-async fn send(
+async fn send<B>(
     stream: UnixStream,
     method: &str,
     path: &str,
     exec: Option<String>,
-    body: Bytes,
-) -> Result<hyper::Response<hyper::body::Incoming>, AgentError> {
+    body: B,
+) -> Result<hyper::Response<hyper::body::Incoming>, AgentError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AgentError::Protocol(e.to_string()))?;
@@ -216,11 +262,7 @@ async fn send(
         request = request.header(EXEC_HEADER, exec);
     }
     sender
-        .send_request(
-            request
-                .body(Full::new(body))
-                .expect("request parts are valid"),
-        )
+        .send_request(request.body(body).expect("request parts are valid"))
         .await
         .map_err(|e| AgentError::Protocol(e.to_string()))
 }

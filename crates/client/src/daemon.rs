@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use banger_api::{
     ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image,
-    KillRequest, Progress, SshTarget, UpdateVmRequest, Vm, VmStats, API_PREFIX,
+    KillRequest, Progress, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats, API_PREFIX,
 };
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -208,6 +208,16 @@ impl DaemonClient {
         self.call(
             Method::GET,
             &format!("/vms/{}/stats", encode(reference)),
+            None,
+        )
+        .await
+    }
+
+    /// The guest's listening sockets as host endpoints (through its agent).
+    pub async fn vm_ports(&self, reference: &str) -> Result<Vec<VmPort>, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/ports", encode(reference)),
             None,
         )
         .await

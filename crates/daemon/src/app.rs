@@ -151,7 +151,11 @@ impl App {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
                 let bin = tools::require(&name.to_string_lossy()).map_err(errors::host)?;
-                Ok(Arc::new(Qemu::new(bin, kvm::usable())))
+                Ok(Arc::new(Qemu::new(
+                    bin,
+                    kvm::usable(),
+                    vsock_helper(&self.config),
+                )))
             }
         }
     }
@@ -178,6 +182,18 @@ pub fn firecracker_binary(config: &Config) -> Option<PathBuf> {
         }),
     }
 }
+
+/// QEMU's vsock helper: `vsock_helper_bin`, else `vhost-device-vsock` in PATH.
+pub fn vsock_helper(config: &Config) -> Option<PathBuf> {
+    let name = config
+        .vsock_helper_bin
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| VSOCK_HELPER.into());
+    tools::find(&name)
+}
+
+pub const VSOCK_HELPER: &str = "vhost-device-vsock";
 
 /// `vmm = "auto"` picks Firecracker when its binary exists and KVM can run
 /// ordinary guests; QEMU otherwise.

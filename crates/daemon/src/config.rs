@@ -25,6 +25,10 @@ pub struct Config {
     pub vmm: VmmChoice,
     pub firecracker_bin: Option<PathBuf>,
     pub qemu_bin: Option<PathBuf>,
+    /// `vhost-device-vsock`, QEMU's vsock (guest agent) helper.
+    pub vsock_helper_bin: Option<PathBuf>,
+    /// The guest agent binary image builds install.
+    pub agent_bin: Option<PathBuf>,
     pub bridge_name: String,
     /// Guest subnet in CIDR form; the bridge takes the first address.
     pub bridge_subnet: String,
@@ -60,6 +64,8 @@ impl Default for Config {
             vmm: VmmChoice::Auto,
             firecracker_bin: None,
             qemu_bin: None,
+            vsock_helper_bin: None,
+            agent_bin: None,
             bridge_name: "banger0".into(),
             bridge_subnet: "172.30.0.0/24".into(),
             default_image: "default".into(),

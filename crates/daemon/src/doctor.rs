@@ -157,6 +157,17 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
             err.hint(),
         ),
     });
+    if vmm == VmmKind::Qemu {
+        checks.push(match crate::app::vsock_helper(config) {
+            Some(path) => check("vsock helper", Status::Pass, path.display().to_string(), None),
+            None => check(
+                "vsock helper",
+                Status::Warn,
+                "vhost-device-vsock not found: QEMU guests get no agent (no `vm ports`, `vm exec`, guest stats)",
+                Some("`cargo install vhost-device-vsock --root /usr/local`, or set vsock_helper_bin".into()),
+            ),
+        });
+    }
     checks.push(check(
         "vmm",
         Status::Pass,

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use banger_api::{
     ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, Event, KillRequest, SshTarget,
-    UpdateVmRequest, VmState, VmStats, API_PREFIX,
+    UpdateVmRequest, VmPort, VmState, VmStats, API_PREFIX,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::app::App;
 use crate::errors::{self, OpResult};
 use crate::images;
 use crate::progress::Reporter;
-use crate::vms::{create, lifecycle, settings, stats, VmFiles};
+use crate::vms::{create, lifecycle, ports, settings, stats, VmFiles};
 
 type AppState = Arc<App>;
 
@@ -38,6 +38,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/restart", post(restart_vm))
         .route("/vms/{vm}/kill", post(kill_vm))
         .route("/vms/{vm}/stats", get(vm_stats))
+        .route("/vms/{vm}/ports", get(vm_ports))
         .route("/vms/{vm}/ssh", get(ssh_target))
         .route("/images", get(list_images).post(build_image))
         // PUT registers (or updates in place) an image made elsewhere.
@@ -231,6 +232,11 @@ async fn update_vm(
     Json(req): Json<UpdateVmRequest>,
 ) -> Reply<banger_api::Vm> {
     to_completion(&app.clone(), settings::update(app, vm, req)).await
+}
+
+async fn vm_ports(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vec<VmPort>> {
+    let vm = app.store.resolve_vm(&vm).map_err(errors::store_ref)?;
+    Ok(Json(ports::ports(&vm).await?))
 }
 
 async fn vm_stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {

@@ -81,7 +81,7 @@ impl Vmm for SleepVmm {
     async fn launch(
         &self,
         spec: &VmSpec,
-        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+        spawned: &(dyn Fn(banger_vmm::Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId, VmmError> {
         let p = process::spawn_detached(
             Path::new("/bin/sleep"),
@@ -89,7 +89,7 @@ impl Vmm for SleepVmm {
             &spec.dir.join("vmm.log"),
             &spec.dir,
         )?;
-        spawned(p);
+        spawned(banger_vmm::Role::Vmm, p);
         *self.spawned.lock().unwrap() = Some(p);
         if self.fail_after_spawn {
             return Err(VmmError::Failed("injected: VMM refused to boot".into()));

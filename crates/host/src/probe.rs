@@ -1,5 +1,5 @@
-//! Is the guest up? Until the guest agent exists, a guest is ready when its
-//! sshd answers with an SSH banner.
+//! Probes from the host into a guest over its network: is sshd up (the
+//! readiness fallback for guests without the agent), does a port serve the web.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -11,6 +11,32 @@ use tokio::io::AsyncReadExt;
 pub trait GuestProbe: Send + Sync {
     /// One quick attempt; true when the guest answered.
     async fn ready(&self, ip: Ipv4Addr) -> bool;
+}
+
+/// Whether a guest's TCP port serves the web: `https` when a TLS handshake
+/// (any certificate: this only detects, nothing is trusted) and a request
+/// get an HTTP answer, `http` when a plain request does, else `None`.
+/// Each attempt is bounded by `timeout`.
+pub async fn web_protocol(ip: Ipv4Addr, port: u16, timeout: Duration) -> Option<&'static str> {
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            )
+            .build()
+            .into();
+        ["https", "http"]
+            .into_iter()
+            .find(|scheme| agent.head(format!("{scheme}://{ip}:{port}/")).call().is_ok())
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Connects to port 22 and expects `SSH-`.

@@ -27,7 +27,7 @@ pub const BASE_PACKAGES: &[&str] = &[
 ];
 
 /// Bumped whenever the pipeline changes what it produces.
-const BUILDER_VERSION: &str = "banger-image-builder 1";
+const BUILDER_VERSION: &str = "banger-image-builder 2";
 
 const SSHD_CONFIG: &str = "\
 # Written by banger's image builder.
@@ -39,6 +39,25 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 HostKey /etc/ssh/ssh_host_ed25519_key
 UseDNS no
+";
+
+/// Where the guest agent lives in an image, and its service.
+pub const AGENT_PATH: &str = "usr/local/bin/banger-agent";
+const AGENT_UNIT: &str = "\
+# Written by banger's image builder: the agent answers the host over vsock.
+[Unit]
+Description=banger guest agent (vsock)
+# Debian's sshd reports readiness: once the agent answers, SSH works too.
+After=ssh.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe vmw_vsock_virtio_transport
+ExecStart=/usr/local/bin/banger-agent --listen vsock:1024
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
 ";
 
 /// Units that slow a boot down and do nothing useful in a dev VM.
@@ -65,6 +84,8 @@ pub struct BuildRequest {
     pub suite: String,
     /// Size of the root filesystem image; just enough for the tree when absent.
     pub size: Option<u64>,
+    /// The guest agent binary to install as a service.
+    pub agent: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,14 +124,18 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     hex(&hasher.finalize())
 }
 
-/// What identifies a build's output: the manifest, and the size when one
-/// was asked for.
+/// What identifies a build's output: the manifest, the agent it carries,
+/// and the size when one was asked for.
 fn request_sha256(request: &BuildRequest) -> String {
     let manifest = manifest_sha256(&request.packages, &request.suite);
-    match request.size {
-        None => manifest,
-        Some(size) => hex(&Sha256::digest(format!("{manifest} size={size}"))),
+    let agent = std::fs::read(&request.agent)
+        .map(|bytes| hex(&Sha256::digest(bytes)))
+        .unwrap_or_default();
+    let mut id = format!("{manifest} agent={agent}");
+    if let Some(size) = request.size {
+        id.push_str(&format!(" size={size}"));
     }
+    hex(&Sha256::digest(id))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -266,8 +291,8 @@ async fn build_into(
         "configuring the root filesystem for banger".into(),
         0.72,
     );
-    let dir = rootdir.clone();
-    blocking(move || configure_rootfs(&dir))
+    let (dir, agent) = (rootdir.clone(), request.agent.clone());
+    blocking(move || configure_rootfs(&dir).and_then(|()| install_agent(&dir, &agent)))
         .await
         .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
 
@@ -415,6 +440,25 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The guest agent as an enabled service.
+fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let target = root.join(AGENT_PATH);
+    std::fs::create_dir_all(target.parent().expect("AGENT_PATH has a parent"))?;
+    std::fs::copy(agent, &target).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display()))
+    })?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+    let units = root.join("etc/systemd/system");
+    std::fs::write(units.join("banger-agent.service"), AGENT_UNIT)?;
+    let wants = units.join("multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    let link = wants.join("banger-agent.service");
+    let _ = std::fs::remove_file(&link);
+    symlink("/etc/systemd/system/banger-agent.service", link)?;
+    Ok(())
+}
+
 fn find_kernel(root: &Path) -> Result<(PathBuf, String), BuildError> {
     let boot = root.join("boot");
     let mut kernels: Vec<String> = std::fs::read_dir(&boot)
@@ -487,13 +531,10 @@ mod tests {
             mirror: None,
             suite: "bookworm".into(),
             size,
+            agent: "/nonexistent/banger-agent".into(),
         };
         let plain = request_sha256(&request(None));
-        assert_eq!(
-            plain,
-            manifest_sha256("curl\n", "bookworm"),
-            "no size: the manifest's hash"
-        );
+        assert_eq!(plain, request_sha256(&request(None)));
         assert_ne!(plain, request_sha256(&request(Some(4 << 30))));
         assert_ne!(
             request_sha256(&request(Some(4 << 30))),

@@ -14,6 +14,8 @@ pub enum ResourceKind {
     Tap,
     /// A VMM process, recorded as `pid:start_time` so a reused PID is not mistaken for it.
     Process,
+    /// A process serving a device for the VMM (QEMU's vsock helper), same format.
+    Helper,
 }
 
 impl ResourceKind {
@@ -23,6 +25,7 @@ impl ResourceKind {
             ResourceKind::File => "file",
             ResourceKind::Tap => "tap",
             ResourceKind::Process => "process",
+            ResourceKind::Helper => "helper",
         }
     }
 
@@ -32,6 +35,7 @@ impl ResourceKind {
             "file" => Some(ResourceKind::File),
             "tap" => Some(ResourceKind::Tap),
             "process" => Some(ResourceKind::Process),
+            "helper" => Some(ResourceKind::Helper),
             _ => None,
         }
     }

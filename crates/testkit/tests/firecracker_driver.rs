@@ -92,7 +92,7 @@ fn driver() -> Firecracker {
 async fn launch(fx: &Fixture) -> (Result<ProcessId, banger_vmm::VmmError>, Option<ProcessId>) {
     let seen = Mutex::new(None);
     let result = driver()
-        .launch(&fx.spec(), &|p| *seen.lock().unwrap() = Some(p))
+        .launch(&fx.spec(), &|_, p| *seen.lock().unwrap() = Some(p))
         .await;
     let spawned = *seen.lock().unwrap();
     (result, spawned)
@@ -152,7 +152,7 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     assert_eq!(requests[6]["body"]["guest_cid"], 3);
     assert_eq!(
         requests[6]["body"]["uds_path"],
-        Firecracker::vsock_socket(fx.dir.path())
+        banger_vmm::vsock_socket(fx.dir.path())
             .display()
             .to_string(),
         "the agent is reached through the VM's own vsock socket"

@@ -48,6 +48,26 @@ impl VmSpec {
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
     }
+
+    /// Where the guest's vsock is reachable from the host (for the agent).
+    pub fn vsock_socket(&self) -> PathBuf {
+        vsock_socket(&self.dir)
+    }
+}
+
+/// The host end of a VM's vsock, the same for every driver: a Unix socket
+/// speaking Firecracker's `CONNECT <port>` handshake.
+pub fn vsock_socket(dir: &Path) -> PathBuf {
+    dir.join(banger_api::agent::VSOCK_SOCKET)
+}
+
+/// Which process a driver just started, so the daemon journals each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The VMM itself: its exit is the VM's exit.
+    Vmm,
+    /// A helper that serves a device for the VMM (QEMU's vhost-user vsock).
+    Helper,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,13 +88,15 @@ pub trait Vmm: Send + Sync {
     /// "kvm" or "tcg".
     fn accel(&self) -> &'static str;
 
-    /// Starts the VMM process and boots the guest. `spawned` is called with
-    /// the process identity as soon as it exists, so the caller can journal
-    /// it. On error nothing of this launch is left running.
+    /// Starts the VMM process (and any helper it needs) and boots the guest.
+    /// `spawned` is called with each process's identity as soon as it
+    /// exists, so the caller can journal it. Every process a driver starts
+    /// has the VM directory on its command line (crash recovery finds an
+    /// unjournaled one by it). On error nothing of this launch is left running.
     async fn launch(
         &self,
         spec: &VmSpec,
-        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId>;
 
     /// Where the guest's serial console output goes.

@@ -5,6 +5,7 @@
 mod register;
 pub use register::register;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use banger_api::names::validate_name;
@@ -60,6 +61,28 @@ pub async fn ensure(app: &Arc<App>, name: &str, reporter: &Reporter) -> OpResult
     .await
 }
 
+/// The guest agent images carry: `agent_bin`, else `banger-agent` beside
+/// this daemon's executable, else in PATH.
+fn agent_binary(app: &App) -> OpResult<PathBuf> {
+    let found = match &app.config.agent_bin {
+        Some(path) => banger_host::tools::find(&path.to_string_lossy()),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join(AGENT_NAME)))
+            .filter(|p| p.is_file())
+            .or_else(|| banger_host::tools::find(AGENT_NAME)),
+    };
+    found.ok_or_else(|| {
+        ApiError::new(
+            banger_api::ErrorCode::MissingTool,
+            "the guest agent binary (banger-agent) was not found beside bangerd or in PATH",
+        )
+        .with_hint("install it with bangerd (`make install`), build it with `cargo build -p banger-agent`, or set agent_bin in config.toml")
+    })
+}
+
+const AGENT_NAME: &str = "banger-agent";
+
 fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildRequest> {
     let packages_file = request
         .packages
@@ -101,6 +124,7 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
         mirror: app.config.debian_mirror.clone(),
         suite: app.config.debian_suite.clone(),
         size,
+        agent: agent_binary(app)?,
     })
 }
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banger_api::{ApiError, Image, Vm, VmState};
+use banger_client::agent::AgentClient;
 use banger_host::probe::GuestProbe;
 use banger_host::process::ProcessId;
 use banger_store::ResourceKind;
-use banger_vmm::{log_tail, DriveSpec, VmSpec};
+use banger_vmm::{log_tail, DriveSpec, Role, VmSpec};
 
 use super::journal::{self, PENDING};
 use super::{monitor, VmFiles};
@@ -143,9 +144,18 @@ async fn boot_inner(
         .map_err(errors::store)?;
     let spec = spec(vm, image);
     let store = &app.store;
-    let record = move |process: ProcessId| {
-        if let Err(e) = store.update_resource(process_row, &process.encode()) {
-            tracing::error!(error = %e, "cannot record VMM process");
+    let vm_id = vm.id.clone();
+    // The pending row above covers a crash before a PID is known (undo
+    // finds the processes by the VM directory); helpers get their own rows.
+    let record = move |role: Role, process: ProcessId| {
+        let recorded = match role {
+            Role::Vmm => store.update_resource(process_row, &process.encode()),
+            Role::Helper => store
+                .record_resource(&vm_id, ResourceKind::Helper, &process.encode())
+                .map(drop),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, ?role, "cannot record a VM process");
         }
     };
     let process = driver.launch(&spec, &record).await.map_err(errors::vmm)?;
@@ -158,7 +168,10 @@ async fn boot_inner(
 
     reporter.say(
         "vm.boot",
-        format!("booting the guest; waiting for sshd on {}", vm.ip),
+        format!(
+            "booting the guest; waiting for its agent (or sshd on {})",
+            vm.ip
+        ),
         Some(0.86),
     );
     let ip: Ipv4Addr = vm
@@ -167,10 +180,11 @@ async fn boot_inner(
         .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
     let console = driver.console_log(&spec.dir);
-    wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console).await?;
+    let vsock = spec.vsock_socket();
+    let agent = wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console, &vsock).await?;
     caps::running(app, vm).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
-    tracing::info!(vm = %vm.name, host_ms, prepare_ms, ready_ms, boot_ms = ready_ms - host_ms, "guest ready");
+    tracing::info!(vm = %vm.name, host_ms, prepare_ms, ready_ms, boot_ms = ready_ms - host_ms, agent, "guest ready");
     reporter.say("vm.ready", format!("{} is ready", vm.name), Some(1.0));
     Ok(process)
 }
@@ -179,20 +193,30 @@ async fn boot_inner(
 /// every capability's runtime part (DNS record, NAT rules, TAP). Used by
 /// stop, failed boots, VMM exits and reconcile; safe to repeat.
 pub async fn release(app: &App, vm: &Vm) -> OpResult<()> {
-    let process = journal::undo_kinds(app, &vm.id, Some(&vm.dir), &[ResourceKind::Process]).await;
+    let process = journal::undo_kinds(app, &vm.id, Some(&vm.dir), journal::PROCESSES).await;
     let caps = caps::stopped(app, vm).await;
     process.and(caps)
 }
 
-/// Waits until the probe says the guest is up, failing early if the VMM dies.
+/// How long a guest whose sshd is up may take to start its agent before it
+/// counts as ready without one (an image made without the agent).
+const AGENT_GRACE: Duration = Duration::from_secs(15);
+
+/// Waits until the guest is ready, failing early if the VMM dies. Ready is
+/// the agent's health answer over vsock (it starts after sshd); a guest
+/// with no vsock, or whose sshd has answered for [`AGENT_GRACE`] without an
+/// agent, is ready by SSH alone. Returns whether the agent answered.
 async fn wait_ready(
     probe: &dyn GuestProbe,
     ip: Ipv4Addr,
     process: ProcessId,
     timeout: Duration,
     console: &Path,
-) -> OpResult<()> {
+    vsock: &Path,
+) -> OpResult<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let agent = AgentClient::new(vsock).with_timeout(Duration::from_secs(2));
+    let mut ssh_since: Option<tokio::time::Instant> = None;
     loop {
         if !process.is_alive() {
             return Err(ApiError::internal(format!(
@@ -200,13 +224,28 @@ async fn wait_ready(
                 log_tail(console, 8)
             )));
         }
-        if probe.ready(ip).await {
-            return Ok(());
+        let has_vsock = vsock.exists();
+        if has_vsock && agent.health().await.is_ok() {
+            return Ok(true);
+        }
+        if ssh_since.is_none() && probe.ready(ip).await {
+            ssh_since = Some(tokio::time::Instant::now());
+        }
+        if let Some(since) = ssh_since {
+            if !has_vsock || since.elapsed() >= AGENT_GRACE {
+                tracing::warn!(%ip, has_vsock, "guest ready by SSH; its agent did not answer (no `vm ports`, `vm exec` or guest stats)");
+                return Ok(false);
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::internal(format!(
-                "the guest did not answer on {ip}:22 within {}s; console: {}",
+                "the guest was not ready within {}s (no answer from its agent over vsock{}); console: {}",
                 timeout.as_secs(),
+                if ssh_since.is_some() {
+                    String::new()
+                } else {
+                    format!(", nor from sshd on {ip}:22")
+                },
                 log_tail(console, 8)
             ))
             .with_hint(

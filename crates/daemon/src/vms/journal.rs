@@ -9,8 +9,8 @@ use banger_store::{Resource, ResourceKind};
 use crate::app::App;
 use crate::errors::{self, OpResult};
 
-/// Program names of VMM processes (for finding unrecorded ones).
-const VMM_PROGRAMS: &[&str] = &["qemu-system", "firecracker"];
+/// Program names of VMM and helper processes (for finding unrecorded ones).
+const VMM_PROGRAMS: &[&str] = &["qemu-system", "firecracker", "vhost-device-vsock"];
 
 /// Marks a process resource whose PID is not known yet (between record and spawn).
 pub const PENDING: &str = "pending";
@@ -19,12 +19,13 @@ pub const PENDING: &str = "pending";
 /// resources count as undone.
 pub async fn undo(app: &App, resource: &Resource, vm_dir: Option<&str>) -> OpResult<()> {
     match resource.kind {
-        ResourceKind::Process => {
+        ResourceKind::Process | ResourceKind::Helper => {
             let mut victims: Vec<ProcessId> =
                 ProcessId::decode(&resource.value).into_iter().collect();
             // A crash between spawn and recording the PID leaves "pending":
-            // find the VMM by the VM directory on its command line.
-            if let Some(dir) = vm_dir {
+            // find the VMM (and its helper) by the VM directory on its
+            // command line.
+            if let (Some(dir), ResourceKind::Process) = (vm_dir, resource.kind) {
                 victims.extend(process::find_by_arg(VMM_PROGRAMS, dir));
             }
             for victim in victims {
@@ -87,8 +88,12 @@ pub async fn undo_kinds(
     first_error.map_or(Ok(()), Err)
 }
 
+/// What a running VM's processes are recorded as.
+pub const PROCESSES: &[ResourceKind] = &[ResourceKind::Process, ResourceKind::Helper];
+
 pub const ALL: &[ResourceKind] = &[
     ResourceKind::Process,
+    ResourceKind::Helper,
     ResourceKind::Tap,
     ResourceKind::File,
     ResourceKind::Dir,

@@ -5,7 +5,8 @@
 //! - [`boot`] — the start path shared by create and start
 //! - [`lifecycle`] — start, stop, restart, kill, delete
 //! - [`settings`] — `vm set` on a stopped VM
-//! - [`stats`] — host-side resource use
+//! - [`stats`] — host-side resource use, and the guest's own figures
+//! - [`ports`] — the guest's listening sockets as host endpoints
 //! - [`journal`] — undoing recorded host resources
 //! - [`monitor`] — noticing VMM exits
 //! - [`reconcile`] — the daemon-start pass over recorded state
@@ -15,6 +16,7 @@ pub mod create;
 pub mod journal;
 pub mod lifecycle;
 pub mod monitor;
+pub mod ports;
 pub mod reconcile;
 pub mod settings;
 pub mod stats;

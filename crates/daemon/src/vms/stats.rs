@@ -1,5 +1,5 @@
-//! `vm stats`: what a VM costs the host (VMM CPU and memory, disk blocks).
-//! Guest-side figures come with the guest agent.
+//! `vm stats`: what a VM costs the host (VMM CPU and memory, disk blocks),
+//! and what the guest reports through its agent (load, memory, disks).
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,6 +28,8 @@ pub async fn stats(app: &App, vm: &Vm) -> OpResult<VmStats> {
         overlay_size_bytes: vm.overlay_size_bytes,
         work_used_bytes: allocated_bytes(&files.work()).unwrap_or(0),
         work_size_bytes: vm.disk_size_bytes,
+        guest: None,
+        guest_error: None,
     };
     if vm.state != VmState::Running {
         return Ok(stats);
@@ -36,7 +38,14 @@ pub async fn stats(app: &App, vm: &Vm) -> OpResult<VmStats> {
         stats.pid = Some(proc.pid);
         stats.rss_bytes = process::rss_bytes(proc.pid);
         let before = process::cpu_seconds(proc.pid);
-        tokio::time::sleep(SAMPLE).await;
+        // Ask the guest while the CPU sample runs.
+        let agent = banger_client::agent::for_vm_dir(Path::new(&vm.dir))
+            .with_timeout(Duration::from_secs(2));
+        let (guest, ()) = tokio::join!(agent.stats(), tokio::time::sleep(SAMPLE));
+        match guest {
+            Ok(figures) => stats.guest = Some(figures),
+            Err(e) => stats.guest_error = Some(e.to_string()),
+        }
         let after = process::cpu_seconds(proc.pid);
         if let (Some(a), Some(b)) = (before, after) {
             stats.cpu_percent = Some(((b - a) / SAMPLE.as_secs_f64() * 1000.0).round() / 10.0);

@@ -17,7 +17,7 @@ use models::{
     NetworkInterface, Vsock,
 };
 
-use crate::{log_tail, wait_for_socket, Result, VmSpec, Vmm, VmmError};
+use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError};
 
 /// Each VM has its own vsock device: the CID only has to be valid (≥ 3).
 const GUEST_CID: u32 = 3;
@@ -37,11 +37,6 @@ impl Firecracker {
 
     pub fn log_path(dir: &Path) -> PathBuf {
         dir.join("firecracker.log")
-    }
-
-    /// Where the guest's vsock is reachable from the host (for the agent).
-    pub fn vsock_socket(dir: &Path) -> PathBuf {
-        dir.join("vm.vsock")
     }
 
     async fn configure(
@@ -89,7 +84,7 @@ impl Firecracker {
             .await?;
         // Firecracker creates the socket itself and refuses an existing
         // path: a previous boot's socket goes first.
-        let vsock = Self::vsock_socket(&spec.dir);
+        let vsock = spec.vsock_socket();
         let _ = std::fs::remove_file(&vsock);
         client
             .put_vsock(&Vsock {
@@ -118,7 +113,7 @@ impl Vmm for Firecracker {
     async fn launch(
         &self,
         spec: &VmSpec,
-        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId> {
         let socket = Self::api_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
@@ -132,7 +127,7 @@ impl Vmm for Firecracker {
             spec.id.clone(),
         ];
         let proc = process::spawn_detached(&self.binary, &args, &log, &spec.dir)?;
-        spawned(proc);
+        spawned(Role::Vmm, proc);
         let result = async {
             wait_for_socket(&socket, proc, Duration::from_secs(5), &log).await?;
             let client = FirecrackerClient::new(socket.clone());

@@ -1,6 +1,12 @@
 //! The QEMU driver: `qemu-system-x86_64 -M microvm` with virtio-mmio disks and
 //! network, the serial console in `console.log`, and a QMP socket for
 //! graceful shutdown (ACPI power button).
+//!
+//! vsock: QEMU's own vhost-vsock needs the host's `/dev/vhost-vsock`; instead
+//! a `vhost-device-vsock` helper per VM serves the device over vhost-user
+//! and exposes the guest's vsock at `<vm dir>/vm.vsock` with Firecracker's
+//! `CONNECT <port>` handshake, so one agent client works for both drivers.
+//! vhost-user needs the guest memory shared with the helper: a memfd backend.
 
 mod qmp;
 
@@ -11,16 +17,46 @@ use async_trait::async_trait;
 use banger_api::VmmKind;
 use banger_host::process::{self, ProcessId};
 
-use crate::{log_tail, wait_for_socket, Result, VmSpec, Vmm, VmmError};
+use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError};
+
+/// Each VM has its own vsock device: the CID only has to be valid (≥ 3).
+const GUEST_CID: u32 = 3;
 
 pub struct Qemu {
     binary: PathBuf,
     kvm: bool,
+    /// `vhost-device-vsock`; without it guests boot with no vsock (no agent).
+    vsock_helper: Option<PathBuf>,
 }
 
 impl Qemu {
-    pub fn new(binary: PathBuf, kvm: bool) -> Self {
-        Qemu { binary, kvm }
+    pub fn new(binary: PathBuf, kvm: bool, vsock_helper: Option<PathBuf>) -> Self {
+        Qemu {
+            binary,
+            kvm,
+            vsock_helper,
+        }
+    }
+
+    /// The vhost-user socket between QEMU and the vsock helper.
+    pub fn vhost_socket(dir: &Path) -> PathBuf {
+        dir.join("vhost-vsock.sock")
+    }
+
+    pub fn helper_log_path(dir: &Path) -> PathBuf {
+        dir.join("vsock.log")
+    }
+
+    /// Arguments of the vsock helper for a VM directory.
+    pub fn helper_args(dir: &Path) -> Vec<String> {
+        vec![
+            "--guest-cid".into(),
+            GUEST_CID.to_string(),
+            "--socket".into(),
+            Self::vhost_socket(dir).display().to_string(),
+            "--uds-path".into(),
+            crate::vsock_socket(dir).display().to_string(),
+        ]
     }
 
     pub fn qmp_socket(dir: &Path) -> PathBuf {
@@ -33,6 +69,7 @@ impl Qemu {
 
     /// The full argument list for a spec (no shell involved).
     pub fn args(&self, spec: &VmSpec) -> Vec<String> {
+        let vsock = self.vsock_helper.is_some();
         let accel = if self.kvm { "kvm" } else { "tcg" };
         let mut cmdline = spec.cmdline.clone();
         if !self.kvm {
@@ -44,7 +81,10 @@ impl Qemu {
         }
         let mut args: Vec<String> = vec![
             "-M".into(),
-            format!("microvm,accel={accel},acpi=on,pit=on,pic=on,rtc=on"),
+            format!(
+                "microvm,accel={accel},acpi=on,pit=on,pic=on,rtc=on{}",
+                if vsock { ",memory-backend=mem" } else { "" }
+            ),
             "-cpu".into(),
             if self.kvm {
                 "host".into()
@@ -98,7 +138,51 @@ impl Qemu {
         ));
         args.push("-device".into());
         args.push(format!("virtio-net-device,netdev=net0,mac={}", spec.mac));
+        if vsock {
+            args.extend([
+                "-object".into(),
+                format!(
+                    "memory-backend-memfd,id=mem,size={}M,share=on",
+                    spec.memory_mib
+                ),
+                "-chardev".into(),
+                format!(
+                    "socket,id=vsock,path={}",
+                    Self::vhost_socket(&spec.dir).display()
+                ),
+                "-device".into(),
+                "vhost-user-vsock-device,chardev=vsock".into(),
+            ]);
+        }
         args
+    }
+
+    /// Starts the vsock helper and waits until its vhost-user socket exists
+    /// (connecting to probe it would count as QEMU's one connection).
+    async fn start_helper(
+        helper: &Path,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
+        let socket = Self::vhost_socket(&spec.dir);
+        let log = Self::helper_log_path(&spec.dir);
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(spec.vsock_socket());
+        let proc = process::spawn_detached(helper, &Self::helper_args(&spec.dir), &log, &spec.dir)?;
+        spawned(Role::Helper, proc);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !socket.exists() {
+            if !proc.is_alive() || tokio::time::Instant::now() >= deadline {
+                let _ = process::terminate(proc, Duration::from_secs(2)).await;
+                return Err(VmmError::Failed(format!(
+                    "the vsock helper {} did not start: {}",
+                    helper.display(),
+                    log_tail(&log, 5)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(proc)
     }
 }
 
@@ -133,15 +217,32 @@ impl Vmm for Qemu {
     async fn launch(
         &self,
         spec: &VmSpec,
-        spawned: &(dyn Fn(ProcessId) + Send + Sync),
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId> {
+        let helper = match &self.vsock_helper {
+            Some(path) => Some(Self::start_helper(path, spec, spawned).await?),
+            None => None,
+        };
+        let stop_helper = || async {
+            if let Some(helper) = helper {
+                let _ = process::terminate(helper, Duration::from_secs(2)).await;
+            }
+        };
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
-        let proc = process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir)?;
-        spawned(proc);
+        let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir)
+        {
+            Ok(proc) => proc,
+            Err(err) => {
+                stop_helper().await;
+                return Err(err.into());
+            }
+        };
+        spawned(Role::Vmm, proc);
         if let Err(err) = wait_for_socket(&socket, proc, Duration::from_secs(10), &log).await {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
+            stop_helper().await;
             let _ = std::fs::remove_file(&socket);
             return Err(VmmError::Failed(format!(
                 "qemu did not start: {err}; qemu log: {}",
