@@ -70,6 +70,13 @@ fn truncate(cell: &str, width: usize) -> String {
 
 /// Left-aligned columns, widths from the content, narrowed to fit the terminal.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    linked_table(headers, rows, &[]);
+}
+
+/// A table whose first cell in row `i` links to `links[i]` (an OSC 8
+/// terminal hyperlink, only when stdout is a terminal).
+pub fn linked_table(headers: &[&str], rows: &[Vec<String>], links: &[Option<String>]) {
+    let hyperlinks = std::io::stdout().is_terminal();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -77,17 +84,26 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let widths = fit_widths(widths, terminal_width());
-    let render = |cells: Vec<String>| {
+    let render = |cells: Vec<String>, link: Option<&String>| {
         let line: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{:<width$}", truncate(c, widths[i]), width = widths[i]))
+            .map(|(i, c)| {
+                let text = truncate(c, widths[i]);
+                let pad = " ".repeat(widths[i] - text.chars().count());
+                match link {
+                    Some(url) if i == 0 && hyperlinks => {
+                        format!("\x1b]8;;{url}\x1b\\{text}\x1b]8;;\x1b\\{pad}")
+                    }
+                    _ => format!("{text}{pad}"),
+                }
+            })
             .collect();
         println!("{}", line.join("  ").trim_end());
     };
-    render(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        render(row.clone());
+    render(headers.iter().map(|h| h.to_string()).collect(), None);
+    for (i, row) in rows.iter().enumerate() {
+        render(row.clone(), links.get(i).and_then(Option::as_ref));
     }
 }
 

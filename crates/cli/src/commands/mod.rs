@@ -1,5 +1,6 @@
 pub mod daemon;
 pub mod doctor;
+pub mod guest;
 pub mod image;
 pub mod runtime;
 pub mod tui;

@@ -32,6 +32,26 @@ pub enum VmCommand {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Run a command in a VM through its agent (no SSH): stdin, stdout,
+    /// stderr and the exit code behave like a local command's
+    Exec {
+        vm: String,
+        /// Set an environment variable (KEY=VALUE); repeatable
+        #[arg(long, short, value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Working directory in the guest
+        #[arg(long)]
+        cwd: Option<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// What listens in a VM, as endpoints the host can use (web servers as URLs)
+    Ports {
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start stopped VMs
     Start {
         #[arg(required = true)]
@@ -50,7 +70,7 @@ pub enum VmCommand {
         #[arg(required = true)]
         vms: Vec<String>,
     },
-    /// Host-side resource use: VMM CPU and memory, disk usage
+    /// Resource use: VMM CPU and memory, disk usage, and the guest's own figures
     Stats {
         vm: String,
         #[arg(long)]
@@ -206,10 +226,29 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
                 .arg(format!("{}@{}", target.user, target.ip));
             if !command.is_empty() {
                 ssh.arg(remote_command(&command)?);
+                // Replace this process so the terminal, signals and exit code are ssh's.
+                let err = ssh.exec();
+                return Err(err).context("cannot run ssh (apt-get install openssh-client)");
             }
-            // Replace this process so the terminal, signals and exit code are ssh's.
-            let err = ssh.exec();
-            return Err(err).context("cannot run ssh (apt-get install openssh-client)");
+            // An interactive shell: wait for it, then remind that the VM runs on.
+            let code = run_foreground(ssh)?;
+            if code != 255 {
+                if let Ok(vm) = client.get_vm(&vm).await {
+                    super::guest::ssh_reminder(&vm.dir, &vm.name).await;
+                }
+            }
+            return Ok(ExitCode::from(code));
+        }
+        VmCommand::Exec {
+            vm,
+            env,
+            cwd,
+            command,
+        } => {
+            return super::guest::exec(&client, &vm, command, env, cwd).await;
+        }
+        VmCommand::Ports { vm, json } => {
+            super::guest::ports(&client, &vm, json).await?;
         }
         VmCommand::Start { vms } => {
             return boot_each(&client, vms, false).await;
@@ -342,6 +381,44 @@ async fn boot_each(
     .await
 }
 
+/// Runs a terminal program in the foreground and returns its exit code.
+/// While it runs, Ctrl-C and Ctrl-\ are its business, not this process's.
+fn run_foreground(mut command: std::process::Command) -> anyhow::Result<u8> {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: only the disposition changes; no handler code runs. The child
+    // gets the defaults back before exec (ignored signals would be inherited).
+    unsafe {
+        command.pre_exec(|| {
+            for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+        signal(Signal::SIGINT, SigHandler::SigIgn)?;
+        signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
+    }
+    let status = command
+        .status()
+        .context("cannot run ssh (apt-get install openssh-client)")?;
+    // SAFETY: as above.
+    unsafe {
+        signal(Signal::SIGINT, SigHandler::SigDfl)?;
+        signal(Signal::SIGQUIT, SigHandler::SigDfl)?;
+    }
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(255))
+}
+
+/// `--env KEY=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 /// Runs an action for each ref, reporting each; fails if any failed.
 async fn each<F, Fut>(refs: Vec<String>, action: F) -> anyhow::Result<ExitCode>
 where
@@ -421,6 +498,33 @@ fn print_stats(stats: &VmStats) {
         format_size(stats.work_used_bytes),
         format_size(stats.work_size_bytes)
     );
+    if let Some(guest) = &stats.guest {
+        println!("guest:");
+        println!(
+            "  {:<7} {:.2} {:.2} {:.2}",
+            "load", guest.load[0], guest.load[1], guest.load[2]
+        );
+        println!(
+            "  {:<7} {} used of {}",
+            "memory",
+            format_size(
+                guest
+                    .memory_total_bytes
+                    .saturating_sub(guest.memory_available_bytes)
+            ),
+            format_size(guest.memory_total_bytes)
+        );
+        for disk in &guest.disks {
+            println!(
+                "  {:<7} {} used of {}",
+                disk.path,
+                format_size(disk.used_bytes),
+                format_size(disk.total_bytes)
+            );
+        }
+    } else if let Some(error) = &stats.guest_error {
+        println!("guest:    no figures ({error})");
+    }
 }
 
 fn show(vm: &Vm) {

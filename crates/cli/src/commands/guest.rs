@@ -1,0 +1,146 @@
+//! The commands that talk to a guest's agent: `vm ports` (through the
+//! daemon, which probes for web servers), `vm exec` and the reminder after
+//! `vm ssh` (straight to the VM's vsock socket: no daemon hop in the data
+//! path, so exec streams with the latency of one local socket).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use banger_api::agent::{ExecFrame, ExecRequest};
+use banger_api::{ApiError, ErrorCode, Vm, VmState};
+use banger_client::{agent, ClientError, DaemonClient};
+use base64::Engine;
+use bytes::Bytes;
+
+use crate::output;
+
+/// Exit code when the command could not be run at all (as ssh does).
+const UNREACHABLE: u8 = 255;
+
+pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Result<()> {
+    let ports = client.vm_ports(vm).await?;
+    if json {
+        output::json(&ports);
+        return Ok(());
+    }
+    if ports.is_empty() {
+        println!("nothing in the guest listens on an address the host can reach");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|p| {
+            vec![
+                p.url.clone().unwrap_or_else(|| p.endpoint.clone()),
+                p.web.clone().unwrap_or_else(|| p.protocol.clone()),
+                p.ip_endpoint.clone(),
+                p.process.clone().unwrap_or_else(|| "-".into()),
+                p.command.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let links: Vec<Option<String>> = ports.iter().map(|p| p.url.clone()).collect();
+    output::linked_table(
+        &["ENDPOINT", "PROTO", "IP", "PROCESS", "COMMAND"],
+        &rows,
+        &links,
+    );
+    Ok(())
+}
+
+/// Runs `argv` in the guest: stdin is streamed in, stdout and stderr come
+/// back as they are written, and the exit code is the command's.
+pub async fn exec(
+    client: &DaemonClient,
+    vm: &str,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let vm = running(client, vm).await?;
+    let agent = agent::for_vm_dir(Path::new(&vm.dir));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    // A plain thread, not a runtime task: a command that never reads its
+    // input must not keep this process alive waiting on the terminal.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let request = ExecRequest { argv, env, cwd };
+    let mut write_failed = None;
+    let result = agent
+        .exec_streaming(&request, rx, &mut |frame| {
+            let written = match frame {
+                ExecFrame::Stdout { data } => decode_to(data, &mut std::io::stdout()),
+                ExecFrame::Stderr { data } => decode_to(data, &mut std::io::stderr()),
+                ExecFrame::Error { message } => {
+                    eprintln!("banger: {message}");
+                    Ok(())
+                }
+                ExecFrame::Exit { .. } => Ok(()),
+            };
+            if let Err(e) = written {
+                write_failed.get_or_insert(e);
+            }
+        })
+        .await;
+    match result {
+        Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        Err(e) => {
+            let err = anyhow::Error::new(ClientError::Api(agent::unavailable(&vm.name, &e)));
+            output::print_error(&err);
+            Ok(ExitCode::from(UNREACHABLE))
+        }
+    }
+}
+
+fn decode_to(data: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(std::io::Error::other)?;
+    out.write_all(&bytes)?;
+    out.flush()
+}
+
+async fn running(client: &DaemonClient, reference: &str) -> anyhow::Result<Vm> {
+    let vm = client.get_vm(reference).await?;
+    if vm.state != VmState::Running {
+        let err = ApiError::new(
+            ErrorCode::Conflict,
+            format!("VM {} is {}; commands run in running VMs", vm.name, vm.state),
+        )
+        .with_hint(format!("start it with `banger vm start {}`", vm.name));
+        return Err(ClientError::Api(err).into());
+    }
+    Ok(vm)
+}
+
+/// After an interactive `vm ssh`: one line saying the VM still runs, when
+/// someone is looking (stdout is a terminal) and the guest still answers.
+pub async fn ssh_reminder(vm_dir: &str, vm_name: &str) {
+    if !std::io::stdout().is_terminal() {
+        return;
+    }
+    let alive = agent::for_vm_dir(Path::new(vm_dir))
+        .with_timeout(Duration::from_secs(1))
+        .health()
+        .await
+        .is_ok();
+    if alive {
+        println!(
+            "{vm_name} is still running (stop it with `banger vm stop {vm_name}`)"
+        );
+    }
+}
