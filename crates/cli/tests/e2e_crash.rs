@@ -99,6 +99,14 @@ fn check(env: &TestEnv, vms: &[Value]) -> Result<(), String> {
         }
         let running = vm["state"] == "running";
         let has_vmm = !vmm_pids(dir).is_empty();
+        // Every QEMU VM has its vsock helper, and only while it runs.
+        let has_helper = !helper_pids(dir).is_empty();
+        if running != has_helper {
+            return Err(format!(
+                "VM {} is {} but its vsock helper running={has_helper}",
+                vm["name"], vm["state"]
+            ));
+        }
         let has_tap = taps.iter().any(|t| vm["tap"] == t.as_str());
         if running != has_vmm || running != has_tap {
             return Err(format!(
@@ -110,8 +118,13 @@ fn check(env: &TestEnv, vms: &[Value]) -> Result<(), String> {
             return Err(format!("VM {} is left {}", vm["name"], vm["state"]));
         }
     }
-    if vmms.len() > vms.iter().filter(|vm| vm["state"] == "running").count() {
+    let running = vms.iter().filter(|vm| vm["state"] == "running").count();
+    if vmms.len() > running {
         return Err(format!("leaked VMM processes: {vmms:?}"));
+    }
+    let helpers = helper_pids(&state_dir);
+    if helpers.len() > running {
+        return Err(format!("leaked vsock helpers: {helpers:?}"));
     }
     Ok(())
 }

@@ -132,6 +132,7 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     assert_eq!(stopped["state"], "stopped");
     assert!(stopped.get("pid").is_none());
     assert!(vmm_pids(&dir).is_empty(), "no VMM after stop");
+    assert!(helper_pids(&dir).is_empty(), "no vsock helper after stop");
     assert!(
         !env.netns.as_ref().unwrap().links().contains(&tap),
         "TAP removed on stop"
@@ -163,6 +164,7 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     // Delete removes process, TAP, disks and directory; the image stays.
     env.ok(&["vm", "delete", "calm-otter"]);
     assert!(vmm_pids(&dir).is_empty(), "no VMM after delete");
+    assert!(helper_pids(&dir).is_empty(), "no vsock helper after delete");
     assert!(
         !env.netns.as_ref().unwrap().links().contains(&tap),
         "no TAP after delete"

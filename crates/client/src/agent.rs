@@ -106,7 +106,14 @@ impl AgentClient {
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AgentError> {
         let body = self
             .timed(async {
-                let response = send(self.connect().await?, "GET", path, None, Full::new(Bytes::new())).await?;
+                let response = send(
+                    self.connect().await?,
+                    "GET",
+                    path,
+                    None,
+                    Full::new(Bytes::new()),
+                )
+                .await?;
                 collect(response).await
             })
             .await??;

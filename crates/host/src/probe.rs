@@ -30,9 +30,12 @@ pub async fn web_protocol(ip: Ipv4Addr, port: u16, timeout: Duration) -> Option<
             )
             .build()
             .into();
-        ["https", "http"]
-            .into_iter()
-            .find(|scheme| agent.head(format!("{scheme}://{ip}:{port}/")).call().is_ok())
+        ["https", "http"].into_iter().find(|scheme| {
+            agent
+                .head(format!("{scheme}://{ip}:{port}/"))
+                .call()
+                .is_ok()
+        })
     })
     .await
     .ok()

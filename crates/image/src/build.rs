@@ -53,6 +53,9 @@ After=ssh.service
 [Service]
 ExecStartPre=-/sbin/modprobe vmw_vsock_virtio_transport
 ExecStart=/usr/local/bin/banger-agent --listen vsock:1024
+# `vm exec` runs commands as root would see them after `vm ssh`.
+Environment=HOME=/root USER=root LANG=C.UTF-8
+WorkingDirectory=-/root
 Restart=always
 RestartSec=1
 
@@ -445,9 +448,8 @@ fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let target = root.join(AGENT_PATH);
     std::fs::create_dir_all(target.parent().expect("AGENT_PATH has a parent"))?;
-    std::fs::copy(agent, &target).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display()))
-    })?;
+    std::fs::copy(agent, &target)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display())))?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
     let units = root.join("etc/systemd/system");
     std::fs::write(units.join("banger-agent.service"), AGENT_UNIT)?;

@@ -119,7 +119,10 @@ async fn running(client: &DaemonClient, reference: &str) -> anyhow::Result<Vm> {
     if vm.state != VmState::Running {
         let err = ApiError::new(
             ErrorCode::Conflict,
-            format!("VM {} is {}; commands run in running VMs", vm.name, vm.state),
+            format!(
+                "VM {} is {}; commands run in running VMs",
+                vm.name, vm.state
+            ),
         )
         .with_hint(format!("start it with `banger vm start {}`", vm.name));
         return Err(ClientError::Api(err).into());
@@ -139,8 +142,6 @@ pub async fn ssh_reminder(vm_dir: &str, vm_name: &str) {
         .await
         .is_ok();
     if alive {
-        println!(
-            "{vm_name} is still running (stop it with `banger vm stop {vm_name}`)"
-        );
+        println!("{vm_name} is still running (stop it with `banger vm stop {vm_name}`)");
     }
 }

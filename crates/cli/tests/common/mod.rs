@@ -216,6 +216,16 @@ fn run_ok(cmd: &mut Command) {
 
 /// PIDs of VMM processes whose command line mentions `needle`.
 pub fn vmm_pids(needle: &str) -> Vec<u32> {
+    pids_of("qemu-system", needle)
+}
+
+/// PIDs of QEMU's vsock helpers whose command line mentions `needle`.
+pub fn helper_pids(needle: &str) -> Vec<u32> {
+    pids_of("vhost-device-vsock", needle)
+}
+
+/// PIDs of live `program` processes whose command line mentions `needle`.
+fn pids_of(program: &str, needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -225,8 +235,13 @@ pub fn vmm_pids(needle: &str) -> Vec<u32> {
             continue;
         };
         let cmdline = String::from_utf8_lossy(&cmdline);
-        let is_qemu = cmdline.starts_with("qemu-system") || cmdline.contains("/qemu-system");
-        if is_qemu && cmdline.contains(needle) {
+        let argv0 = cmdline.split('\0').next().unwrap_or_default();
+        let is_program = argv0
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .starts_with(program);
+        if is_program && cmdline.contains(needle) {
             pids.push(pid);
         }
     }

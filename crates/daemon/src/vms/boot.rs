@@ -181,7 +181,15 @@ async fn boot_inner(
     let timeout = Duration::from_secs(app.config.boot_timeout_secs);
     let console = driver.console_log(&spec.dir);
     let vsock = spec.vsock_socket();
-    let agent = wait_ready(app.host.probe.as_ref(), ip, process, timeout, &console, &vsock).await?;
+    let agent = wait_ready(
+        app.host.probe.as_ref(),
+        ip,
+        process,
+        timeout,
+        &console,
+        &vsock,
+    )
+    .await?;
     caps::running(app, vm).await?;
     let ready_ms = since.elapsed().as_millis() as u64;
     tracing::info!(vm = %vm.name, host_ms, prepare_ms, ready_ms, boot_ms = ready_ms - host_ms, agent, "guest ready");

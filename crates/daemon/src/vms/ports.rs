@@ -22,7 +22,10 @@ pub async fn ports(vm: &Vm) -> OpResult<Vec<VmPort>> {
     if vm.state != VmState::Running {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("VM {} is {}; ports are listed for running VMs", vm.name, vm.state),
+            format!(
+                "VM {} is {}; ports are listed for running VMs",
+                vm.name, vm.state
+            ),
         )
         .with_hint(format!("start it with `banger vm start {}`", vm.name)));
     }

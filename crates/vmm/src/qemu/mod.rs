@@ -231,8 +231,7 @@ impl Vmm for Qemu {
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
-        let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir)
-        {
+        let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir) {
             Ok(proc) => proc,
             Err(err) => {
                 stop_helper().await;

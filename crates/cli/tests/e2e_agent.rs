@@ -1,0 +1,243 @@
+//! The guest agent against a real guest under QEMU (vsock through
+//! vhost-device-vsock), in a test network namespace: readiness, `vm exec`,
+//! `vm ports` with a real web server, guest stats, the reminder after
+//! `vm ssh`, and what happens when the agent is down.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// `banger ARGS` with `input` on stdin.
+fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> Output {
+    let mut child = env
+        .command(BANGER)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `banger ARGS` on a pseudo-terminal (`script`), typing `typed` once
+/// the program had time to start; returns what the terminal showed.
+fn on_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
+    let line = std::iter::once(BANGER)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = env.command("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    stdin.write_all(typed.as_bytes()).unwrap();
+    // Keep stdin open until the program ends: EOF would end the session early.
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
+    require_root_tools();
+    ensure_default_image();
+    let env = TestEnv::new(Some(Netns::new("agent")));
+    env.write_config("vmm = \"qemu\"");
+    env.ok(&["vm", "create", "--name", "agenty"]);
+
+    // Ready means the agent answers: exec works at once, without SSH.
+    assert_eq!(
+        env.ok(&["vm", "exec", "agenty", "--", "cat", "/etc/hostname"]),
+        "agenty\n"
+    );
+
+    // Exit codes, separate stdout and stderr, arguments kept exactly.
+    let out = env.banger(&[
+        "vm",
+        "exec",
+        "agenty",
+        "--",
+        "sh",
+        "-c",
+        "echo 'to out'; echo to err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to err\n");
+    let out = env.banger(&["vm", "exec", "agenty", "--", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-program"),
+        "{}",
+        text(&out)
+    );
+    // stdin streams in; binary output comes back byte for byte.
+    let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let out = with_stdin(&env, &["vm", "exec", "agenty", "--", "cat"], &input);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        out.stdout == input,
+        "cat returned {} bytes",
+        out.stdout.len()
+    );
+    // env and cwd.
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "agenty",
+            "--env",
+            "GREETING=hi there",
+            "--cwd",
+            "/tmp",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GREETING\" $(pwd)",
+        ]),
+        "hi there /tmp\n"
+    );
+
+    // A real web server in the guest shows up as an http URL.
+    env.ok(&[
+        "vm",
+        "exec",
+        "agenty",
+        "--",
+        "systemd-run",
+        "--unit",
+        "web",
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+        "--directory",
+        "/tmp",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let web = loop {
+        let ports = env.json(&["vm", "ports", "agenty", "--json"]);
+        let found = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == 8000)
+            .cloned();
+        if let Some(port) = found {
+            break port;
+        }
+        assert!(Instant::now() < deadline, "port 8000 never listed: {ports}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(web["web"], "http", "{web}");
+    assert_eq!(web["url"], "http://agenty.vm:8000/", "{web}");
+    assert_eq!(web["process"], "python3", "{web}");
+    assert!(
+        web["command"].as_str().unwrap().contains("http.server"),
+        "{web}"
+    );
+    let ports = env.json(&["vm", "ports", "agenty", "--json"]);
+    let ssh = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == 22)
+        .expect("sshd listed");
+    assert_eq!(ssh["protocol"], "tcp");
+    assert!(ssh.get("web").is_none(), "sshd is not a web server: {ssh}");
+    let table = env.ok(&["vm", "ports", "agenty"]);
+    assert!(
+        table.contains("http://agenty.vm:8000/") && table.contains("agenty.vm:22"),
+        "{table}"
+    );
+    assert!(!table.contains("\x1b]8;;"), "no hyperlinks into a pipe");
+
+    // The guest's own figures.
+    let stats = env.json(&["vm", "stats", "agenty", "--json"]);
+    let guest = &stats["guest"];
+    assert!(
+        guest["memory_total_bytes"].as_u64().unwrap() > 512 << 20,
+        "{stats}"
+    );
+    let disks: Vec<&str> = guest["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(disks, ["/", "/root"], "{stats}");
+
+    // After an interactive ssh session ends normally: a reminder on a
+    // terminal, none into a pipe.
+    let screen = on_terminal(&env, &["vm", "ssh", "agenty"], "exit\n");
+    assert!(
+        screen.contains("agenty is still running") && screen.contains("banger vm stop agenty"),
+        "{screen}"
+    );
+    let out = with_stdin(&env, &["vm", "ssh", "agenty"], b"exit\n");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("still running"),
+        "{}",
+        text(&out)
+    );
+    // None when the VM went down during the session.
+    let screen = on_terminal(&env, &["vm", "ssh", "agenty"], "systemctl poweroff\n");
+    assert!(!screen.contains("still running"), "{screen}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.json(&["vm", "show", "agenty", "--json"])["state"] != "stopped" {
+        assert!(Instant::now() < deadline, "the VM never stopped");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    // Agent down: a clear error naming the cause and the way out, and the
+    // VM is still fully manageable.
+    env.ok(&["vm", "start", "agenty"]);
+    env.ok(&[
+        "vm",
+        "ssh",
+        "agenty",
+        "--",
+        "systemctl",
+        "stop",
+        "banger-agent",
+    ]);
+    let out = env.banger(&["vm", "exec", "agenty", "--", "true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent of VM agenty is not answering")
+            && err.contains("systemctl status banger-agent"),
+        "{err}"
+    );
+    let err = env.fails(&["vm", "ports", "agenty"]);
+    assert!(err.contains("not answering"), "{err}");
+    let stats = env.json(&["vm", "stats", "agenty", "--json"]);
+    assert!(
+        stats["guest"].is_null() && stats["guest_error"].is_string(),
+        "{stats}"
+    );
+    assert_eq!(
+        env.ok(&["vm", "ssh", "agenty", "--", "hostname"]),
+        "agenty\n"
+    );
+    env.ok(&["vm", "stop", "agenty"]);
+    let dir = env.json(&["vm", "show", "agenty", "--json"])["dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(helper_pids(&dir).is_empty(), "no vsock helper after stop");
+    let err = env.fails(&["vm", "exec", "agenty", "--", "true"]);
+    assert!(err.contains("banger vm start agenty"), "{err}");
+    env.ok(&["vm", "delete", "agenty"]);
+}
