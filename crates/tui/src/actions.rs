@@ -5,25 +5,45 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use banger_api::VmState;
+
 use crate::fleet::Fleet;
 use crate::model::{Action, Msg, Snapshot};
 
-/// VMs, their host-side stats and images, in one go.
+/// VMs, their stats, the ports of running ones, and images, in one go.
 pub async fn snapshot(fleet: &Arc<dyn Fleet>) -> Result<Snapshot, String> {
     let vms = fleet.list_vms().await?;
     let images = fleet.list_images().await?;
-    // Stats sample CPU for a moment: ask for every VM at once.
+    // Stats sample CPU for a moment and ports probe for web servers: ask
+    // about every VM at once.
     let mut tasks = tokio::task::JoinSet::new();
     for vm in &vms {
         let fleet = fleet.clone();
         let name = vm.name.clone();
-        tasks.spawn(async move { fleet.vm_stats(&name).await.ok() });
+        let running = vm.state == VmState::Running;
+        tasks.spawn(async move {
+            let ports = match running {
+                true => fleet.vm_ports(&name).await.ok(),
+                false => None,
+            };
+            (name.clone(), fleet.vm_stats(&name).await.ok(), ports)
+        });
     }
-    let mut stats = Vec::new();
+    let mut snapshot = Snapshot {
+        vms,
+        images,
+        ..Snapshot::default()
+    };
     while let Some(done) = tasks.join_next().await {
-        stats.extend(done.ok().flatten());
+        let Ok((name, stats, ports)) = done else {
+            continue;
+        };
+        snapshot.stats.extend(stats);
+        if let Some(ports) = ports {
+            snapshot.ports.insert(name, ports);
+        }
     }
-    Ok(Snapshot { vms, stats, images })
+    Ok(snapshot)
 }
 
 /// Runs one daemon action (not SSH, which needs the terminal) and reports

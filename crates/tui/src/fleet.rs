@@ -2,7 +2,7 @@
 //! tested against a fake.
 
 use async_trait::async_trait;
-use banger_api::{CreateVmRequest, Image, Progress, Vm, VmStats};
+use banger_api::{CreateVmRequest, Image, Progress, Vm, VmPort, VmStats};
 use banger_client::DaemonClient;
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -14,6 +14,7 @@ pub type OnProgress<'a> = &'a mut (dyn FnMut(&Progress) + Send);
 pub trait Fleet: Send + Sync {
     async fn list_vms(&self) -> Result<Vec<Vm>>;
     async fn vm_stats(&self, name: &str) -> Result<VmStats>;
+    async fn vm_ports(&self, name: &str) -> Result<Vec<VmPort>>;
     async fn list_images(&self) -> Result<Vec<Image>>;
     async fn create(&self, request: &CreateVmRequest, on: OnProgress<'_>) -> Result<Vm>;
     async fn start(&self, name: &str, on: OnProgress<'_>) -> Result<Vm>;
@@ -41,6 +42,9 @@ impl Fleet for DaemonClient {
     }
     async fn vm_stats(&self, name: &str) -> Result<VmStats> {
         DaemonClient::vm_stats(self, name).await.map_err(say)
+    }
+    async fn vm_ports(&self, name: &str) -> Result<Vec<VmPort>> {
+        DaemonClient::vm_ports(self, name).await.map_err(say)
     }
     async fn list_images(&self) -> Result<Vec<Image>> {
         DaemonClient::list_images(self).await.map_err(say)

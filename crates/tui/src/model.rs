@@ -1,7 +1,9 @@
 //! Everything the TUI shows, and the messages that change it. Drawing reads
 //! the model; keys and background work change it through [`Model::apply`].
 
-use banger_api::{CreateVmRequest, Image, Vm, VmState, VmStats};
+use std::collections::BTreeMap;
+
+use banger_api::{CreateVmRequest, Image, Vm, VmPort, VmState, VmStats};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,8 @@ pub struct Snapshot {
     pub vms: Vec<Vm>,
     pub stats: Vec<VmStats>,
     pub images: Vec<Image>,
+    /// Listening ports of running VMs whose agent answered, by VM name.
+    pub ports: BTreeMap<String, Vec<VmPort>>,
 }
 
 /// A change to the model from outside the key handler.
@@ -142,6 +146,7 @@ pub struct Model {
     pub vms: Vec<Vm>,
     pub stats: Vec<VmStats>,
     pub images: Vec<Image>,
+    pub ports: BTreeMap<String, Vec<VmPort>>,
     /// Index into [`Model::visible_vms`].
     pub selected_vm: usize,
     pub selected_image: usize,
@@ -167,6 +172,7 @@ impl Model {
             vms: Vec::new(),
             stats: Vec::new(),
             images: Vec::new(),
+            ports: BTreeMap::new(),
             selected_vm: 0,
             selected_image: 0,
             filter: String::new(),
@@ -198,6 +204,11 @@ impl Model {
 
     pub fn selected_image(&self) -> Option<&Image> {
         self.images.get(self.selected_image)
+    }
+
+    /// The VM's ports; `None` when unknown (stopped, or no agent answer).
+    pub fn ports_of(&self, vm: &Vm) -> Option<&[VmPort]> {
+        self.ports.get(&vm.name).map(Vec::as_slice)
     }
 
     pub fn stats_of(&self, vm: &Vm) -> Option<&VmStats> {
@@ -233,6 +244,7 @@ impl Model {
                 self.vms = snapshot.vms;
                 self.vms.sort_by(|a, b| a.name.cmp(&b.name));
                 self.stats = snapshot.stats;
+                self.ports = snapshot.ports;
                 self.images = snapshot.images;
                 self.images.sort_by(|a, b| a.name.cmp(&b.name));
                 self.connection = Connection::Connected;

@@ -226,9 +226,47 @@ fn draw_vm_detail(frame: &mut Frame, area: Rect, model: &Model) {
     if let Some(reason) = &vm.stop_reason {
         lines.push(Line::raw(format!("stopped because {reason}")));
     }
-    lines.push(Line::raw(
-        "ports: shown once the guest agent is in the image",
-    ));
+    if let Some(guest) = stats.and_then(|s| s.guest.as_ref()) {
+        let mut line = format!(
+            "guest: load {:.2}  memory {} of {}",
+            guest.load[0],
+            format_size(
+                guest
+                    .memory_total_bytes
+                    .saturating_sub(guest.memory_available_bytes)
+            ),
+            format_size(guest.memory_total_bytes)
+        );
+        for disk in &guest.disks {
+            line.push_str(&format!(
+                "  {} {} of {}",
+                disk.path,
+                format_size(disk.used_bytes),
+                format_size(disk.total_bytes)
+            ));
+        }
+        lines.push(Line::raw(line));
+    }
+    match model.ports_of(vm) {
+        Some([]) => lines.push(Line::raw("ports: nothing listens for the host")),
+        Some(ports) => {
+            let shown: Vec<String> = ports
+                .iter()
+                .map(|p| {
+                    let at = p.url.clone().unwrap_or_else(|| p.endpoint.clone());
+                    match &p.process {
+                        Some(process) => format!("{at} ({process})"),
+                        None => at,
+                    }
+                })
+                .collect();
+            lines.push(Line::raw(format!("ports: {}", shown.join("  "))));
+        }
+        None if vm.state == VmState::Running => lines.push(Line::raw(
+            "ports: unknown (the guest agent is not answering)",
+        )),
+        None => {}
+    }
     lines.push(Line::styled(
         "console:",
         Style::default().add_modifier(Modifier::BOLD),

@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use banger_api::{CreateVmRequest, Image, Vm, VmState, VmStats, VmmKind};
+use banger_api::agent::{DiskUse, GuestStats};
+use banger_api::{CreateVmRequest, Image, Vm, VmPort, VmState, VmStats, VmmKind};
 use banger_tui::fleet::{Fleet, OnProgress, Result};
 use banger_tui::model::{Model, Msg, Snapshot};
 use ratatui::backend::TestBackend;
@@ -70,9 +71,43 @@ pub fn fleet_snapshot() -> Snapshot {
             overlay_size_bytes: 4 << 30,
             work_used_bytes: 1200 << 20,
             work_size_bytes: 8 << 30,
+            guest: Some(GuestStats {
+                load: [0.25, 0.1, 0.05],
+                memory_total_bytes: 1000 << 20,
+                memory_available_bytes: 800 << 20,
+                disks: vec![DiskUse {
+                    path: "/root".into(),
+                    total_bytes: 8 << 30,
+                    used_bytes: 1 << 30,
+                }],
+            }),
+            guest_error: None,
         }],
         vms: vec![web, db, new],
         images: vec![image("default")],
+        ports: [(
+            "web".to_string(),
+            vec![
+                port("web", 22, None, "sshd"),
+                port("web", 8000, Some("http"), "python3"),
+            ],
+        )]
+        .into(),
+    }
+}
+
+fn port(vm: &str, number: u16, web: Option<&str>, process: &str) -> VmPort {
+    VmPort {
+        protocol: "tcp".into(),
+        port: number,
+        address: "0.0.0.0".into(),
+        endpoint: format!("{vm}.vm:{number}"),
+        ip_endpoint: format!("172.30.0.2:{number}"),
+        web: web.map(String::from),
+        url: web.map(|scheme| format!("{scheme}://{vm}.vm:{number}/")),
+        pid: Some(100),
+        process: Some(process.into()),
+        command: None,
     }
 }
 
@@ -175,6 +210,15 @@ impl Fleet for FakeFleet {
             .find(|s| s.name == name)
             .cloned()
             .ok_or_else(|| "no stats".to_string())
+    }
+    async fn vm_ports(&self, name: &str) -> Result<Vec<VmPort>> {
+        self.snapshot
+            .lock()
+            .unwrap()
+            .ports
+            .get(name)
+            .cloned()
+            .ok_or_else(|| "the guest agent is not answering".to_string())
     }
     async fn list_images(&self) -> Result<Vec<Image>> {
         Ok(self.snapshot.lock().unwrap().images.clone())
