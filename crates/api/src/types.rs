@@ -152,6 +152,10 @@ pub struct Image {
     /// sha256 of the package manifest the image was built from.
     pub packages_sha256: String,
     pub created_at: String,
+    /// The rootfs has the guest agent (`/usr/local/bin/banger-agent`): VMs
+    /// are ready when it answers, and have `vm exec`, `vm ports`, guest stats.
+    #[serde(default)]
+    pub agent: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -136,6 +136,29 @@ impl<R: Runner> Disks for Ext4Disks<R> {
 }
 
 /// A file of `size` bytes with no blocks allocated.
+/// Whether an (unmounted) ext4 image has a regular file at `path`, asked
+/// of debugfs (read-only).
+pub async fn ext4_has_file(
+    runner: &dyn crate::runner::Runner,
+    image: &Path,
+    path: &str,
+) -> Result<bool, HostError> {
+    let out = runner
+        .run(
+            Cmd::new("debugfs")
+                .args(["-R", &format!("stat {path}")])
+                .arg(image),
+        )
+        .await?;
+    // debugfs exits 0 either way; a missing file is reported on stderr.
+    let text = format!(
+        "{}{}",
+        out.stdout_str(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(text.contains("Type: regular"))
+}
+
 pub fn create_sparse(path: &Path, size: u64) -> Result<(), HostError> {
     let file = std::fs::OpenOptions::new()
         .create(true)

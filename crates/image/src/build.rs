@@ -162,6 +162,8 @@ fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> 
         work_seed: dir.join("work-seed").display().to_string(),
         packages_sha256: sha.to_string(),
         created_at: created,
+        // Every build since builder 2 installs the agent.
+        agent: true,
     })
 }
 

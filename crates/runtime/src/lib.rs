@@ -51,6 +51,9 @@ pub struct BundleManifest {
     /// VMM binaries shipped in the bundle (e.g. `firecracker`).
     #[serde(default)]
     pub binaries: Vec<String>,
+    /// The rootfs carries the guest agent.
+    #[serde(default)]
+    pub agent: bool,
 }
 
 /// A bundle directory whose manifest was read and checked.
@@ -119,6 +122,7 @@ impl Bundle {
             work_seed: p(&m.default_work_seed),
             packages_sha256: m.packages_sha256.clone(),
             created_at: String::new(),
+            agent: m.agent,
         }
     }
 }

@@ -49,6 +49,7 @@ pub fn package(
         default_packages: "packages.apt".into(),
         kernel_version: image.kernel_version.clone(),
         packages_sha256: image.packages_sha256.clone(),
+        agent: image.agent,
         binaries: binaries
             .iter()
             .filter_map(|b| b.file_name().map(|n| n.to_string_lossy().into_owned()))

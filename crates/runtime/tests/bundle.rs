@@ -24,6 +24,7 @@ fn fake_image(dir: &Path) -> Image {
         kernel_version: "6.1.0-test".into(),
         work_seed: p("work-seed"),
         packages_sha256: "abc".into(),
+        agent: false,
         created_at: "now".into(),
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use crate::{Result, Store};
 
 const COLUMNS: &str =
-    "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at";
+    "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at, agent";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
     Ok(Image {
@@ -19,6 +19,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
         work_seed: row.get(6)?,
         packages_sha256: row.get(7)?,
         created_at: row.get(8)?,
+        agent: row.get(9)?,
     })
 }
 
@@ -26,10 +27,10 @@ impl Store {
     /// Inserts or replaces an image record.
     pub fn put_image(&self, image: &Image) -> Result<()> {
         self.conn().execute(
-            &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
                 image.name, image.managed, image.rootfs, image.kernel, image.initrd, image.kernel_version,
-                image.work_seed, image.packages_sha256, image.created_at
+                image.work_seed, image.packages_sha256, image.created_at, image.agent
             ],
         )?;
         Ok(())
@@ -76,6 +77,7 @@ mod tests {
             kernel_version: "6.1.0".into(),
             work_seed: "/i/work-seed".into(),
             packages_sha256: "abc".into(),
+            agent: false,
             created_at: "t".into(),
         };
         store.put_image(&image).unwrap();

@@ -44,6 +44,8 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL
     );
     CREATE INDEX resources_by_vm ON resources(vm_id);",
+    // 2: whether an image carries the guest agent.
+    "ALTER TABLE images ADD COLUMN agent INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

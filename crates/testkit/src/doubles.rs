@@ -159,6 +159,7 @@ pub fn placeholder_image(dir: &std::path::Path) -> Image {
         kernel_version: "test".into(),
         work_seed: p("work-seed"),
         packages_sha256: "x".into(),
+        agent: false,
         created_at: "now".into(),
     }
 }

@@ -103,6 +103,32 @@ async fn register_checks_files_and_updates_in_place() {
         .unwrap();
     assert!(!image.managed);
     assert_eq!(image.kernel_version, "6.1.0-test");
+    assert!(!image.agent, "an empty rootfs has no agent");
+
+    // A rootfs that carries the agent is recognised (VMs then wait for it).
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("usr/local/bin")).unwrap();
+    std::fs::write(tree.join("usr/local/bin/banger-agent"), b"\x7fELF agent").unwrap();
+    let with_agent = dir.join("with-agent.ext4");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&tree)
+        .arg(&with_agent)
+        .arg("8M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let agented = images::register(
+        &d.app,
+        RegisterImageRequest {
+            name: "agented".into(),
+            ..request(&with_agent.display().to_string(), &vmlinux)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(agented.agent);
+    assert!(d.app.store.get_image("agented").unwrap().unwrap().agent);
 
     // Without --kernel it takes the default image's kernel and initrd.
     let default = default_with_elf_kernel(&d);

@@ -352,6 +352,7 @@ fn draw_image_detail(frame: &mut Frame, area: Rect, model: &Model) {
         ("initrd", image.initrd.clone()),
         ("work seed", image.work_seed.clone()),
         ("packages", image.packages_sha256.chars().take(16).collect()),
+        ("agent", if image.agent { "yes" } else { "no" }.to_string()),
         ("created", image.created_at.clone()),
         (
             "used by",

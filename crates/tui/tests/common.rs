@@ -48,6 +48,7 @@ pub fn image(name: &str) -> Image {
         kernel_version: "6.1.0-28-cloud-amd64".into(),
         work_seed: format!("/var/lib/banger/images/{name}/work-seed"),
         packages_sha256: "0123456789abcdef0123".into(),
+        agent: true,
         created_at: "2026-11-28T10:00:00Z".into(),
     }
 }

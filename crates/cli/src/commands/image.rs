@@ -156,6 +156,14 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     ("initrd", image.initrd.as_str()),
                     ("work seed", image.work_seed.as_str()),
                     ("packages", image.packages_sha256.as_str()),
+                    (
+                        "agent",
+                        if image.agent {
+                            "yes (vm exec, vm ports, guest stats)"
+                        } else {
+                            "no (VMs are ready when sshd answers)"
+                        },
+                    ),
                     ("created", image.created_at.as_str()),
                 ] {
                     println!("{key:<10} {value}");

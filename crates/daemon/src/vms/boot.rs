@@ -187,7 +187,7 @@ async fn boot_inner(
         process,
         timeout,
         &console,
-        &vsock,
+        image.agent.then_some(vsock.as_path()),
     )
     .await?;
     caps::running(app, vm).await?;
@@ -207,23 +207,28 @@ pub async fn release(app: &App, vm: &Vm) -> OpResult<()> {
 }
 
 /// How long a guest whose sshd is up may take to start its agent before it
-/// counts as ready without one (an image made without the agent).
+/// counts as ready without one (an agent that fails in the guest must not
+/// make the VM unusable: it is still reachable over SSH).
 const AGENT_GRACE: Duration = Duration::from_secs(15);
 
-/// Waits until the guest is ready, failing early if the VMM dies. Ready is
-/// the agent's health answer over vsock (it starts after sshd); a guest
-/// with no vsock, or whose sshd has answered for [`AGENT_GRACE`] without an
-/// agent, is ready by SSH alone. Returns whether the agent answered.
+/// Waits until the guest is ready, failing early if the VMM dies. For an
+/// image with the agent, ready is the agent's health answer over the VM's
+/// vsock socket `agent` (it starts after sshd); otherwise, with no vsock,
+/// or when sshd has answered for [`AGENT_GRACE`] without the agent, the
+/// SSH banner. Returns whether the agent answered.
 async fn wait_ready(
     probe: &dyn GuestProbe,
     ip: Ipv4Addr,
     process: ProcessId,
     timeout: Duration,
     console: &Path,
-    vsock: &Path,
+    agent: Option<&Path>,
 ) -> OpResult<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let agent = AgentClient::new(vsock).with_timeout(Duration::from_secs(2));
+    let client = agent
+        .filter(|socket| socket.exists())
+        .map(|socket| AgentClient::new(socket).with_timeout(Duration::from_secs(2)));
+    let has_vsock = client.is_some();
     let mut ssh_since: Option<tokio::time::Instant> = None;
     loop {
         if !process.is_alive() {
@@ -232,27 +237,33 @@ async fn wait_ready(
                 log_tail(console, 8)
             )));
         }
-        let has_vsock = vsock.exists();
-        if has_vsock && agent.health().await.is_ok() {
-            return Ok(true);
+        if let Some(client) = &client {
+            if client.health().await.is_ok() {
+                return Ok(true);
+            }
         }
         if ssh_since.is_none() && probe.ready(ip).await {
             ssh_since = Some(tokio::time::Instant::now());
         }
         if let Some(since) = ssh_since {
-            if !has_vsock || since.elapsed() >= AGENT_GRACE {
-                tracing::warn!(%ip, has_vsock, "guest ready by SSH; its agent did not answer (no `vm ports`, `vm exec` or guest stats)");
+            if !has_vsock {
+                return Ok(false);
+            }
+            if since.elapsed() >= AGENT_GRACE {
+                tracing::warn!(%ip, "guest ready by SSH; its agent did not answer (no `vm ports`, `vm exec` or guest stats)");
                 return Ok(false);
             }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::internal(format!(
-                "the guest was not ready within {}s (no answer from its agent over vsock{}); console: {}",
+                "the guest was not ready within {}s ({}); console: {}",
                 timeout.as_secs(),
-                if ssh_since.is_some() {
-                    String::new()
-                } else {
-                    format!(", nor from sshd on {ip}:22")
+                match (has_vsock, ssh_since.is_some()) {
+                    (true, true) => "sshd answered, its agent did not".to_string(),
+                    (true, false) => {
+                        format!("no answer from its agent over vsock, nor from sshd on {ip}:22")
+                    }
+                    (false, _) => format!("no answer from sshd on {ip}:22"),
                 },
                 log_tail(console, 8)
             ))

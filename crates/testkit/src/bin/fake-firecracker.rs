@@ -10,6 +10,13 @@
 //! Faults are injected through `fake-firecracker.json` in the working
 //! directory: `{"fail": ["PUT /drives/overlay"], "crash": ["PUT /boot-source"],
 //! "ignore_ctrl_alt_del": true}`. Every request is logged to `requests.jsonl`.
+//!
+//! vsock: as Firecracker does, the `uds_path` of `PUT /vsock` becomes a
+//! listening Unix socket at start, speaking the hybrid handshake
+//! (`CONNECT <port>\n` → `OK <host port>\n`). The fake has no guest, so a
+//! connection to the agent's port is bridged to a real `banger-agent`
+//! listening on the Unix socket named by `FAKE_FIRECRACKER_AGENT`; any other
+//! port, or no agent, closes the connection (nothing listens in the guest).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -42,6 +49,7 @@ struct Vm {
     machine: Option<Value>,
     drives: HashMap<String, Value>,
     interfaces: HashMap<String, Value>,
+    vsock: Option<Value>,
 }
 
 struct Fake {
@@ -105,6 +113,40 @@ async fn serve(fake: Arc<Fake>, socket: PathBuf) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// The host side of the guest's vsock (see the crate docs).
+fn serve_vsock(listener: std::os::unix::net::UnixListener) {
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking vsock socket");
+    let listener = tokio::net::UnixListener::from_std(listener).expect("vsock socket");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(vsock_connection(stream));
+        }
+    });
+}
+
+async fn vsock_connection(stream: tokio::net::UnixStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let port = line.trim().strip_prefix("CONNECT ").map(str::trim);
+    let agent = std::env::var("FAKE_FIRECRACKER_AGENT").ok();
+    let (Some("1024"), Some(agent)) = (port, agent) else {
+        return; // nothing listens on that port in the (absent) guest
+    };
+    let Ok(mut guest) = tokio::net::UnixStream::connect(agent).await else {
+        return;
+    };
+    let mut stream = reader.into_inner();
+    if stream.write_all(b"OK 1073741824\n").await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut stream, &mut guest).await;
     }
 }
 
@@ -200,6 +242,12 @@ impl Fake {
                             }
                         }
                     }
+                    if let Some(uds) = vm.vsock.as_ref().and_then(|v| v["uds_path"].as_str()) {
+                        match std::os::unix::net::UnixListener::bind(uds) {
+                            Ok(listener) => serve_vsock(listener),
+                            Err(e) => return fault(format!("Vsock error: cannot bind {uds}: {e}")),
+                        }
+                    }
                     vm.started = true;
                     println!(
                         "fake-firecracker: guest booted ({} drives, {} interfaces)",
@@ -239,6 +287,13 @@ impl Fake {
                     return fault("The id from the path does not match the id from the body!");
                 }
                 vm.drives.insert(id.to_string(), body);
+                no_content()
+            }
+            ("PUT", "/vsock") => {
+                if body["guest_cid"].as_u64().unwrap_or(0) < 3 {
+                    return fault("Vsock error: the guest CID must be at least 3");
+                }
+                vm.vsock = Some(body);
                 no_content()
             }
             ("PUT", p) if p.starts_with("/network-interfaces/") => {
