@@ -108,6 +108,28 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "hi there /tmp\n"
     );
 
+    // The image's developer tools (pinned, from the npm registry) run, and
+    // root's shells activate mise.
+    let mise = env.ok(&["vm", "exec", "agenty", "--", "mise", "--version"]);
+    assert!(mise.contains("2026.9.15"), "{mise}");
+    let opencode = env.ok(&["vm", "exec", "agenty", "--", "opencode", "--version"]);
+    assert!(opencode.contains("1.18.33"), "{opencode}");
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "agenty",
+            "--",
+            "bash",
+            "-lic",
+            "echo $MISE_SHELL"
+        ]),
+        "bash\n"
+    );
+    assert!(env
+        .ok(&["vm", "exec", "agenty", "--", "cat", "/root/.tmux.conf"])
+        .contains("set -g mouse on"));
+
     // A real web server in the guest shows up as an http URL.
     env.ok(&[
         "vm",

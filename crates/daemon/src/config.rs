@@ -29,6 +29,8 @@ pub struct Config {
     pub vsock_helper_bin: Option<PathBuf>,
     /// The guest agent binary image builds install.
     pub agent_bin: Option<PathBuf>,
+    /// npm registry (or mirror) image builds take mise and opencode from.
+    pub npm_registry: Option<String>,
     pub bridge_name: String,
     /// Guest subnet in CIDR form; the bridge takes the first address.
     pub bridge_subnet: String,
@@ -66,6 +68,7 @@ impl Default for Config {
             qemu_bin: None,
             vsock_helper_bin: None,
             agent_bin: None,
+            npm_registry: None,
             bridge_name: "banger0".into(),
             bridge_subnet: "172.30.0.0/24".into(),
             default_image: "default".into(),

@@ -208,7 +208,7 @@ async fn vmm_failure_after_spawn_rolls_back_and_kills_the_process() {
 #[tokio::test]
 async fn a_guest_that_never_becomes_ready_rolls_back() {
     let s = setup(None, false, false);
-    assert_create_fails_cleanly(&s, "did not answer").await;
+    assert_create_fails_cleanly(&s, "was not ready").await;
     assert!(
         s.vmm.spawned.lock().unwrap().is_some(),
         "the VMM had started"

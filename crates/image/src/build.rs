@@ -63,6 +63,24 @@ RestartSec=1
 WantedBy=multi-user.target
 ";
 
+/// Added to root's `.bashrc` in the work seed: mise for interactive and
+/// login shells (Debian's root `.profile` sources `.bashrc`).
+const BASHRC_MISE: &str = "
+# Added by banger: mise manages per-project tool versions (https://mise.jdx.dev).
+if [ -x /usr/local/bin/mise ]; then
+    eval \"$(/usr/local/bin/mise activate bash)\"
+fi
+";
+
+/// Root's tmux configuration in the work seed.
+const TMUX_CONF: &str = "\
+# Written by banger's image builder.
+set -g mouse on
+set -g history-limit 50000
+set -g default-terminal \"tmux-256color\"
+set -g escape-time 10
+";
+
 /// Units that slow a boot down and do nothing useful in a dev VM.
 const MASKED_UNITS: &[&str] = &[
     "systemd-networkd-wait-online.service",
@@ -89,6 +107,10 @@ pub struct BuildRequest {
     pub size: Option<u64>,
     /// The guest agent binary to install as a service.
     pub agent: PathBuf,
+    /// npm registry for the tools Debian does not package (mise, opencode).
+    pub npm_registry: String,
+    /// Where downloaded tool tarballs are kept between builds.
+    pub download_cache: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +146,15 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     }
     hasher.update(crate::INIT_SCRIPT);
     hasher.update(SSHD_CONFIG);
+    hasher.update(AGENT_UNIT);
+    hasher.update(BASHRC_MISE);
+    hasher.update(TMUX_CONF);
+    for tool in crate::tools::TOOLS {
+        hasher.update(format!(
+            "{}={}:{}\n",
+            tool.name, tool.version, tool.integrity
+        ));
+    }
     hex(&hasher.finalize())
 }
 
@@ -283,6 +314,14 @@ async fn build_into(
     if let Some(mirror) = &request.mirror {
         cmd = cmd.arg(mirror);
     }
+    // The tools download while mmdebstrap runs.
+    let (registry, cache) = (request.npm_registry.clone(), request.download_cache.clone());
+    let downloads = tokio::task::spawn_blocking(move || {
+        crate::tools::TOOLS
+            .iter()
+            .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
+            .collect::<Result<Vec<_>, _>>()
+    });
     let ticker = tail_progress(request.log.clone(), say);
     let bootstrap = runner.run(cmd.log_to(&request.log));
     let outcome = tokio::select! {
@@ -290,6 +329,35 @@ async fn build_into(
         _ = ticker => unreachable!("the ticker never ends"),
     };
     outcome?;
+
+    say(
+        "image.tools",
+        format!(
+            "installing {} from the npm registry",
+            crate::tools::TOOLS
+                .iter()
+                .map(|t| format!("{} {}", t.name, t.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        0.7,
+    );
+    let tarballs = downloads
+        .await
+        .map_err(|e| BuildError::Failed(e.to_string()))?
+        .map_err(|e| {
+            BuildError::Failed(format!(
+                "{e}; set npm_registry in config.toml to a reachable npm registry or mirror"
+            ))
+        })?;
+    let dir = rootdir.clone();
+    blocking(move || {
+        tarballs
+            .iter()
+            .try_for_each(|(tool, tarball)| crate::tools::install(tool, tarball, &dir).map(drop))
+    })
+    .await
+    .map_err(|e| BuildError::Failed(e.to_string()))?;
 
     say(
         "image.configure",
@@ -414,7 +482,15 @@ async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + S
 }
 
 fn configure_rootfs(root: &Path) -> std::io::Result<()> {
+    use std::io::Write;
     use std::os::unix::fs::symlink;
+    // /root becomes the work seed: root's shell and tmux set up.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("root/.bashrc"))?
+        .write_all(BASHRC_MISE.as_bytes())?;
+    std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
     std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
     std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
     // Host keys are per VM (the daemon writes them); none ship in the image.
@@ -536,6 +612,8 @@ mod tests {
             suite: "bookworm".into(),
             size,
             agent: "/nonexistent/banger-agent".into(),
+            npm_registry: crate::tools::DEFAULT_REGISTRY.into(),
+            download_cache: "/nonexistent/cache".into(),
         };
         let plain = request_sha256(&request(None));
         assert_eq!(plain, request_sha256(&request(None)));

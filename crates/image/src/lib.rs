@@ -13,6 +13,7 @@ pub mod build;
 pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
+pub mod tools;
 
 pub use build::{build_image, cached_image, manifest_sha256, BuildError, BuildRequest};
 

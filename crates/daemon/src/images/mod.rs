@@ -125,6 +125,12 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
         suite: app.config.debian_suite.clone(),
         size,
         agent: agent_binary(app)?,
+        npm_registry: app
+            .config
+            .npm_registry
+            .clone()
+            .unwrap_or_else(|| banger_image::tools::DEFAULT_REGISTRY.into()),
+        download_cache: app.paths.cache_dir.join("downloads"),
     })
 }
 
