@@ -12,6 +12,7 @@
 
 pub mod disk;
 pub mod error;
+pub mod http;
 pub mod net;
 pub mod privileged;
 pub mod probe;

@@ -95,11 +95,7 @@ pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, To
         url: url.clone(),
         reason,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_global(Some(Duration::from_secs(600)))
-        .build()
-        .into();
+    let agent = banger_host::http::agent(Duration::from_secs(15), Duration::from_secs(600));
     let response = agent
         .get(&url)
         .call()

@@ -86,9 +86,13 @@ fn install(
             )
         })?),
         Source::Http(url) => {
-            let response = ureq::get(&url)
-                .call()
-                .map_err(|e| BundleError::Invalid(format!("cannot download {url}: {e}")))?;
+            let response = banger_host::http::agent(
+                std::time::Duration::from_secs(15),
+                std::time::Duration::from_secs(3600),
+            )
+            .get(&url)
+            .call()
+            .map_err(|e| BundleError::Invalid(format!("cannot download {url}: {e}")))?;
             Box::new(response.into_body().into_reader())
         }
     };
