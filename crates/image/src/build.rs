@@ -26,6 +26,10 @@ pub const BASE_PACKAGES: &[&str] = &[
     "linux-image-cloud-amd64",
 ];
 
+/// Roughly what a build needs at its peak: the Debian tree (with the npm
+/// tools) and the ext4 image packed from it, side by side.
+pub const NEEDED_FREE: u64 = 2 << 30;
+
 /// Bumped whenever the pipeline changes what it produces.
 const BUILDER_VERSION: &str = "banger-image-builder 2";
 
@@ -245,10 +249,14 @@ pub async fn build_image(
         .join(format!(".{}.build-{}", request.name, std::process::id()));
     std::fs::create_dir_all(&request.images_dir)
         .map_err(|e| HostError::path_io("cannot create", &request.images_dir, e))?;
+    check_space(&request.images_dir)?;
     if let Some(parent) = request.log.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| HostError::path_io("cannot create", parent, e))?;
     }
+    // The log is this build's: errors quoted from it must not be an older one's.
+    std::fs::write(&request.log, b"")
+        .map_err(|e| HostError::path_io("cannot write", &request.log, e))?;
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage).map_err(|e| HostError::path_io("cannot create", &stage, e))?;
     let result = build_into(runner, request, &stage, &sha, &say).await;
@@ -269,14 +277,21 @@ pub async fn build_image(
             let dir = stage.clone();
             let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
             let errors = error_lines(&request.log);
+            let full = disk_filled_up(&err.to_string(), &request.log).then(|| {
+                format!(
+                    "; the disk holding {} filled up during the build (nothing was kept): free some space or set images_dir in config.toml to a bigger disk",
+                    request.images_dir.display()
+                )
+            });
             Err(BuildError::Failed(format!(
-                "building image {} failed: {err}{}",
+                "building image {} failed: {err}{}{}",
                 request.name,
                 if errors.is_empty() {
                     String::new()
                 } else {
                     format!("; last errors: {errors}")
-                }
+                },
+                full.unwrap_or_default()
             )))
         }
     }
@@ -441,6 +456,33 @@ async fn build_into(
     Ok(())
 }
 
+/// Refuses to start a build that cannot fit, before minutes of work.
+fn check_space(dir: &Path) -> Result<(), BuildError> {
+    let Ok(stat) = nix::sys::statvfs::statvfs(dir) else {
+        return Ok(()); // unknown: let the build try
+    };
+    let free = stat.blocks_available() * stat.fragment_size();
+    if free < NEEDED_FREE {
+        return Err(BuildError::Failed(format!(
+            "not enough free space for an image build in {}: {} free, about {} needed; free some space or set images_dir in config.toml to a bigger disk",
+            dir.display(),
+            banger_api::format_size(free),
+            banger_api::format_size(NEEDED_FREE)
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a failed build ran out of disk (ENOSPC in the error or in what
+/// the helper tools logged).
+fn disk_filled_up(error: &str, log: &Path) -> bool {
+    const ENOSPC: &str = "No space left on device";
+    error.contains(ENOSPC)
+        || std::fs::read(log)
+            .map(|b| String::from_utf8_lossy(&b).contains(ENOSPC))
+            .unwrap_or(false)
+}
+
 /// Runs filesystem-heavy work (a whole Debian tree) off the async workers.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
@@ -587,6 +629,24 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_recognised_in_the_error_or_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("build.log");
+        std::fs::write(
+            &log,
+            "I: extracting\ntar: ./usr/bin/x: Cannot write: No space left on device\n",
+        )
+        .unwrap();
+        assert!(disk_filled_up("mmdebstrap exited with 1", &log));
+        std::fs::write(&log, "E: unable to locate package nope\n").unwrap();
+        assert!(!disk_filled_up("mmdebstrap exited with 1", &log));
+        assert!(disk_filled_up(
+            "cannot write rootfs.ext4: No space left on device (os error 28)",
+            &log
+        ));
+    }
 
     #[test]
     fn manifest_parsing_ignores_comments_and_blanks() {

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use banger_api::{CreateVmRequest, ErrorCode, RegisterImageRequest};
+use banger_daemon::config::Config;
 use banger_daemon::images;
 use banger_daemon::progress::Reporter;
 use banger_daemon::vms::{create, lifecycle};
@@ -270,6 +271,54 @@ async fn a_work_seed_image_is_cloned_labelled_and_grown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_cannot_fit_is_refused_before_it_starts() {
+    // A real small filesystem (tmpfs) as the images directory.
+    let d = daemon(Duration::from_millis(20));
+    let small = d.root.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount tmpfs (root needed): {out:?}");
+    let app = restart_with(
+        &d.root,
+        d.net.clone(),
+        Duration::from_millis(20),
+        Config {
+            images_dir: Some(small.clone()),
+            agent_bin: Some("/bin/true".into()),
+            ..config()
+        },
+    );
+    let result = images::build(
+        &app,
+        banger_api::BuildImageRequest {
+            name: "big".into(),
+            ..Default::default()
+        },
+        Reporter::silent(),
+    )
+    .await;
+    let leftovers: Vec<_> = std::fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let _ = Command::new("umount").arg(&small).output();
+    let e = result.unwrap_err();
+    assert!(
+        e.message.contains("not enough free space")
+            && e.message.contains("64M free")
+            && e.message.contains("images_dir"),
+        "{}",
+        e.message
+    );
+    assert!(leftovers.is_empty(), "nothing staged: {leftovers:?}");
+    assert!(app.store.get_image("big").unwrap().is_none());
+}
+
+#[tokio::test]
 async fn build_options_are_checked_before_anything_runs() {
     let d = daemon(Duration::from_millis(20));
     let build = |size: &str| {

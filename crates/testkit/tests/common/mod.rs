@@ -50,6 +50,16 @@ pub fn daemon(boot_delay: Duration) -> Daemon {
 
 /// A new daemon instance over the same state (as after a restart).
 pub fn restart(root: &tempfile::TempDir, net: Arc<FakeNetwork>, boot_delay: Duration) -> Arc<App> {
+    restart_with(root, net, boot_delay, config())
+}
+
+/// [`restart`] with a config of the test's own.
+pub fn restart_with(
+    root: &tempfile::TempDir,
+    net: Arc<FakeNetwork>,
+    boot_delay: Duration,
+    config: Config,
+) -> Arc<App> {
     let paths = Paths::under(root.path());
     let store = Store::open(&paths.database()).unwrap();
     let host = Host {
@@ -58,7 +68,7 @@ pub fn restart(root: &tempfile::TempDir, net: Arc<FakeNetwork>, boot_delay: Dura
         disks: Arc::new(Ext4Disks::new(SystemRunner)),
         probe: Arc::new(DelayedProbe::new(boot_delay)),
     };
-    Arc::new(App::new(paths, config(), store, host).unwrap())
+    Arc::new(App::new(paths, config, store, host).unwrap())
 }
 
 /// Fails the test if the fake Firecracker of a VM saw a request the spec forbids.
