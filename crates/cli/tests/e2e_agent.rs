@@ -39,8 +39,10 @@ fn on_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_secs(8));
-    stdin.write_all(typed.as_bytes()).unwrap();
+    if !typed.is_empty() {
+        std::thread::sleep(Duration::from_secs(8));
+        stdin.write_all(typed.as_bytes()).unwrap();
+    }
     // Keep stdin open until the program ends: EOF would end the session early.
     let out = child.wait_with_output().unwrap();
     drop(stdin);
@@ -183,6 +185,11 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "{table}"
     );
     assert!(!table.contains("\x1b]8;;"), "no hyperlinks into a pipe");
+    let screen = on_terminal(&env, &["vm", "ports", "agenty"], "");
+    assert!(
+        screen.contains("\x1b]8;;http://agenty.vm:8000/\x1b\\http://agenty.vm:8000/\x1b]8;;\x1b\\"),
+        "a clickable link on a terminal: {screen:?}"
+    );
 
     // The guest's own figures.
     let stats = env.json(&["vm", "stats", "agenty", "--json"]);
