@@ -62,6 +62,14 @@ pub struct GuestStats {
     pub disks: Vec<DiskUse>,
 }
 
+impl GuestStats {
+    /// Memory in use: what the kernel could not hand to a new program.
+    pub fn memory_used_bytes(&self) -> u64 {
+        self.memory_total_bytes
+            .saturating_sub(self.memory_available_bytes)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecRequest {
     /// The program and its arguments, exactly (no shell).

@@ -230,11 +230,7 @@ fn draw_vm_detail(frame: &mut Frame, area: Rect, model: &Model) {
         let mut line = format!(
             "guest: load {:.2}  memory {} of {}",
             guest.load[0],
-            format_size(
-                guest
-                    .memory_total_bytes
-                    .saturating_sub(guest.memory_available_bytes)
-            ),
+            format_size(guest.memory_used_bytes()),
             format_size(guest.memory_total_bytes)
         );
         for disk in &guest.disks {

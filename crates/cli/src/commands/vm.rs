@@ -507,11 +507,7 @@ fn print_stats(stats: &VmStats) {
         println!(
             "  {:<7} {} used of {}",
             "memory",
-            format_size(
-                guest
-                    .memory_total_bytes
-                    .saturating_sub(guest.memory_available_bytes)
-            ),
+            format_size(guest.memory_used_bytes()),
             format_size(guest.memory_total_bytes)
         );
         for disk in &guest.disks {
