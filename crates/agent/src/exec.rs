@@ -87,9 +87,23 @@ async fn run(request: ExecRequest, body: Body, tx: mpsc::Sender<ExecFrame>) {
     }
     let out = tokio::spawn(pump(child.stdout.take(), tx.clone(), true));
     let err = tokio::spawn(pump(child.stderr.take(), tx.clone(), false));
-    let _ = out.await;
-    let _ = err.await;
-    let code = match child.wait().await {
+    // The command runs until it ends, or until the host goes away (its
+    // answer stream is dropped, closing `tx`): then it is killed, never
+    // left running unseen in the guest, even when it prints nothing.
+    let outcome = tokio::select! {
+        _ = tx.closed() => None,
+        status = async {
+            let _ = out.await;
+            let _ = err.await;
+            child.wait().await
+        } => Some(status),
+    };
+    let Some(status) = outcome else {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return;
+    };
+    let code = match status {
         Ok(status) => status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         }),

@@ -186,3 +186,63 @@ async fn bad_requests_get_clear_errors() {
     let (status, _) = call(&agent.socket, "GET", "/v2/health", None, b"").await;
     assert_eq!(status, 404, "unknown versions are not answered");
 }
+
+/// Whether a process whose command line contains `needle` runs.
+fn running(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
+    let agent = Agent::start();
+    let marker = "31.4159";
+    let header = serde_json::to_string(&argv(&["sleep", marker])).unwrap();
+    let stream = tokio::net::UnixStream::connect(&agent.socket)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(conn);
+    let response = sender
+        .send_request(
+            Request::builder()
+                .method("POST")
+                .uri("/v1/exec")
+                .header("host", "agent")
+                .header(EXEC_HEADER, header)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !running(&format!("sleep {marker}")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The host goes away (Ctrl-C on `vm exec`): the connection closes.
+    drop(response);
+    drop(sender);
+    connection.abort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running(&format!("sleep {marker}")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command outlived the connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -97,7 +97,10 @@ async fn the_agent_answers_through_the_handshake() {
                 ..Default::default()
             },
             Bytes::from_static(b"piped in\n"),
-            &mut |frame| out.push(frame.clone()),
+            &mut |frame| {
+                out.push(frame.clone());
+                true
+            },
         )
         .await
         .unwrap();

@@ -60,8 +60,13 @@ pub fn fit_widths(mut widths: Vec<usize>, total: Option<usize>) -> Vec<usize> {
 }
 
 fn truncate(cell: &str, width: usize) -> String {
+    // Cells may hold what guests wrote: no terminal escapes get through.
+    let cell: String = cell
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if cell.chars().count() <= width {
-        return cell.to_string();
+        return cell;
     }
     let mut out: String = cell.chars().take(width.saturating_sub(1)).collect();
     out.push('…');

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// `banger ARGS` with `input` on stdin.
+/// `banger ARGS` with `input` on stdin (written while the output is read,
+/// so neither side can fill its pipe and wait on the other).
 fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> Output {
     let mut child = env
         .command(BANGER)
@@ -21,8 +22,12 @@ fn with_stdin(env: &TestEnv, args: &[&str], input: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    out
 }
 
 /// Runs `banger ARGS` on a pseudo-terminal (`script`), typing `typed` once
@@ -57,11 +62,54 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     env.write_config("vmm = \"qemu\"");
     env.ok(&["vm", "create", "--name", "agenty"]);
 
-    // Ready means the agent answers: exec works at once, without SSH.
+    // Ready means the agent answered (the daemon says which way the guest
+    // became ready), and exec works at once, without SSH.
+    let log = std::fs::read_to_string(env.state_dir().join("bangerd.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("guest ready")
+            && l.contains("agenty")
+            && l.contains("\"agent\":true")),
+        "ready by the agent"
+    );
     assert_eq!(
         env.ok(&["vm", "exec", "agenty", "--", "cat", "/etc/hostname"]),
         "agenty\n"
     );
+    // A reader that stops early (`| head`) ends the command, as locally.
+    let mut child = env
+        .command(BANGER)
+        .args(["vm", "exec", "agenty", "--", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    for _ in 0..3 {
+        assert_eq!(lines.next().unwrap().unwrap(), "y");
+    }
+    drop(lines);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vm exec kept going after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(141), "like a command killed by SIGPIPE");
+    let out = env.banger(&["vm", "exec", "agenty", "--", "pgrep", "-x", "yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "yes was ended in the guest: {}",
+        text(&out)
+    );
+    // -n: no input at all.
+    assert_eq!(env.ok(&["vm", "exec", "-n", "agenty", "--", "cat"]), "");
 
     // Exit codes, separate stdout and stderr, arguments kept exactly.
     let out = env.banger(&[

@@ -79,6 +79,7 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     // A daemon restart does not touch the running VM, which stays managed.
     let pids = vmm_pids(&dir);
     assert_eq!(pids.len(), 1, "one VMM process for the VM");
+    assert_eq!(helper_pids(&dir).len(), 1, "one vsock helper for the VM");
     env.ok(&["daemon", "stop"]);
     assert_eq!(vmm_pids(&dir), pids, "the VMM survives the daemon");
     assert_eq!(

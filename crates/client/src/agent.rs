@@ -36,11 +36,26 @@ pub enum AgentError {
     Status { status: u16, body: String },
     #[error("talking to the guest agent: {0}")]
     Protocol(String),
+    /// The caller stopped reading an exec's output (its reader went away);
+    /// the connection is closed, which ends the command in the guest.
+    #[error("the output of the command could not be delivered")]
+    Stopped,
 }
 
 /// The error a user sees when a VM's agent cannot be used: what failed and
 /// what to do, making clear the VM itself is still manageable.
 pub fn unavailable(vm: &str, err: &AgentError) -> banger_api::ApiError {
+    if let AgentError::Connect { path, source } = err {
+        // Nothing answers on the host side: the VMM (or QEMU's vsock
+        // helper) is gone, not the guest's agent.
+        return banger_api::ApiError::new(
+            banger_api::ErrorCode::Unavailable,
+            format!("the host side of VM {vm}'s vsock ({path}) is not answering: {source}"),
+        )
+        .with_hint(format!(
+            "its VMM or vsock helper is not running: `banger vm restart {vm}`; `banger doctor` checks vhost-device-vsock"
+        ));
+    }
     banger_api::ApiError::new(
         banger_api::ErrorCode::Unavailable,
         format!("the guest agent of VM {vm} is not answering: {err}"),
@@ -50,6 +65,17 @@ pub fn unavailable(vm: &str, err: &AgentError) -> banger_api::ApiError {
          check the agent in the guest with `systemctl status banger-agent`, or restart the VM. \
          Images built before the agent existed need `banger image build` again; QEMU hosts need \
          vhost-device-vsock (`banger doctor`)"
+    ))
+}
+
+/// The error for a VM whose image has no agent at all.
+pub fn not_in_image(vm: &str, image: &str) -> banger_api::ApiError {
+    banger_api::ApiError::new(
+        banger_api::ErrorCode::Unavailable,
+        format!("VM {vm} has no guest agent: its image {image} was made without one"),
+    )
+    .with_hint(format!(
+        "rebuild the image (`banger image build --name {image}`) and create the VM again; `banger vm ssh {vm}` works meanwhile"
     ))
 }
 
@@ -133,13 +159,14 @@ impl AgentClient {
     }
 
     /// Runs a command with `stdin` as its input; calls `on_frame` for each
-    /// piece of output as it arrives; returns the exit code. The timeout
-    /// covers reaching the agent, not how long the command runs.
+    /// piece of output as it arrives (returning false stops: the command is
+    /// ended and [`AgentError::Stopped`] returned); returns the exit code.
+    /// The timeout covers reaching the agent, not how long the command runs.
     pub async fn exec(
         &self,
         request: &ExecRequest,
         stdin: Bytes,
-        on_frame: &mut (dyn FnMut(&ExecFrame) + Send),
+        on_frame: &mut (dyn FnMut(&ExecFrame) -> bool + Send),
     ) -> Result<i32, AgentError> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         if !stdin.is_empty() {
@@ -155,7 +182,7 @@ impl AgentClient {
         &self,
         request: &ExecRequest,
         stdin: tokio::sync::mpsc::Receiver<Bytes>,
-        on_frame: &mut (dyn FnMut(&ExecFrame) + Send),
+        on_frame: &mut (dyn FnMut(&ExecFrame) -> bool + Send),
     ) -> Result<i32, AgentError> {
         let header = serde_json::to_string(request).expect("requests serialise");
         let stream = self.connect().await?;
@@ -190,7 +217,10 @@ impl AgentClient {
                 if let ExecFrame::Exit { code } = frame {
                     return Ok(code);
                 }
-                on_frame(&frame);
+                if !on_frame(&frame) {
+                    // Dropping the body closes the connection.
+                    return Err(AgentError::Stopped);
+                }
             }
         }
         Err(AgentError::Protocol(

@@ -66,6 +66,9 @@ pub struct App {
     pub caps: Vec<Arc<dyn Capability>>,
     pub tap_pool: Arc<TapPool>,
     pub dns: Arc<VmDns>,
+    /// What each guest listener turned out to be (`vm ports`), so a
+    /// listener is probed once, not at every refresh of a TUI.
+    pub web_probes: crate::vms::ports::ProbeCache,
     pub shutdown: Notify,
     /// Every running operation holds a read guard; shutdown takes the write
     /// side, so the daemon never exits half-way through one (e.g. resize2fs).
@@ -92,6 +95,7 @@ impl App {
             vm_locks: Mutex::new(HashMap::new()),
             alloc_lock: AsyncMutex::new(()),
             image_lock: AsyncMutex::new(()),
+            web_probes: Default::default(),
             key_lock: AsyncMutex::new(()),
             bridge_lock: AsyncMutex::new(()),
             shutdown: Notify::new(),
@@ -151,11 +155,18 @@ impl App {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
                 let bin = tools::require(&name.to_string_lossy()).map_err(errors::host)?;
-                Ok(Arc::new(Qemu::new(
-                    bin,
-                    kvm::usable(),
-                    vsock_helper(&self.config),
-                )))
+                let helper = match &self.config.vsock_helper_bin {
+                    // Asked for by name: it must be there.
+                    Some(path) => Some(
+                        tools::require(&path.to_string_lossy()).map_err(|e| {
+                            errors::host(e).with_hint(
+                                "fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)",
+                            )
+                        })?,
+                    ),
+                    None => vsock_helper(&self.config),
+                };
+                Ok(Arc::new(Qemu::new(bin, kvm::usable(), helper)))
             }
         }
     }

@@ -158,9 +158,15 @@ pub fn run(paths: &Paths, config: &Config, images_dir: &Path) -> Vec<Check> {
         ),
     });
     if vmm == VmmKind::Qemu {
-        checks.push(match crate::app::vsock_helper(config) {
-            Some(path) => check("vsock helper", Status::Pass, path.display().to_string(), None),
-            None => check(
+        checks.push(match (crate::app::vsock_helper(config), &config.vsock_helper_bin) {
+            (Some(path), _) => check("vsock helper", Status::Pass, path.display().to_string(), None),
+            (None, Some(configured)) => check(
+                "vsock helper",
+                Status::Fail,
+                format!("vsock_helper_bin {} was not found: QEMU VMs cannot start", configured.display()),
+                Some("fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)".into()),
+            ),
+            (None, None) => check(
                 "vsock helper",
                 Status::Warn,
                 "vhost-device-vsock not found: QEMU guests get no agent (no `vm ports`, `vm exec`, guest stats)",

@@ -236,7 +236,7 @@ async fn update_vm(
 
 async fn vm_ports(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vec<VmPort>> {
     let vm = app.store.resolve_vm(&vm).map_err(errors::store_ref)?;
-    Ok(Json(ports::ports(&vm).await?))
+    Ok(Json(ports::ports(&app, &vm).await?))
 }
 
 async fn vm_stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {

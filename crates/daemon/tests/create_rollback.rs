@@ -46,6 +46,10 @@ impl Disks for FlakyDisks {
             .await
     }
 
+    async fn has_file(&self, image: &Path, path: &str) -> Result<bool, HostError> {
+        Ext4Disks::new(SystemRunner).has_file(image, path).await
+    }
+
     async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError> {
         Ext4Disks::new(SystemRunner).grow_ext4(path, size).await
     }

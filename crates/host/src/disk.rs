@@ -32,6 +32,9 @@ pub trait Disks: Send + Sync {
         size: u64,
         label: &str,
     ) -> Result<(), HostError>;
+
+    /// Whether the (unmounted) ext4 image has a regular file at `path`.
+    async fn has_file(&self, image: &Path, path: &str) -> Result<bool, HostError>;
 }
 
 /// [`Disks`] through e2fsprogs' `mkfs.ext4 -d`.
@@ -100,6 +103,25 @@ impl<R: Runner> Disks for Ext4Disks<R> {
         Ok(())
     }
 
+    async fn has_file(&self, image: &Path, path: &str) -> Result<bool, HostError> {
+        // debugfs, read-only; it exits 0 either way and reports a missing
+        // file on stderr.
+        let out = self
+            .runner
+            .run(
+                Cmd::new("debugfs")
+                    .args(["-R", &format!("stat {path}")])
+                    .arg(image),
+            )
+            .await?;
+        let text = format!(
+            "{}{}",
+            out.stdout_str(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(text.contains("Type: regular"))
+    }
+
     async fn clone_ext4(
         &self,
         seed: &Path,
@@ -136,29 +158,6 @@ impl<R: Runner> Disks for Ext4Disks<R> {
 }
 
 /// A file of `size` bytes with no blocks allocated.
-/// Whether an (unmounted) ext4 image has a regular file at `path`, asked
-/// of debugfs (read-only).
-pub async fn ext4_has_file(
-    runner: &dyn crate::runner::Runner,
-    image: &Path,
-    path: &str,
-) -> Result<bool, HostError> {
-    let out = runner
-        .run(
-            Cmd::new("debugfs")
-                .args(["-R", &format!("stat {path}")])
-                .arg(image),
-        )
-        .await?;
-    // debugfs exits 0 either way; a missing file is reported on stderr.
-    let text = format!(
-        "{}{}",
-        out.stdout_str(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(text.contains("Type: regular"))
-}
-
 pub fn create_sparse(path: &Path, size: u64) -> Result<(), HostError> {
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -22,6 +22,9 @@ pub async fn web_protocol(ip: Ipv4Addr, port: u16, timeout: Duration) -> Option<
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            // Only the guest is ever asked: a redirect is an answer (it is
+            // a web server), never a request to wherever it points.
+            .max_redirects(0)
             .proxy(None)
             .tls_config(
                 ureq::tls::TlsConfig::builder()

@@ -79,6 +79,32 @@ async fn plain_and_self_signed_web_servers_are_told_apart() {
 }
 
 #[tokio::test]
+async fn a_redirect_is_an_answer_and_is_not_followed() {
+    // Where the redirect points: it must never be asked.
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere_port = elsewhere.local_addr().unwrap().port();
+    elsewhere.set_nonblocking(true).unwrap();
+    let redirect = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = redirect.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in redirect.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:{elsewhere_port}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    assert_eq!(web_protocol(LOCAL, port, TIMEOUT).await, Some("http"));
+    assert!(
+        elsewhere.accept().is_err(),
+        "the probe followed the redirect"
+    );
+}
+
+#[tokio::test]
 async fn servers_that_are_not_web_servers_are_not_links() {
     // Speaks first, like sshd, and closes on garbage.
     let ssh = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -56,7 +56,7 @@ After=ssh.service
 
 [Service]
 ExecStartPre=-/sbin/modprobe vmw_vsock_virtio_transport
-ExecStart=/usr/local/bin/banger-agent --listen vsock:1024
+ExecStart=/usr/local/bin/banger-agent --listen vsock:{port}
 # `vm exec` runs commands as root would see them after `vm ssh`.
 Environment=HOME=/root USER=root LANG=C.UTF-8
 WorkingDirectory=-/root
@@ -84,6 +84,11 @@ set -g history-limit 50000
 set -g default-terminal \"tmux-256color\"
 set -g escape-time 10
 ";
+
+/// The agent's unit, listening on the port the host asks for.
+fn agent_unit() -> String {
+    AGENT_UNIT.replace("{port}", &banger_api::agent::AGENT_PORT.to_string())
+}
 
 /// Units that slow a boot down and do nothing useful in a dev VM.
 const MASKED_UNITS: &[&str] = &[
@@ -150,7 +155,7 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     }
     hasher.update(crate::INIT_SCRIPT);
     hasher.update(SSHD_CONFIG);
-    hasher.update(AGENT_UNIT);
+    hasher.update(agent_unit());
     hasher.update(BASHRC_MISE);
     hasher.update(TMUX_CONF);
     for tool in crate::tools::TOOLS {
@@ -383,6 +388,7 @@ async fn build_into(
     blocking(move || configure_rootfs(&dir).and_then(|()| install_agent(&dir, &agent)))
         .await
         .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
+    check_agent_runs(runner.as_ref(), &rootdir, &request.agent).await?;
 
     say(
         "image.kernel",
@@ -563,6 +569,34 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The agent is built on the host, against the host's glibc: make sure the
+/// image's own libc runs it (a newer host glibc than the image's would not),
+/// by running it in the tree (chroot, as root; skipped otherwise).
+async fn check_agent_runs(
+    runner: &dyn Runner,
+    root: &Path,
+    agent: &Path,
+) -> Result<(), BuildError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let run = runner
+        .run(
+            Cmd::new("chroot")
+                .arg(root)
+                .arg(format!("/{AGENT_PATH}"))
+                .arg("--version"),
+        )
+        .await;
+    match run {
+        Ok(_) => Ok(()),
+        Err(e) => Err(BuildError::Failed(format!(
+            "the guest agent {} does not run on this image's libc: {e}; build banger on a system no newer than the image's Debian release (debian_suite), or set agent_bin to an agent built for it",
+            agent.display()
+        ))),
+    }
+}
+
 /// The guest agent as an enabled service.
 fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{symlink, PermissionsExt};
@@ -572,7 +606,7 @@ fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display())))?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
     let units = root.join("etc/systemd/system");
-    std::fs::write(units.join("banger-agent.service"), AGENT_UNIT)?;
+    std::fs::write(units.join("banger-agent.service"), agent_unit())?;
     let wants = units.join("multi-user.target.wants");
     std::fs::create_dir_all(&wants)?;
     let link = wants.join("banger-agent.service");

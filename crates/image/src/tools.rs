@@ -101,9 +101,11 @@ pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, To
         .call()
         .map_err(|e| unreachable(e.to_string()))?;
     let mut bytes = Vec::new();
+    // No tool tarball comes near 1 GiB; a registry sending more is broken.
     response
         .into_body()
         .into_reader()
+        .take(1 << 30)
         .read_to_end(&mut bytes)
         .map_err(|e| unreachable(e.to_string()))?;
     let got = integrity_of(&bytes);

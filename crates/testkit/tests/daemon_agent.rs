@@ -93,7 +93,7 @@ async fn an_image_with_the_agent_is_ready_when_the_agent_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_without_the_agent_is_ready_by_ssh_and_has_no_guest_figures() {
+async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
     agent_socket();
     let d = daemon(Duration::from_millis(200));
     let app = d.app.clone();
@@ -112,6 +112,18 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_has_no_guest_figures() {
     // The VMM's vsock exists (and would even answer), but the image says
     // there is no agent: readiness came from the probe, with no agent grace.
     assert!(started.elapsed() < Duration::from_secs(10));
+    // Guest features say why they are missing, and how to get them.
+    let figures = stats::stats(&app, &vm).await.unwrap();
+    assert!(figures.guest.is_none());
+    let why = figures.guest_error.unwrap();
+    assert!(
+        why.contains("made without one") && why.contains("banger image build --name default"),
+        "{why}"
+    );
+    let err = banger_daemon::vms::ports::ports(&app, &vm)
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("no guest agent"), "{}", err.message);
     lifecycle::delete(app.clone(), "plain".into(), true)
         .await
         .unwrap();

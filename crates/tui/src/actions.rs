@@ -22,11 +22,14 @@ pub async fn snapshot(fleet: &Arc<dyn Fleet>) -> Result<Snapshot, String> {
         let name = vm.name.clone();
         let running = vm.state == VmState::Running;
         tasks.spawn(async move {
-            let ports = match running {
-                true => fleet.vm_ports(&name).await.ok(),
-                false => None,
+            let ports = async {
+                match running {
+                    true => fleet.vm_ports(&name).await.ok(),
+                    false => None,
+                }
             };
-            (name.clone(), fleet.vm_stats(&name).await.ok(), ports)
+            let (stats, ports) = tokio::join!(fleet.vm_stats(&name), ports);
+            (name.clone(), stats.ok(), ports)
         });
     }
     let mut snapshot = Snapshot {

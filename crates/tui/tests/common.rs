@@ -213,6 +213,7 @@ impl Fleet for FakeFleet {
             .ok_or_else(|| "no stats".to_string())
     }
     async fn vm_ports(&self, name: &str) -> Result<Vec<VmPort>> {
+        self.calls.lock().unwrap().push(format!("ports {name}"));
         self.snapshot
             .lock()
             .unwrap()

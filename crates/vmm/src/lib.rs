@@ -61,6 +61,9 @@ pub fn vsock_socket(dir: &Path) -> PathBuf {
     dir.join(banger_api::agent::VSOCK_SOCKET)
 }
 
+/// Each VM has its own vsock device: the guest's CID only has to be valid (≥ 3).
+pub const GUEST_CID: u32 = 3;
+
 /// Which process a driver just started, so the daemon journals each one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {

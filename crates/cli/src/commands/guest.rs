@@ -55,9 +55,8 @@ pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Resul
 pub async fn exec(
     client: &DaemonClient,
     vm: &str,
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
-    cwd: Option<String>,
+    request: ExecRequest,
+    with_stdin: bool,
 ) -> anyhow::Result<ExitCode> {
     let vm = running(client, vm).await?;
     let agent = agent::for_vm_dir(Path::new(&vm.dir));
@@ -65,6 +64,9 @@ pub async fn exec(
     // A plain thread, not a runtime task: a command that never reads its
     // input must not keep this process alive waiting on the terminal.
     std::thread::spawn(move || {
+        if !with_stdin {
+            return; // dropping `tx` is end of input
+        }
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -78,7 +80,6 @@ pub async fn exec(
             }
         }
     });
-    let request = ExecRequest { argv, env, cwd };
     let mut write_failed = None;
     let result = agent
         .exec_streaming(&request, rx, &mut |frame| {
@@ -91,15 +92,34 @@ pub async fn exec(
                 }
                 ExecFrame::Exit { .. } => Ok(()),
             };
-            if let Err(e) = written {
-                write_failed.get_or_insert(e);
+            match written {
+                Ok(()) => true,
+                Err(e) => {
+                    write_failed = Some(e);
+                    false
+                }
             }
         })
         .await;
     match result {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+        // Our reader went away (`| head`): stop quietly, as a local command
+        // killed by SIGPIPE would (128 + 13).
+        Err(agent::AgentError::Stopped) => match write_failed {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(141)),
+            Some(e) => {
+                eprintln!("banger: cannot write the command's output: {e}");
+                Ok(ExitCode::from(UNREACHABLE))
+            }
+            None => Ok(ExitCode::from(UNREACHABLE)),
+        },
         Err(e) => {
-            let err = anyhow::Error::new(ClientError::Api(agent::unavailable(&vm.name, &e)));
+            // Say why: an image without the agent, or an agent not answering.
+            let api = match client.get_image(&vm.image).await {
+                Ok(image) if !image.agent => agent::not_in_image(&vm.name, &image.name),
+                _ => agent::unavailable(&vm.name, &e),
+            };
+            let err = anyhow::Error::new(ClientError::Api(api));
             output::print_error(&err);
             Ok(ExitCode::from(UNREACHABLE))
         }

@@ -4,6 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use banger_api::agent::ExecRequest;
 use banger_api::{format_size, CreateVmRequest, KillRequest, UpdateVmRequest, Vm, VmStats};
 use banger_client::DaemonClient;
 use clap::{Args, Subcommand};
@@ -42,6 +43,9 @@ pub enum VmCommand {
         /// Working directory in the guest
         #[arg(long)]
         cwd: Option<String>,
+        /// Give the command no input (as `ssh -n`): for running in the background
+        #[arg(long, short = 'n')]
+        no_stdin: bool,
         /// The command and its arguments, after `--`
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -243,9 +247,15 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             vm,
             env,
             cwd,
+            no_stdin,
             command,
         } => {
-            return super::guest::exec(&client, &vm, command, env, cwd).await;
+            let request = ExecRequest {
+                argv: command,
+                env,
+                cwd,
+            };
+            return super::guest::exec(&client, &vm, request, !no_stdin).await;
         }
         VmCommand::Ports { vm, json } => {
             super::guest::ports(&client, &vm, json).await?;
@@ -385,26 +395,29 @@ async fn boot_each(
 /// While it runs, Ctrl-C and Ctrl-\ are its business, not this process's.
 fn run_foreground(mut command: std::process::Command) -> anyhow::Result<u8> {
     use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: only the disposition changes; no handler code runs. The child
-    // gets the defaults back before exec (ignored signals would be inherited).
+    // SAFETY: only dispositions change; no handler code runs. The child
+    // gets ours back before exec (ignored signals would be inherited), and
+    // we get them back after.
+    let (int, quit) = unsafe {
+        (
+            signal(Signal::SIGINT, SigHandler::SigIgn)?,
+            signal(Signal::SIGQUIT, SigHandler::SigIgn)?,
+        )
+    };
     unsafe {
-        command.pre_exec(|| {
-            for sig in [Signal::SIGINT, Signal::SIGQUIT] {
-                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
-            }
+        command.pre_exec(move || {
+            signal(Signal::SIGINT, int).map_err(std::io::Error::from)?;
+            signal(Signal::SIGQUIT, quit).map_err(std::io::Error::from)?;
             Ok(())
         });
-        signal(Signal::SIGINT, SigHandler::SigIgn)?;
-        signal(Signal::SIGQUIT, SigHandler::SigIgn)?;
     }
-    let status = command
-        .status()
-        .context("cannot run ssh (apt-get install openssh-client)")?;
+    let status = command.status();
     // SAFETY: as above.
     unsafe {
-        signal(Signal::SIGINT, SigHandler::SigDfl)?;
-        signal(Signal::SIGQUIT, SigHandler::SigDfl)?;
+        signal(Signal::SIGINT, int)?;
+        signal(Signal::SIGQUIT, quit)?;
     }
+    let status = status.context("cannot run ssh (apt-get install openssh-client)")?;
     Ok(status
         .code()
         .and_then(|c| u8::try_from(c).ok())
@@ -519,7 +532,7 @@ fn print_stats(stats: &VmStats) {
             );
         }
     } else if let Some(error) = &stats.guest_error {
-        println!("guest:    no figures ({error})");
+        println!("guest:    no figures: {error}");
     }
 }
 

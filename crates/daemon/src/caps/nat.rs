@@ -33,10 +33,7 @@ async fn apply(app: &App, vm: &Vm) -> OpResult<()> {
         ))
         .with_hint("connect the host to a network (a default route), or use --no-nat"));
     }
-    let source = vm
-        .ip
-        .parse()
-        .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
+    let source = crate::vms::vm_ip(vm)?;
     let net = &app.host.net;
     net.perform(&Op::AddNat(NatRule {
         tag: tag(vm),

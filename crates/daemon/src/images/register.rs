@@ -176,13 +176,15 @@ pub async fn register(app: &Arc<App>, request: RegisterImageRequest) -> OpResult
             .with_hint("register the new rootfs under another --name, or delete those VMs first"));
         }
     }
-    let agent = banger_host::disk::ext4_has_file(
-        app.host.runner.as_ref(),
-        Path::new(&request.rootfs),
-        &format!("/{}", banger_image::build::AGENT_PATH),
-    )
-    .await
-    .map_err(errors::host)?;
+    let agent = app
+        .host
+        .disks
+        .has_file(
+            Path::new(&request.rootfs),
+            &format!("/{}", banger_image::build::AGENT_PATH),
+        )
+        .await
+        .map_err(errors::host)?;
     let image = Image {
         agent,
         name: request.name.clone(),

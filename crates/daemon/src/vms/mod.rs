@@ -23,6 +23,26 @@ pub mod stats;
 
 use std::path::{Path, PathBuf};
 
+/// The VM's address, as stored.
+pub fn vm_ip(vm: &banger_api::Vm) -> crate::errors::OpResult<std::net::Ipv4Addr> {
+    vm.ip.parse().map_err(|_| {
+        banger_api::ApiError::internal(format!(
+            "stored IP {:?} of VM {} is invalid",
+            vm.ip, vm.name
+        ))
+    })
+}
+
+/// Whether the VM's image carries the guest agent (unknown image: assume so,
+/// and let the agent's answer tell).
+pub fn image_has_agent(app: &crate::app::App, vm: &banger_api::Vm) -> bool {
+    app.store
+        .get_image(&vm.image)
+        .ok()
+        .flatten()
+        .is_none_or(|image| image.agent)
+}
+
 /// Files of a VM's directory.
 pub struct VmFiles {
     pub dir: PathBuf,

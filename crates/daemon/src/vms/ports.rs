@@ -1,24 +1,64 @@
 //! `vm ports`: the guest's listening sockets, as endpoints the host can use.
 //! The agent lists them; the daemon merges IPv4/IPv6 duplicates, drops
-//! loopback-only listeners (unreachable from the host) and probes each TCP
-//! port for HTTP and HTTPS.
+//! loopback-only listeners (unreachable from the host) and probes each new
+//! TCP listener for HTTPS and HTTP, once: the answer is kept for as long as
+//! the same process listens there, so repeated calls (the TUI refreshes
+//! every two seconds) do not knock on guest servers again. sshd is never
+//! probed (newer OpenSSH penalises clients that fail to speak SSH).
 
-use std::net::Ipv4Addr;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use banger_api::agent::Listener;
 use banger_api::{ApiError, ErrorCode, Vm, VmPort, VmState};
 use banger_client::agent;
 use banger_host::probe::web_protocol;
 
+use crate::app::App;
 use crate::errors::OpResult;
 
 /// Each web probe is short: a port that does not answer quickly is not a
 /// web server worth a link.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
-pub async fn ports(vm: &Vm) -> OpResult<Vec<VmPort>> {
+/// Probes at once per call, at most.
+const PROBES_AT_ONCE: usize = 8;
+
+/// A listener: VM id, protocol, port and the listening process.
+type ListenerKey = (String, String, u16, Option<u32>);
+
+/// Web classification of listeners already probed (`None`: not web).
+#[derive(Default)]
+pub struct ProbeCache(Mutex<HashMap<ListenerKey, Option<String>>>);
+
+impl ProbeCache {
+    fn get(&self, key: &ListenerKey) -> Option<Option<String>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Records this call's answers and forgets the VM's listeners that are gone.
+    fn replace(&self, vm_id: &str, found: Vec<(ListenerKey, Option<String>)>) {
+        let mut map = self.lock();
+        map.retain(|key, _| key.0 != vm_id);
+        map.extend(found);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ListenerKey, Option<String>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Ports whose servers must not be sent a web request.
+fn never_probe(port: &VmPort) -> bool {
+    port.protocol != "tcp" || port.port == 22 || port.process.as_deref() == Some("sshd")
+}
+
+pub async fn ports(app: &App, vm: &Vm) -> OpResult<Vec<VmPort>> {
+    let cache = &app.web_probes;
     if vm.state != VmState::Running {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -29,14 +69,14 @@ pub async fn ports(vm: &Vm) -> OpResult<Vec<VmPort>> {
         )
         .with_hint(format!("start it with `banger vm start {}`", vm.name)));
     }
+    if !super::image_has_agent(app, vm) {
+        return Err(agent::not_in_image(&vm.name, &vm.image));
+    }
     let listeners = agent::for_vm_dir(Path::new(&vm.dir))
         .ports()
         .await
         .map_err(|e| agent::unavailable(&vm.name, &e))?;
-    let ip: Ipv4Addr = vm
-        .ip
-        .parse()
-        .map_err(|_| ApiError::internal(format!("stored IP {:?} is invalid", vm.ip)))?;
+    let ip = super::vm_ip(vm)?;
     let mut ports: Vec<VmPort> = host_usable(listeners)
         .into_iter()
         .map(|l| VmPort {
@@ -48,24 +88,50 @@ pub async fn ports(vm: &Vm) -> OpResult<Vec<VmPort>> {
             web: None,
             url: None,
             pid: l.pid,
-            process: l.process,
-            command: l.command,
+            process: l.process.as_deref().map(printable),
+            command: l.command.as_deref().map(printable),
         })
         .collect();
-    let probes = ports.iter().map(|p| async move {
-        match p.protocol.as_str() {
-            "tcp" => web_protocol(ip, p.port, PROBE_TIMEOUT).await,
-            _ => None,
-        }
+    // Owned inputs first: the probes run on the server's Send futures.
+    let jobs: Vec<(ListenerKey, Option<Option<String>>, bool)> = ports
+        .iter()
+        .map(|p| {
+            let key = (vm.id.clone(), p.protocol.clone(), p.port, p.pid);
+            let known = cache.get(&key);
+            (key, known, never_probe(p))
+        })
+        .collect();
+    let probes = jobs.into_iter().map(|(key, known, skip)| async move {
+        let web = match (skip, known) {
+            (true, _) => None,
+            (false, Some(known)) => known,
+            (false, None) => web_protocol(ip, key.2, PROBE_TIMEOUT)
+                .await
+                .map(String::from),
+        };
+        (key, web)
     });
-    let found = futures::future::join_all(probes).await;
-    for (port, web) in ports.iter_mut().zip(found) {
+    // `buffered` keeps the order of `ports`.
+    let found: Vec<_> = futures::stream::iter(probes)
+        .buffered(PROBES_AT_ONCE)
+        .collect()
+        .await;
+    for (port, (_, web)) in ports.iter_mut().zip(&found) {
         if let Some(scheme) = web {
             port.url = Some(format!("{scheme}://{}/", port.endpoint));
-            port.web = Some(scheme.to_string());
+            port.web = Some(scheme.clone());
         }
     }
+    cache.replace(&vm.id, found);
     Ok(ports)
+}
+
+/// Guest processes choose their names and command lines: control
+/// characters (terminal escapes) are shown as `?`, never passed on.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// One row per protocol and port (a server on `0.0.0.0` and `::` is one
@@ -97,6 +163,54 @@ mod tests {
             process: None,
             command: None,
         }
+    }
+
+    fn port(protocol: &str, number: u16, process: &str) -> VmPort {
+        VmPort {
+            protocol: protocol.into(),
+            port: number,
+            address: "0.0.0.0".into(),
+            endpoint: format!("x.vm:{number}"),
+            ip_endpoint: format!("172.30.0.2:{number}"),
+            web: None,
+            url: None,
+            pid: Some(1),
+            process: Some(process.into()),
+            command: None,
+        }
+    }
+
+    #[test]
+    fn sshd_and_udp_are_never_sent_web_requests() {
+        assert!(never_probe(&port("tcp", 22, "sshd")));
+        assert!(never_probe(&port("tcp", 2222, "sshd")));
+        assert!(never_probe(&port("udp", 8000, "python3")));
+        assert!(!never_probe(&port("tcp", 8000, "python3")));
+    }
+
+    #[test]
+    fn the_cache_keeps_a_vms_current_listeners_only() {
+        let cache = ProbeCache::default();
+        let key = |vm: &str, port| (vm.to_string(), "tcp".to_string(), port, Some(7));
+        cache.replace(
+            "a",
+            vec![(key("a", 80), Some("http".into())), (key("a", 81), None)],
+        );
+        cache.replace("b", vec![(key("b", 80), None)]);
+        assert_eq!(cache.get(&key("a", 80)), Some(Some("http".into())));
+        assert_eq!(cache.get(&key("a", 81)), Some(None), "known: not web");
+        // a's 81 is gone: forgotten; b is untouched.
+        cache.replace("a", vec![(key("a", 80), Some("http".into()))]);
+        assert_eq!(cache.get(&key("a", 81)), None);
+        assert_eq!(cache.get(&key("b", 80)), Some(None));
+    }
+
+    #[test]
+    fn control_characters_from_the_guest_are_not_passed_on() {
+        assert_eq!(
+            printable("evil\x1b]52;c;Zm9v\x07name"),
+            "evil?]52;c;Zm9v?name"
+        );
     }
 
     #[test]

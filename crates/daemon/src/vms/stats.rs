@@ -41,10 +41,20 @@ pub async fn stats(app: &App, vm: &Vm) -> OpResult<VmStats> {
         // Ask the guest while the CPU sample runs.
         let agent = banger_client::agent::for_vm_dir(Path::new(&vm.dir))
             .with_timeout(Duration::from_secs(2));
-        let (guest, ()) = tokio::join!(agent.stats(), tokio::time::sleep(SAMPLE));
-        match guest {
-            Ok(figures) => stats.guest = Some(figures),
-            Err(e) => stats.guest_error = Some(e.to_string()),
+        if super::image_has_agent(app, vm) {
+            let (guest, ()) = tokio::join!(agent.stats(), tokio::time::sleep(SAMPLE));
+            match guest {
+                Ok(figures) => stats.guest = Some(figures),
+                Err(e) => {
+                    stats.guest_error =
+                        Some(one_line(banger_client::agent::unavailable(&vm.name, &e)))
+                }
+            }
+        } else {
+            stats.guest_error = Some(one_line(banger_client::agent::not_in_image(
+                &vm.name, &vm.image,
+            )));
+            tokio::time::sleep(SAMPLE).await;
         }
         let after = process::cpu_seconds(proc.pid);
         if let (Some(a), Some(b)) = (before, after) {
@@ -53,6 +63,14 @@ pub async fn stats(app: &App, vm: &Vm) -> OpResult<VmStats> {
         stats.uptime_secs = vm.started_at.as_deref().and_then(uptime);
     }
     Ok(stats)
+}
+
+/// An error with its fix, on one line (it is a field of the stats).
+fn one_line(err: banger_api::ApiError) -> String {
+    match err.hint {
+        Some(hint) => format!("{} ({hint})", err.message),
+        None => err.message,
+    }
 }
 
 fn uptime(started_at: &str) -> Option<u64> {

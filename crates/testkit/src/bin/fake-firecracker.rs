@@ -138,7 +138,8 @@ async fn vsock_connection(stream: tokio::net::UnixStream) {
     }
     let port = line.trim().strip_prefix("CONNECT ").map(str::trim);
     let agent = std::env::var("FAKE_FIRECRACKER_AGENT").ok();
-    let (Some("1024"), Some(agent)) = (port, agent) else {
+    let agent_port = banger_api::agent::AGENT_PORT.to_string();
+    let (Some(true), Some(agent)) = (port.map(|p| p == agent_port), agent) else {
         return; // nothing listens on that port in the (absent) guest
     };
     let Ok(mut guest) = tokio::net::UnixStream::connect(agent).await else {

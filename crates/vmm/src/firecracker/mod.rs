@@ -17,10 +17,7 @@ use models::{
     NetworkInterface, Vsock,
 };
 
-use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError};
-
-/// Each VM has its own vsock device: the CID only has to be valid (≥ 3).
-const GUEST_CID: u32 = 3;
+use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError, GUEST_CID};
 
 pub struct Firecracker {
     binary: PathBuf,

@@ -17,10 +17,7 @@ use async_trait::async_trait;
 use banger_api::VmmKind;
 use banger_host::process::{self, ProcessId};
 
-use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError};
-
-/// Each VM has its own vsock device: the CID only has to be valid (≥ 3).
-const GUEST_CID: u32 = 3;
+use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError, GUEST_CID};
 
 pub struct Qemu {
     binary: PathBuf,
@@ -175,7 +172,7 @@ impl Qemu {
             if !proc.is_alive() || tokio::time::Instant::now() >= deadline {
                 let _ = process::terminate(proc, Duration::from_secs(2)).await;
                 return Err(VmmError::Failed(format!(
-                    "the vsock helper {} did not start: {}",
+                    "the vsock helper {} did not start: {}; reinstall it (`cargo install vhost-device-vsock`) or remove it from PATH / vsock_helper_bin to run guests without an agent channel",
                     helper.display(),
                     log_tail(&log, 5)
                 )));
@@ -231,6 +228,11 @@ impl Vmm for Qemu {
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
+        if helper.is_none() {
+            // A socket left from a run with the helper would look like a
+            // vsock channel this guest does not have.
+            let _ = std::fs::remove_file(spec.vsock_socket());
+        }
         let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir) {
             Ok(proc) => proc,
             Err(err) => {
