@@ -1,15 +1,24 @@
 //! Running a command for the host: stdin streamed in from the request
 //! body, stdout and stderr streamed out as JSON lines as they are written,
-//! the exit code last. The command dies with the connection.
+//! the exit code last. Each command runs in its own process group, whose id
+//! the answer's `x-banger-exec-pid` header carries: the whole group is
+//! killed when the connection goes away, or when the host asks
+//! (`POST /v1/exec/{pid}/kill`) — the way out when the transport cannot
+//! tell the guest that the host hung up (a blocked output stream).
 
+use std::collections::HashSet;
 use std::process::Stdio;
+use std::sync::Mutex;
 
 use axum::body::Body;
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use banger_api::agent::{ExecFrame, ExecRequest, EXEC_HEADER};
+use banger_api::agent::{ExecFrame, ExecRequest, EXEC_HEADER, EXEC_PID_HEADER};
 use base64::Engine;
 use futures::StreamExt;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -28,24 +37,78 @@ pub async fn exec(headers: HeaderMap, body: Body) -> Response {
     }
     // A short queue: output waits in the pipe, not in the agent's memory.
     let (tx, rx) = mpsc::channel::<ExecFrame>(4);
-    tokio::spawn(run(request, body, tx));
+    let pid = match start(&request) {
+        Ok(child) => {
+            let pid = child.id().unwrap_or(0);
+            RUNNING
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(HashSet::new)
+                .insert(pid);
+            tokio::spawn(run(child, pid, body, tx));
+            pid
+        }
+        Err(e) => {
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            let message = format!("cannot run {:?}: {e}", request.argv[0]);
+            tokio::spawn(async move {
+                let _ = tx.send(ExecFrame::Error { message }).await;
+                let _ = tx.send(ExecFrame::Exit { code }).await;
+            });
+            0
+        }
+    };
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(|frame| {
         let mut line = serde_json::to_vec(&frame).expect("frames serialise");
         line.push(b'\n');
         Ok::<_, std::convert::Infallible>(line)
     });
     (
-        [("content-type", "application/x-ndjson")],
+        [
+            ("content-type", "application/x-ndjson".to_string()),
+            (EXEC_PID_HEADER, pid.to_string()),
+        ],
         Body::from_stream(lines),
     )
         .into_response()
+}
+
+/// Process groups of the commands running now: only these may be killed.
+static RUNNING: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+/// `POST /v1/exec/{pid}/kill`: ends a running command and everything it started.
+pub async fn kill(Path(pid): Path<u32>) -> Response {
+    let known = RUNNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|running| running.contains(&pid));
+    if !known {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no command of this agent runs as process group {pid}"),
+        )
+            .into_response();
+    }
+    kill_group(pid);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
 }
 
-async fn run(request: ExecRequest, body: Body, tx: mpsc::Sender<ExecFrame>) {
+fn start(request: &ExecRequest) -> std::io::Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(&request.argv[0]);
     command
         .args(&request.argv[1..])
@@ -53,27 +116,16 @@ async fn run(request: ExecRequest, body: Body, tx: mpsc::Sender<ExecFrame>) {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own group, so a kill reaches what it started too.
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(cwd) = &request.cwd {
         command.current_dir(cwd);
     }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            let _ = tx
-                .send(ExecFrame::Error {
-                    message: format!("cannot run {:?}: {e}", request.argv[0]),
-                })
-                .await;
-            let _ = tx.send(ExecFrame::Exit { code }).await;
-            return;
-        }
-    };
+    command.spawn()
+}
+
+async fn run(mut child: tokio::process::Child, pid: u32, body: Body, tx: mpsc::Sender<ExecFrame>) {
     // stdin: copy the request body as it arrives, then close it.
     if let Some(mut stdin) = child.stdin.take() {
         tokio::spawn(async move {
@@ -99,10 +151,12 @@ async fn run(request: ExecRequest, body: Body, tx: mpsc::Sender<ExecFrame>) {
         } => Some(status),
     };
     let Some(status) = outcome else {
-        let _ = child.start_kill();
+        kill_group(pid);
         let _ = child.wait().await;
+        forget(pid);
         return;
     };
+    forget(pid);
     let code = match status {
         Ok(status) => status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
@@ -110,6 +164,12 @@ async fn run(request: ExecRequest, body: Body, tx: mpsc::Sender<ExecFrame>) {
         Err(_) => 255,
     };
     let _ = tx.send(ExecFrame::Exit { code }).await;
+}
+
+fn forget(pid: u32) {
+    if let Some(running) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        running.remove(&pid);
+    }
 }
 
 /// Forwards one output pipe; stops (and so ends the command, which is

@@ -23,7 +23,8 @@ pub fn router() -> Router {
             .route("/health", get(health))
             .route("/ports", get(ports))
             .route("/stats", get(guest_stats))
-            .route("/exec", post(exec::exec)),
+            .route("/exec", post(exec::exec))
+            .route("/exec/{pid}/kill", post(exec::kill)),
     )
 }
 

@@ -246,3 +246,60 @@ async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_host_can_end_a_command_and_what_it_started() {
+    let agent = Agent::start();
+    let header = serde_json::to_string(&argv(&["sh", "-c", "sleep 27.1828 & yes"])).unwrap();
+    let stream = tokio::net::UnixStream::connect(&agent.socket)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(
+            Request::builder()
+                .method("POST")
+                .uri("/v1/exec")
+                .header("host", "agent")
+                .header(EXEC_HEADER, header)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let group: u32 = response.headers()[banger_api::agent::EXEC_PID_HEADER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The output is never read (as when the host's reader is blocked).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !running("sleep 27.1828") {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _) = call(
+        &agent.socket,
+        "POST",
+        &format!("/v1/exec/{group}/kill"),
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(status, 204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running("sleep 27.1828") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group outlived the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(response);
+    // Only the agent's own commands can be killed.
+    let (status, body) = call(&agent.socket, "POST", "/v1/exec/1/kill", None, b"").await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+}

@@ -7,7 +7,9 @@
 //! - `GET  /v1/stats`  → [`GuestStats`]
 //! - `POST /v1/exec`   — the command in the `x-banger-exec` header as JSON
 //!   ([`ExecRequest`]), stdin as the request body (streamed); the answer is
-//!   a stream of JSON lines ([`ExecFrame`]) ending with `exit`.
+//!   a stream of JSON lines ([`ExecFrame`]) ending with `exit`; the
+//!   `x-banger-exec-pid` header names the command's process group
+//! - `POST /v1/exec/{pid}/kill` — ends that command and what it started
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,8 @@ pub const AGENT_PORT: u32 = 1024;
 pub const VSOCK_SOCKET: &str = "vm.vsock";
 pub const AGENT_PREFIX: &str = "/v1";
 pub const EXEC_HEADER: &str = "x-banger-exec";
+/// In an exec answer: the command's process group, for `POST /v1/exec/{pid}/kill`.
+pub const EXEC_PID_HEADER: &str = "x-banger-exec-pid";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {

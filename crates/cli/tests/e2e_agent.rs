@@ -54,6 +54,23 @@ fn on_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits (briefly) until no process called `name` runs in the guest.
+fn assert_ended_in_guest(env: &TestEnv, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = env.banger(&["vm", "exec", "agenty", "--", "pgrep", "-x", name]);
+        if out.status.code() == Some(1) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} still runs in the guest: {}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     require_root_tools();
@@ -101,13 +118,37 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status.code(), Some(141), "like a command killed by SIGPIPE");
-    let out = env.banger(&["vm", "exec", "agenty", "--", "pgrep", "-x", "yes"]);
+    assert_ended_in_guest(&env, "yes");
+    // Ctrl-C while output streams: the command ends in the guest too.
+    let mut child = env
+        .command(BANGER)
+        .args(["vm", "exec", "agenty", "--", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    // `ip netns exec` runs banger as its child: signal banger itself.
+    let banger_pid =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| child.id().to_string());
+    std::process::Command::new("kill")
+        .args(["-INT", &banger_pid])
+        .status()
+        .unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let status = child.wait().unwrap();
     assert_eq!(
-        out.status.code(),
-        Some(1),
-        "yes was ended in the guest: {}",
-        text(&out)
+        status.code(),
+        Some(130),
+        "exits like an interrupted command"
     );
+    assert_ended_in_guest(&env, "yes");
     // -n: no input at all.
     assert_eq!(env.ok(&["vm", "exec", "-n", "agenty", "--", "cat"]), "");
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use banger_api::agent::{
     ExecFrame, ExecRequest, GuestStats, Health, Listener, AGENT_PORT, AGENT_PREFIX, EXEC_HEADER,
+    EXEC_PID_HEADER,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -146,6 +147,26 @@ impl AgentClient {
         serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
     }
 
+    /// Ends a command this client no longer reads from. Closing the
+    /// connection would, but not every vsock transport tells the guest in
+    /// time when its output is blocked, so the agent is asked outright.
+    async fn stop(&self, group: Option<u32>) {
+        let Some(group) = group else { return };
+        let kill = async {
+            let response = send(
+                self.connect().await?,
+                "POST",
+                &format!("/exec/{group}/kill"),
+                None,
+                Full::new(Bytes::new()),
+            )
+            .await?;
+            collect(response).await.map(drop)
+        };
+        // Best effort: the connection closing is the other way it ends.
+        let _ = self.timed(kill).await;
+    }
+
     pub async fn health(&self) -> Result<Health, AgentError> {
         self.get("/health").await
     }
@@ -173,16 +194,19 @@ impl AgentClient {
             tx.send(stdin).await.expect("the receiver is alive");
         }
         drop(tx);
-        self.exec_streaming(request, rx, on_frame).await
+        let never = tokio::sync::Notify::new();
+        self.exec_streaming(request, rx, on_frame, &never).await
     }
 
     /// Like [`exec`](Self::exec), with stdin streamed: each chunk received
     /// goes to the command as it comes; the channel closing is end of input.
+    /// A notification on `cancel` (Ctrl-C) ends the command like a stop.
     pub async fn exec_streaming(
         &self,
         request: &ExecRequest,
         stdin: tokio::sync::mpsc::Receiver<Bytes>,
         on_frame: &mut (dyn FnMut(&ExecFrame) -> bool + Send),
+        cancel: &tokio::sync::Notify,
     ) -> Result<i32, AgentError> {
         let header = serde_json::to_string(request).expect("requests serialise");
         let stream = self.connect().await?;
@@ -201,9 +225,22 @@ impl AgentClient {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
+        let group: Option<u32> = response
+            .headers()
+            .get(EXEC_PID_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .filter(|pid| *pid > 0);
         let mut body = response.into_body();
         let mut buffer = Vec::new();
-        while let Some(frame) = body.frame().await {
+        loop {
+            let next = tokio::select! {
+                next = body.frame() => next,
+                () = cancel.notified() => {
+                    self.stop(group).await;
+                    return Err(AgentError::Stopped);
+                }
+            };
+            let Some(frame) = next else { break };
             let frame =
                 frame.map_err(|e| AgentError::Protocol(format!("exec stream broken: {e}")))?;
             let Some(data) = frame.data_ref() else {
@@ -218,7 +255,7 @@ impl AgentClient {
                     return Ok(code);
                 }
                 if !on_frame(&frame) {
-                    // Dropping the body closes the connection.
+                    self.stop(group).await;
                     return Err(AgentError::Stopped);
                 }
             }

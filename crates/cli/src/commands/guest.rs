@@ -80,27 +80,47 @@ pub async fn exec(
             }
         }
     });
+    // Ctrl-C ends the command in the guest too, then exits like it (130).
+    let cancel = std::sync::Arc::new(tokio::sync::Notify::new());
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+                cancel.notify_one();
+            }
+        });
+    }
     let mut write_failed = None;
     let result = agent
-        .exec_streaming(&request, rx, &mut |frame| {
-            let written = match frame {
-                ExecFrame::Stdout { data } => decode_to(data, &mut std::io::stdout()),
-                ExecFrame::Stderr { data } => decode_to(data, &mut std::io::stderr()),
-                ExecFrame::Error { message } => {
-                    eprintln!("banger: {message}");
-                    Ok(())
+        .exec_streaming(
+            &request,
+            rx,
+            &mut |frame| {
+                let written = match frame {
+                    ExecFrame::Stdout { data } => decode_to(data, &mut std::io::stdout()),
+                    ExecFrame::Stderr { data } => decode_to(data, &mut std::io::stderr()),
+                    ExecFrame::Error { message } => {
+                        eprintln!("banger: {message}");
+                        Ok(())
+                    }
+                    ExecFrame::Exit { .. } => Ok(()),
+                };
+                match written {
+                    Ok(()) => true,
+                    Err(e) => {
+                        write_failed = Some(e);
+                        false
+                    }
                 }
-                ExecFrame::Exit { .. } => Ok(()),
-            };
-            match written {
-                Ok(()) => true,
-                Err(e) => {
-                    write_failed = Some(e);
-                    false
-                }
-            }
-        })
+            },
+            &cancel,
+        )
         .await;
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(ExitCode::from(130));
+    }
     match result {
         Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
         // Our reader went away (`| head`): stop quietly, as a local command
