@@ -6,8 +6,9 @@
 //! (`POST /v1/exec/{pid}/kill`) — the way out when the transport cannot
 //! tell the guest that the host hung up (a blocked output stream).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use axum::body::Body;
@@ -40,12 +41,13 @@ pub async fn exec(headers: HeaderMap, body: Body) -> Response {
     let pid = match start(&request) {
         Ok(child) => {
             let pid = child.id().unwrap_or(0);
+            let killed = Arc::new(tokio::sync::Notify::new());
             RUNNING
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(HashSet::new)
-                .insert(pid);
-            tokio::spawn(run(child, pid, body, tx));
+                .get_or_insert_with(HashMap::new)
+                .insert(pid, killed.clone());
+            tokio::spawn(run(child, pid, body, tx, killed));
             pid
         }
         Err(e) => {
@@ -77,8 +79,9 @@ pub async fn exec(headers: HeaderMap, body: Body) -> Response {
         .into_response()
 }
 
-/// Process groups of the commands running now: only these may be killed.
-static RUNNING: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+/// Process groups of the commands running now (only these may be killed),
+/// each with how its task hears of a kill.
+static RUNNING: Mutex<Option<HashMap<u32, Arc<tokio::sync::Notify>>>> = Mutex::new(None);
 
 /// `POST /v1/exec/{pid}/kill`: ends a running command and everything it started.
 pub async fn kill(Path(pid): Path<u32>) -> Response {
@@ -86,15 +89,17 @@ pub async fn kill(Path(pid): Path<u32>) -> Response {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
-        .is_some_and(|running| running.contains(&pid));
-    if !known {
+        .and_then(|running| running.get(&pid).cloned());
+    let Some(killed) = known else {
         return (
             StatusCode::NOT_FOUND,
             format!("no command of this agent runs as process group {pid}"),
         )
             .into_response();
-    }
+    };
     kill_group(pid);
+    // Its task may be stuck sending output nobody reads: let it go.
+    killed.notify_one();
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -125,7 +130,13 @@ fn start(request: &ExecRequest) -> std::io::Result<tokio::process::Child> {
     command.spawn()
 }
 
-async fn run(mut child: tokio::process::Child, pid: u32, body: Body, tx: mpsc::Sender<ExecFrame>) {
+async fn run(
+    mut child: tokio::process::Child,
+    pid: u32,
+    body: Body,
+    tx: mpsc::Sender<ExecFrame>,
+    killed: Arc<tokio::sync::Notify>,
+) {
     // stdin: copy the request body as it arrives, then close it.
     if let Some(mut stdin) = child.stdin.take() {
         tokio::spawn(async move {
@@ -144,6 +155,7 @@ async fn run(mut child: tokio::process::Child, pid: u32, body: Body, tx: mpsc::S
     // left running unseen in the guest, even when it prints nothing.
     let outcome = tokio::select! {
         _ = tx.closed() => None,
+        _ = killed.notified() => None,
         status = async {
             let _ = out.await;
             let _ = err.await;

@@ -298,7 +298,14 @@ async fn the_host_can_end_a_command_and_what_it_started() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    drop(response);
+    // The answer ends (its task is not left stuck on unread output).
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        response.into_body().collect(),
+    )
+    .await
+    .expect("the answer ended after the kill")
+    .unwrap();
     // Only the agent's own commands can be killed.
     let (status, body) = call(&agent.socket, "POST", "/v1/exec/1/kill", None, b"").await;
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
