@@ -4,7 +4,10 @@
 //! running in this test process. The guest probe never answers here, so a
 //! VM that becomes ready did so through its agent.
 //!
-//! A test binary of its own: `FAKE_FIRECRACKER_AGENT` is process-wide.
+//! A test binary of its own: `FAKE_FIRECRACKER_AGENT` is process-wide (the
+//! fake's other input, `fake-firecracker.json`, lives in a VM directory
+//! that exists only once the daemon made it). It is set once, before the
+//! first fake is spawned; nothing else in this binary reads it.
 
 mod common;
 

@@ -36,7 +36,16 @@ pub fn require_root_tools() {
         nix::unistd::geteuid().is_root(),
         "end-to-end tests need root (network namespaces, TAP devices)"
     );
-    for tool in ["ip", "qemu-system-x86_64", "mkfs.ext4", "ssh", "mmdebstrap"] {
+    for tool in [
+        "ip",
+        "qemu-system-x86_64",
+        "vhost-device-vsock",
+        "mkfs.ext4",
+        "ssh",
+        "mmdebstrap",
+        "python3",
+        "script",
+    ] {
         assert!(
             Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
