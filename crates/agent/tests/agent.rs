@@ -187,24 +187,16 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(status, 404, "unknown versions are not answered");
 }
 
-/// Whether a process whose command line contains `needle` runs.
-fn running(needle: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .map(|c| {
-                String::from_utf8_lossy(&c)
-                    .replace('\0', " ")
-                    .contains(needle)
-            })
-            .unwrap_or(false)
-    })
-}
-
-#[tokio::test]
-async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
-    let agent = Agent::start();
-    let marker = "31.4159";
-    let header = serde_json::to_string(&argv(&["sleep", marker])).unwrap();
+/// Starts an exec whose answer the test reads (or not) itself.
+async fn start_exec(
+    agent: &Agent,
+    args: &[&str],
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+    hyper::Response<hyper::body::Incoming>,
+) {
+    let header = serde_json::to_string(&argv(args)).unwrap();
     let stream = tokio::net::UnixStream::connect(&agent.socket)
         .await
         .unwrap();
@@ -224,6 +216,27 @@ async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
         )
         .await
         .unwrap();
+    (sender, connection, response)
+}
+
+/// Whether a process whose command line contains `needle` runs.
+fn running(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
+    let agent = Agent::start();
+    let marker = "31.4159";
+    let (sender, connection, response) = start_exec(&agent, &["sleep", marker]).await;
     assert_eq!(response.status(), 200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !running(&format!("sleep {marker}")) {
@@ -250,26 +263,8 @@ async fn a_command_dies_when_the_host_goes_away_even_if_it_is_silent() {
 #[tokio::test]
 async fn the_host_can_end_a_command_and_what_it_started() {
     let agent = Agent::start();
-    let header = serde_json::to_string(&argv(&["sh", "-c", "sleep 27.1828 & yes"])).unwrap();
-    let stream = tokio::net::UnixStream::connect(&agent.socket)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let response = sender
-        .send_request(
-            Request::builder()
-                .method("POST")
-                .uri("/v1/exec")
-                .header("host", "agent")
-                .header(EXEC_HEADER, header)
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (_sender, _connection, response) =
+        start_exec(&agent, &["sh", "-c", "sleep 27.1828 & yes"]).await;
     let group: u32 = response.headers()[banger_api::agent::EXEC_PID_HEADER]
         .to_str()
         .unwrap()

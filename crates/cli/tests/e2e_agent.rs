@@ -54,6 +54,17 @@ fn on_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `vm exec agenty -- yes`, its output to be read by the test.
+fn spawn_yes(env: &TestEnv) -> std::process::Child {
+    env.command(BANGER)
+        .args(["vm", "exec", "agenty", "--", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits (briefly) until no process called `name` runs in the guest.
 fn assert_ended_in_guest(env: &TestEnv, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -93,14 +104,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "agenty\n"
     );
     // A reader that stops early (`| head`) ends the command, as locally.
-    let mut child = env
-        .command(BANGER)
-        .args(["vm", "exec", "agenty", "--", "yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
     for _ in 0..3 {
         assert_eq!(lines.next().unwrap().unwrap(), "y");
@@ -120,14 +124,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     assert_eq!(status.code(), Some(141), "like a command killed by SIGPIPE");
     assert_ended_in_guest(&env, "yes");
     // Ctrl-C while output streams: the command ends in the guest too.
-    let mut child = env
-        .command(BANGER)
-        .args(["vm", "exec", "agenty", "--", "yes"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_yes(&env);
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 2];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
