@@ -76,6 +76,18 @@ if [ -x /usr/local/bin/mise ]; then
 fi
 ";
 
+/// Docker (`--docker`): `/` is an overlayfs, on which Docker's overlay2
+/// cannot stack (it falls back to devicemapper, which fails), so its data
+/// lives on the ext4 `/root` disk — which also keeps images and volumes
+/// across stops. Harmless in images without Docker.
+const DOCKER_DAEMON_JSON: &str =
+    "{\n  \"data-root\": \"/root/.local/share/docker\",\n  \"storage-driver\": \"overlay2\"\n}\n";
+const DOCKER_DROP_IN: &str = "\
+# Written by banger's image builder: Docker's data is on /root.
+[Unit]
+RequiresMountsFor=/root
+";
+
 /// Root's tmux configuration in the work seed.
 const TMUX_CONF: &str = "\
 # Written by banger's image builder.
@@ -157,6 +169,8 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     hasher.update(SSHD_CONFIG);
     hasher.update(agent_unit());
     hasher.update(BASHRC_MISE);
+    hasher.update(DOCKER_DAEMON_JSON);
+    hasher.update(DOCKER_DROP_IN);
     hasher.update(TMUX_CONF);
     for tool in crate::tools::TOOLS {
         hasher.update(format!(
@@ -539,6 +553,13 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
         .open(root.join("root/.bashrc"))?
         .write_all(BASHRC_MISE.as_bytes())?;
     std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
+    std::fs::create_dir_all(root.join("etc/docker"))?;
+    std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
+    std::fs::create_dir_all(root.join("etc/systemd/system/docker.service.d"))?;
+    std::fs::write(
+        root.join("etc/systemd/system/docker.service.d/banger.conf"),
+        DOCKER_DROP_IN,
+    )?;
     std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
     std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
     // Host keys are per VM (the daemon writes them); none ship in the image.

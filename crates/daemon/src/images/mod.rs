@@ -97,7 +97,9 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
         None => DEFAULT_PACKAGES.to_string(),
     };
     let packages = if request.docker {
-        format!("{packages}\n# --docker\ndocker.io\n")
+        // Debian's kernel enables AppArmor, and Docker refuses to run
+        // containers without its parser to load the default profile.
+        format!("{packages}\n# --docker\ndocker.io\napparmor\n")
     } else {
         packages
     };
