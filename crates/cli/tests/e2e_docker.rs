@@ -19,6 +19,9 @@ fn a_docker_image_boots_with_a_working_docker_daemon() {
 
     let env = TestEnv::new(Some(Netns::new("docker")));
     env.write_config("vmm = \"qemu\"");
+    // The same build in the VM's own state: the shared images directory
+    // already has it (no network needed), so this only records it.
+    env.ok(&["image", "build", "--name", "docker-test", "--docker"]);
     env.ok(&["vm", "create", "--name", "whale", "--image", "docker-test"]);
     let version = env.ok(&["vm", "exec", "whale", "--", "docker", "--version"]);
     assert!(version.starts_with("Docker version"), "{version}");
