@@ -246,11 +246,10 @@ pub struct VmStats {
 /// A listening socket in a guest, as the host can use it (`vm ports`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VmPort {
-    /// `tcp` or `udp`.
-    pub protocol: String,
-    pub port: u16,
-    /// What the guest bound (`0.0.0.0`, `::`, a specific address).
-    pub address: String,
+    /// What the guest's agent reported (protocol, bound address, port, owner);
+    /// flattened, so the JSON has its fields at the top level.
+    #[serde(flatten)]
+    pub listener: crate::agent::Listener,
     /// `name.vm:port`.
     pub endpoint: String,
     /// `ip:port`.
@@ -261,12 +260,6 @@ pub struct VmPort {
     /// `http://name.vm:port/` for web listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -250,7 +250,7 @@ fn draw_vm_detail(frame: &mut Frame, area: Rect, model: &Model) {
                 .iter()
                 .map(|p| {
                     let at = p.url.clone().unwrap_or_else(|| p.endpoint.clone());
-                    match &p.process {
+                    match &p.listener.process {
                         Some(process) => format!("{at} ({process})"),
                         None => at,
                     }

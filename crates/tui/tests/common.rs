@@ -99,16 +99,18 @@ pub fn fleet_snapshot() -> Snapshot {
 
 fn port(vm: &str, number: u16, web: Option<&str>, process: &str) -> VmPort {
     VmPort {
-        protocol: "tcp".into(),
-        port: number,
-        address: "0.0.0.0".into(),
+        listener: banger_api::agent::Listener {
+            protocol: "tcp".into(),
+            address: "0.0.0.0".into(),
+            port: number,
+            pid: Some(100),
+            process: Some(process.into()),
+            command: None,
+        },
         endpoint: format!("{vm}.vm:{number}"),
         ip_endpoint: format!("172.30.0.2:{number}"),
         web: web.map(String::from),
         url: web.map(|scheme| format!("{scheme}://{vm}.vm:{number}/")),
-        pid: Some(100),
-        process: Some(process.into()),
-        command: None,
     }
 }
 

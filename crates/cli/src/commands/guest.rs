@@ -34,10 +34,10 @@ pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Resul
         .map(|p| {
             vec![
                 p.url.clone().unwrap_or_else(|| p.endpoint.clone()),
-                p.web.clone().unwrap_or_else(|| p.protocol.clone()),
+                p.web.clone().unwrap_or_else(|| p.listener.protocol.clone()),
                 p.ip_endpoint.clone(),
-                p.process.clone().unwrap_or_else(|| "-".into()),
-                p.command.clone().unwrap_or_else(|| "-".into()),
+                p.listener.process.clone().unwrap_or_else(|| "-".into()),
+                p.listener.command.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();

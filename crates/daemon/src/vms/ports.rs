@@ -54,7 +54,8 @@ impl ProbeCache {
 
 /// Ports whose servers must not be sent a web request.
 fn never_probe(port: &VmPort) -> bool {
-    port.protocol != "tcp" || port.port == 22 || port.process.as_deref() == Some("sshd")
+    let l = &port.listener;
+    l.protocol != "tcp" || l.port == 22 || l.process.as_deref() == Some("sshd")
 }
 
 pub async fn ports(app: &App, vm: &Vm) -> OpResult<Vec<VmPort>> {
@@ -82,21 +83,21 @@ pub async fn ports(app: &App, vm: &Vm) -> OpResult<Vec<VmPort>> {
         .map(|l| VmPort {
             endpoint: format!("{}.vm:{}", vm.name, l.port),
             ip_endpoint: format!("{}:{}", vm.ip, l.port),
-            protocol: l.protocol,
-            port: l.port,
-            address: l.address,
             web: None,
             url: None,
-            pid: l.pid,
-            process: l.process.as_deref().map(printable),
-            command: l.command.as_deref().map(printable),
+            listener: Listener {
+                process: l.process.as_deref().map(printable),
+                command: l.command.as_deref().map(printable),
+                ..l
+            },
         })
         .collect();
     // Owned inputs first: the probes run on the server's Send futures.
     let jobs: Vec<(ListenerKey, Option<Option<String>>, bool)> = ports
         .iter()
         .map(|p| {
-            let key = (vm.id.clone(), p.protocol.clone(), p.port, p.pid);
+            let l = &p.listener;
+            let key = (vm.id.clone(), l.protocol.clone(), l.port, l.pid);
             let known = cache.get(&key);
             (key, known, never_probe(p))
         })
@@ -167,17 +168,27 @@ mod tests {
 
     fn port(protocol: &str, number: u16, process: &str) -> VmPort {
         VmPort {
-            protocol: protocol.into(),
-            port: number,
-            address: "0.0.0.0".into(),
+            listener: Listener {
+                pid: Some(1),
+                process: Some(process.into()),
+                ..listener(protocol, "0.0.0.0", number)
+            },
             endpoint: format!("x.vm:{number}"),
             ip_endpoint: format!("172.30.0.2:{number}"),
             web: None,
             url: None,
-            pid: Some(1),
-            process: Some(process.into()),
-            command: None,
         }
+    }
+
+    #[test]
+    fn the_json_keeps_the_listener_fields_at_the_top() {
+        let json = serde_json::to_value(port("tcp", 8000, "python3")).unwrap();
+        assert_eq!(json["port"], 8000);
+        assert_eq!(json["protocol"], "tcp");
+        assert_eq!(json["process"], "python3");
+        assert_eq!(json["endpoint"], "x.vm:8000");
+        let back: VmPort = serde_json::from_value(json).unwrap();
+        assert_eq!(back, port("tcp", 8000, "python3"));
     }
 
     #[test]
