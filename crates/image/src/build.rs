@@ -132,6 +132,9 @@ pub struct BuildRequest {
     pub npm_registry: String,
     /// Where downloaded tool tarballs are kept between builds.
     pub download_cache: PathBuf,
+    /// Builds the experimental Void image instead of Debian (`mirror` and
+    /// `suite` are then unused; `packages` is in `packages.void` format).
+    pub void: Option<crate::void::VoidSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +194,19 @@ fn request_sha256(request: &BuildRequest) -> String {
     let mut id = format!("{manifest} agent={agent}");
     if let Some(size) = request.size {
         id.push_str(&format!(" size={size}"));
+    }
+    if let Some(void) = &request.void {
+        // A rebuilt default kernel means a rebuilt Void image.
+        let kernel = [&void.kernel.vmlinux, &void.kernel.initrd].map(|f| {
+            std::fs::read(f)
+                .map(|b| hex(&Sha256::digest(b)))
+                .unwrap_or_default()
+        });
+        id.push_str(&format!(
+            " {} kernel={} {kernel:?}",
+            crate::void::identity(),
+            void.kernel.version
+        ));
     }
     hex(&Sha256::digest(id))
 }
@@ -324,6 +340,85 @@ async fn build_into(
     say: &(dyn Fn(&str, String, f32) + Send + Sync),
 ) -> Result<(), BuildError> {
     let rootdir = stage.join("rootdir");
+    // The tools download while the distribution is bootstrapped.
+    let (registry, cache) = (request.npm_registry.clone(), request.download_cache.clone());
+    let downloads = tokio::task::spawn_blocking(move || {
+        crate::tools::TOOLS
+            .iter()
+            .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match &request.void {
+        None => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
+        Some(void) => {
+            crate::void::bootstrap(
+                runner.clone(),
+                void,
+                parse_packages(&request.packages),
+                stage,
+                &rootdir,
+                &request.log,
+                &request.download_cache,
+                say,
+            )
+            .await?
+        }
+    }
+    install_tools(downloads, &rootdir, say).await?;
+
+    say(
+        "image.configure",
+        "configuring the root filesystem for banger".into(),
+        0.72,
+    );
+    let (dir, agent, debian) = (
+        rootdir.clone(),
+        request.agent.clone(),
+        request.void.is_none(),
+    );
+    blocking(move || {
+        configure_rootfs(&dir)?;
+        install_agent(&dir, &agent)?;
+        if debian {
+            configure_systemd(&dir)?;
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await
+    .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
+    check_agent_runs(runner.as_ref(), &rootdir, &request.agent).await?;
+
+    match &request.void {
+        None => debian_kernel(&rootdir, stage, say).await?,
+        Some(void) => {
+            say(
+                "image.kernel",
+                format!("using the default image's kernel {}", void.kernel.version),
+                0.8,
+            );
+            for (from, to) in [
+                (&void.kernel.vmlinux, "vmlinux"),
+                (&void.kernel.initrd, "initrd.img"),
+            ] {
+                std::fs::copy(from, stage.join(to))
+                    .map_err(|e| HostError::path_io("cannot copy", from, e))?;
+            }
+            write(
+                &stage.join("kernel-version"),
+                void.kernel.version.as_bytes(),
+            )?;
+        }
+    }
+    pack(runner.as_ref(), request, stage, &rootdir, sha, say).await
+}
+
+/// The Debian tree, by mmdebstrap.
+async fn debian_rootfs(
+    runner: &dyn Runner,
+    request: &BuildRequest,
+    rootdir: &Path,
+    say: &(dyn Fn(&str, String, f32) + Send + Sync),
+) -> Result<(), BuildError> {
     let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
     packages.extend(parse_packages(&request.packages));
     say(
@@ -344,18 +439,10 @@ async fn build_into(
         ])
         .arg(format!("--include={}", packages.join(",")))
         .arg(&request.suite)
-        .arg(&rootdir);
+        .arg(rootdir);
     if let Some(mirror) = &request.mirror {
         cmd = cmd.arg(mirror);
     }
-    // The tools download while mmdebstrap runs.
-    let (registry, cache) = (request.npm_registry.clone(), request.download_cache.clone());
-    let downloads = tokio::task::spawn_blocking(move || {
-        crate::tools::TOOLS
-            .iter()
-            .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
-            .collect::<Result<Vec<_>, _>>()
-    });
     let ticker = tail_progress(request.log.clone(), say);
     let bootstrap = runner.run(cmd.log_to(&request.log));
     let outcome = tokio::select! {
@@ -363,7 +450,18 @@ async fn build_into(
         _ = ticker => unreachable!("the ticker never ends"),
     };
     outcome?;
+    Ok(())
+}
 
+type Downloads =
+    tokio::task::JoinHandle<Result<Vec<(crate::tools::NpmTool, Vec<u8>)>, crate::tools::ToolError>>;
+
+/// mise and opencode, from their (verified) npm tarballs.
+async fn install_tools(
+    downloads: Downloads,
+    rootdir: &Path,
+    say: &(dyn Fn(&str, String, f32) + Send + Sync),
+) -> Result<(), BuildError> {
     say(
         "image.tools",
         format!(
@@ -384,32 +482,28 @@ async fn build_into(
                 "{e}; set npm_registry in config.toml to a reachable npm registry or mirror"
             ))
         })?;
-    let dir = rootdir.clone();
+    let dir = rootdir.to_path_buf();
     blocking(move || {
         tarballs
             .iter()
             .try_for_each(|(tool, tarball)| crate::tools::install(tool, tarball, &dir).map(drop))
     })
     .await
-    .map_err(|e| BuildError::Failed(e.to_string()))?;
+    .map_err(|e| BuildError::Failed(e.to_string()))
+}
 
-    say(
-        "image.configure",
-        "configuring the root filesystem for banger".into(),
-        0.72,
-    );
-    let (dir, agent) = (rootdir.clone(), request.agent.clone());
-    blocking(move || configure_rootfs(&dir).and_then(|()| install_agent(&dir, &agent)))
-        .await
-        .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
-    check_agent_runs(runner.as_ref(), &rootdir, &request.agent).await?;
-
+/// Debian's kernel as an ELF vmlinux, and an initramfs of its modules.
+async fn debian_kernel(
+    rootdir: &Path,
+    stage: &Path,
+    say: &(dyn Fn(&str, String, f32) + Send + Sync),
+) -> Result<(), BuildError> {
     say(
         "image.kernel",
         "extracting the ELF kernel from Debian's vmlinuz".into(),
         0.76,
     );
-    let (vmlinuz, version) = find_kernel(&rootdir)?;
+    let (vmlinuz, version) = find_kernel(rootdir)?;
     let bzimage =
         std::fs::read(&vmlinuz).map_err(|e| HostError::path_io("cannot read", &vmlinuz, e))?;
     let elf = tokio::task::spawn_blocking(move || kernel::extract_vmlinux(&bzimage))
@@ -424,12 +518,23 @@ async fn build_into(
         format!("building the initramfs for kernel {version}"),
         0.8,
     );
-    let (dir, kernel_version) = (rootdir.clone(), version.clone());
+    let (dir, kernel_version) = (rootdir.to_path_buf(), version.clone());
     let initrd = blocking(move || initramfs::build(&dir, &kernel_version))
         .await
         .map_err(|e| BuildError::Failed(e.to_string()))?;
     write(&stage.join("initrd.img"), &initrd)?;
+    Ok(())
+}
 
+/// The work seed taken out of the tree, and the tree packed into ext4.
+async fn pack(
+    runner: &dyn Runner,
+    request: &BuildRequest,
+    stage: &Path,
+    rootdir: &Path,
+    sha: &str,
+    say: &(dyn Fn(&str, String, f32) + Send + Sync),
+) -> Result<(), BuildError> {
     // /root of new VMs starts as a copy of the image's /root.
     let seed = stage.join("work-seed");
     std::fs::rename(rootdir.join("root"), &seed)
@@ -442,7 +547,7 @@ async fn build_into(
         "packing the root filesystem into ext4 (mkfs.ext4 -d)".into(),
         0.85,
     );
-    let dir = rootdir.clone();
+    let dir = rootdir.to_path_buf();
     let used = blocking(move || tree_size(&dir)).await;
     let needed = (used + used / 5 + (128 << 20)).div_ceil(1 << 20) << 20;
     let size = match request.size {
@@ -462,16 +567,21 @@ async fn build_into(
         .run(
             Cmd::new("mkfs.ext4")
                 .args(["-F", "-q", "-L", LABEL_BASE, "-m", "0", "-d"])
-                .arg(&rootdir)
+                .arg(rootdir)
                 .arg(&rootfs)
                 .log_to(&request.log),
         )
         .await?;
-    let dir = rootdir.clone();
+    let dir = rootdir.to_path_buf();
     blocking(move || std::fs::remove_dir_all(&dir))
         .await
-        .map_err(|e| HostError::path_io("cannot remove", &rootdir, e))?;
-    write(&stage.join("packages.apt"), request.packages.as_bytes())?;
+        .map_err(|e| HostError::path_io("cannot remove", rootdir, e))?;
+    let manifest = if request.void.is_some() {
+        "packages.void"
+    } else {
+        "packages.apt"
+    };
+    write(&stage.join(manifest), request.packages.as_bytes())?;
     write(&stage.join("manifest.sha256"), sha.as_bytes())?;
     Ok(())
 }
@@ -543,9 +653,9 @@ async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + S
     }
 }
 
+/// What every image gets, whatever its init system.
 fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::symlink;
     // /root becomes the work seed: root's shell and tmux set up.
     std::fs::OpenOptions::new()
         .create(true)
@@ -555,11 +665,6 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
     std::fs::create_dir_all(root.join("etc/docker"))?;
     std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
-    std::fs::create_dir_all(root.join("etc/systemd/system/docker.service.d"))?;
-    std::fs::write(
-        root.join("etc/systemd/system/docker.service.d/banger.conf"),
-        DOCKER_DROP_IN,
-    )?;
     std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
     std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
     // Host keys are per VM (the daemon writes them); none ship in the image.
@@ -575,6 +680,17 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
         root.join("etc/fstab"),
         "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n",
     )?;
+    Ok(())
+}
+
+/// Debian's systemd: units, machine id, the agent's service.
+fn configure_systemd(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::symlink;
+    std::fs::create_dir_all(root.join("etc/systemd/system/docker.service.d"))?;
+    std::fs::write(
+        root.join("etc/systemd/system/docker.service.d/banger.conf"),
+        DOCKER_DROP_IN,
+    )?;
     // systemd generates a fresh machine id on each VM's first boot.
     std::fs::write(root.join("etc/machine-id"), "")?;
     let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
@@ -587,6 +703,13 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     let _ = std::fs::remove_file(
         root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"),
     );
+    let units = root.join("etc/systemd/system");
+    std::fs::write(units.join("banger-agent.service"), agent_unit())?;
+    let wants = units.join("multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    let link = wants.join("banger-agent.service");
+    let _ = std::fs::remove_file(&link);
+    symlink("/etc/systemd/system/banger-agent.service", link)?;
     Ok(())
 }
 
@@ -618,21 +741,14 @@ async fn check_agent_runs(
     }
 }
 
-/// The guest agent as an enabled service.
+/// The guest agent's binary (its service is the init system's part).
 fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let target = root.join(AGENT_PATH);
     std::fs::create_dir_all(target.parent().expect("AGENT_PATH has a parent"))?;
     std::fs::copy(agent, &target)
         .map_err(|e| std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display())))?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
-    let units = root.join("etc/systemd/system");
-    std::fs::write(units.join("banger-agent.service"), agent_unit())?;
-    let wants = units.join("multi-user.target.wants");
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join("banger-agent.service");
-    let _ = std::fs::remove_file(&link);
-    symlink("/etc/systemd/system/banger-agent.service", link)?;
     Ok(())
 }
 
@@ -729,6 +845,7 @@ mod tests {
             agent: "/nonexistent/banger-agent".into(),
             npm_registry: crate::tools::DEFAULT_REGISTRY.into(),
             download_cache: "/nonexistent/cache".into(),
+            void: None,
         };
         let plain = request_sha256(&request(None));
         assert_eq!(plain, request_sha256(&request(None)));

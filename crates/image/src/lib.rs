@@ -14,6 +14,7 @@ pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
 pub mod tools;
+pub mod void;
 
 pub use build::{build_image, cached_image, manifest_sha256, BuildError, BuildRequest};
 
@@ -22,6 +23,9 @@ pub const INIT_SCRIPT: &str = include_str!("../assets/init");
 
 /// The bundled package list of the default image.
 pub const DEFAULT_PACKAGES: &str = include_str!("../../../images/default/packages.apt");
+
+/// The bundled package list of the experimental Void image.
+pub const VOID_PACKAGES: &str = include_str!("../../../images/void/packages.void");
 
 /// Filesystem labels the initramfs looks for.
 pub const LABEL_BASE: &str = "banger-root";
