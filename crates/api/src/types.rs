@@ -170,6 +170,12 @@ pub struct BuildImageRequest {
     /// Adds Docker (`docker.io`) to the packages.
     #[serde(default)]
     pub docker: bool,
+    /// `debian` (the default) or `void` (experimental).
+    #[serde(default)]
+    pub distro: Option<String>,
+    /// The distribution's mirror: a URL, or a local mirror directory (Void).
+    #[serde(default)]
+    pub mirror: Option<String>,
 }
 
 /// `image register`: an image made outside banger. Paths are absolute.

@@ -53,6 +53,8 @@ pub struct Config {
     pub default_packages_file: Option<PathBuf>,
     pub debian_mirror: Option<String>,
     pub debian_suite: String,
+    /// Mirror of the experimental Void image (`image build --distro void`).
+    pub void_mirror: Option<String>,
     /// Where the built-in `.vm` DNS listens (UDP and TCP).
     pub dns_listen: String,
     /// Idle TAP devices kept ready on the bridge so create does not make one.
@@ -83,6 +85,7 @@ impl Default for Config {
             default_packages_file: None,
             debian_mirror: None,
             debian_suite: "bookworm".into(),
+            void_mirror: None,
             dns_listen: "127.0.0.1:42069".into(),
             tap_pool_size: 2,
         }

@@ -365,3 +365,83 @@ async fn build_options_are_checked_before_anything_runs() {
     .unwrap_err();
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
+    let d = daemon(Duration::from_millis(20));
+    let with = |void_mirror: Option<&str>| {
+        restart_with(
+            &d.root,
+            d.net.clone(),
+            Duration::from_millis(20),
+            Config {
+                void_mirror: void_mirror.map(Into::into),
+                agent_bin: Some("/bin/true".into()),
+                ..config()
+            },
+        )
+    };
+    let build = |app: std::sync::Arc<banger_daemon::app::App>,
+                 name: &str,
+                 distro: &str,
+                 mirror: Option<&str>| {
+        let request = banger_api::BuildImageRequest {
+            name: name.into(),
+            distro: Some(distro.into()),
+            mirror: mirror.map(Into::into),
+            ..Default::default()
+        };
+        async move { images::build(&app, request, Reporter::silent()).await }
+    };
+    let e = build(d.app.clone(), "arch", "arch", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput, "{}", e.message);
+    assert!(e.hint.unwrap().contains("--distro void"));
+    // It boots the default image's kernel, so it cannot replace it.
+    let e = build(d.app.clone(), "default", "void", None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("cannot be the default image"),
+        "{}",
+        e.message
+    );
+
+    // --mirror reaches the builder (nothing listens there)...
+    let e = build(
+        with(None),
+        "void-exp",
+        "void",
+        Some("http://127.0.0.1:1/void"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("cannot download http://127.0.0.1:1/void/current/x86_64-repodata")
+            && e.message.contains("void_mirror"),
+        "{}",
+        e.message
+    );
+    // ...and so does void_mirror from config.toml, when --mirror is absent.
+    let app = with(Some("http://127.0.0.1:1/configured"));
+    let e = build(app.clone(), "void-exp", "void", None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("http://127.0.0.1:1/configured/current"),
+        "{}",
+        e.message
+    );
+    assert!(app.store.get_image("void-exp").unwrap().is_none());
+    let staged: Vec<_> = std::fs::read_dir(app.images_dir())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        staged
+            .iter()
+            .all(|n| !n.to_string_lossy().contains("void-exp")),
+        "nothing staged: {staged:?}"
+    );
+}

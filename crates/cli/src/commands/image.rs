@@ -10,7 +10,7 @@ use crate::output::{self, ProgressView};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
-    /// Build a managed image from Debian's mirror
+    /// Build a managed image from Debian's mirror (or, experimental, Void's)
     Build {
         #[arg(long)]
         name: String,
@@ -23,6 +23,13 @@ pub enum ImageCommand {
         /// Add Docker (docker.io) to the image
         #[arg(long)]
         docker: bool,
+        /// debian (default) or void (experimental: a lean Void Linux under
+        /// runit, booting the default image's kernel)
+        #[arg(long, value_parser = ["debian", "void"])]
+        distro: Option<String>,
+        /// The distribution's mirror URL (Void: also a local mirror directory)
+        #[arg(long)]
+        mirror: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -76,8 +83,17 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             packages,
             size,
             docker,
+            distro,
+            mirror,
             json,
         } => {
+            // A local mirror directory is read by the daemon: make it absolute.
+            let mirror = match mirror {
+                Some(m) if !m.contains("://") => {
+                    Some(std::path::absolute(&m)?.display().to_string())
+                }
+                other => other,
+            };
             // The daemon reads the file: give it an absolute path.
             let packages = match packages {
                 Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
@@ -91,6 +107,8 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                         packages,
                         size,
                         docker,
+                        distro,
+                        mirror,
                     },
                     &mut |p| view.update(p),
                 )

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use banger_api::names::validate_name;
 use banger_api::{ApiError, BuildImageRequest, Image};
 use banger_host::tools;
-use banger_image::{build_image, cached_image, BuildRequest, DEFAULT_PACKAGES};
+use banger_image::void::{BaseKernel, VoidSource};
+use banger_image::{build_image, cached_image, BuildRequest, DEFAULT_PACKAGES, VOID_PACKAGES};
 
 use crate::app::App;
 use crate::errors::{self, OpResult};
@@ -83,25 +84,58 @@ fn agent_binary(app: &App) -> OpResult<PathBuf> {
 
 const AGENT_NAME: &str = "banger-agent";
 
-fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildRequest> {
-    let packages_file = request
-        .packages
-        .clone()
-        .map(Into::into)
-        .or_else(|| app.config.default_packages_file.clone());
+/// Which distribution a build asks for.
+fn wants_void(request: &BuildImageRequest) -> OpResult<bool> {
+    match request.distro.as_deref() {
+        None | Some("debian") => Ok(false),
+        Some("void") => Ok(true),
+        Some(other) => Err(ApiError::invalid(format!("unknown --distro {other:?}"))
+            .with_hint("use --distro debian (the default) or --distro void (experimental)")),
+    }
+}
+
+/// The default image's kernel, which Void images boot (the default image
+/// is built first when missing).
+async fn void_kernel(app: &Arc<App>, reporter: &Reporter) -> OpResult<BaseKernel> {
+    let default = Box::pin(ensure(app, &app.config.default_image, reporter)).await?;
+    Ok(BaseKernel {
+        vmlinux: default.kernel.into(),
+        initrd: default.initrd.into(),
+        version: default.kernel_version,
+        rootfs: default.rootfs.into(),
+    })
+}
+
+fn build_request(
+    app: &App,
+    request: &BuildImageRequest,
+    void_kernel: Option<BaseKernel>,
+) -> OpResult<BuildRequest> {
+    let packages_file = request.packages.clone().map(Into::into).or_else(|| {
+        // default_packages_file is an apt list: the default image's.
+        void_kernel
+            .is_none()
+            .then(|| app.config.default_packages_file.clone())
+            .flatten()
+    });
     let packages = match packages_file {
         Some(path) => std::fs::read_to_string(&path).map_err(|e| {
             ApiError::invalid(format!("cannot read package file {}: {e}", path.display()))
-                .with_hint("pass an existing packages.apt file")
+                .with_hint(if void_kernel.is_some() {
+                    "pass an existing packages.void file"
+                } else {
+                    "pass an existing packages.apt file"
+                })
         })?,
+        None if void_kernel.is_some() => VOID_PACKAGES.to_string(),
         None => DEFAULT_PACKAGES.to_string(),
     };
-    let packages = if request.docker {
+    let packages = match (request.docker, void_kernel.is_some()) {
+        (false, _) => packages,
+        (true, true) => format!("{packages}\n# --docker\ndocker\ndocker-compose\n"),
         // Debian's kernel enables AppArmor, and Docker refuses to run
         // containers without its parser to load the default profile.
-        format!("{packages}\n# --docker\ndocker.io\napparmor\n")
-    } else {
-        packages
+        (true, false) => format!("{packages}\n# --docker\ndocker.io\napparmor\n"),
     };
     let size = request
         .size
@@ -123,7 +157,10 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
             .paths
             .image_build_logs()
             .join(format!("{}.log", request.name)),
-        mirror: app.config.debian_mirror.clone(),
+        mirror: request
+            .mirror
+            .clone()
+            .or_else(|| app.config.debian_mirror.clone()),
         suite: app.config.debian_suite.clone(),
         size,
         agent: agent_binary(app)?,
@@ -133,6 +170,14 @@ fn build_request(app: &App, request: &BuildImageRequest) -> OpResult<BuildReques
             .clone()
             .unwrap_or_else(|| banger_image::tools::DEFAULT_REGISTRY.into()),
         download_cache: app.paths.cache_dir.join("downloads"),
+        void: void_kernel.map(|kernel| VoidSource {
+            mirror: request
+                .mirror
+                .clone()
+                .or_else(|| app.config.void_mirror.clone())
+                .unwrap_or_else(|| banger_image::void::DEFAULT_MIRROR.into()),
+            kernel,
+        }),
     })
 }
 
@@ -142,6 +187,19 @@ pub async fn build(
     reporter: Reporter,
 ) -> OpResult<Image> {
     validate_name(&request.name)?;
+    let void = wants_void(&request)?;
+    if void && request.name == app.config.default_image {
+        return Err(ApiError::invalid(format!(
+            "the Void image cannot be the default image {:?}: it boots the default image's kernel",
+            request.name
+        ))
+        .with_hint("build it under another --name, e.g. --name void-exp"));
+    }
+    // Before the build lock: this may build the default image itself.
+    let void_kernel = match void {
+        true => Some(void_kernel(app, &reporter).await?),
+        false => None,
+    };
     let _build = app.image_lock.lock().await;
     if let Some(image) = app.store.get_image(&request.name).map_err(errors::store)? {
         if !image.managed {
@@ -152,7 +210,7 @@ pub async fn build(
             .with_hint("build under another --name, or `banger image delete` it first"));
         }
     }
-    let build = build_request(app, &request)?;
+    let build = build_request(app, &request, void_kernel)?;
     if cached_image(&build).is_none() {
         // A rebuild replaces the base disk under existing VMs' overlays.
         let users = users_of(app, &request.name)?;
@@ -164,10 +222,13 @@ pub async fn build(
             ))
             .with_hint("delete those VMs first, or build under another --name"));
         }
-        for tool in crate::doctor::IMAGE_TOOLS
-            .iter()
-            .chain(crate::doctor::VM_TOOLS)
-        {
+        let distro_tools = match void {
+            // xbps comes from the mirror; the kernel modules come out of
+            // the default image with debugfs.
+            true => &["debugfs"][..],
+            false => crate::doctor::IMAGE_TOOLS,
+        };
+        for tool in distro_tools.iter().chain(crate::doctor::VM_TOOLS) {
             tools::require(tool).map_err(errors::host)?;
         }
     }
