@@ -351,17 +351,7 @@ async fn build_into(
     match &request.void {
         None => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
         Some(void) => {
-            crate::void::bootstrap(
-                runner.clone(),
-                void,
-                parse_packages(&request.packages),
-                stage,
-                &rootdir,
-                &request.log,
-                &request.download_cache,
-                say,
-            )
-            .await?
+            crate::void::bootstrap(runner.clone(), request, void, stage, &rootdir, say).await?
         }
     }
     install_tools(downloads, &rootdir, say).await?;

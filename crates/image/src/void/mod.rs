@@ -21,7 +21,7 @@ use std::sync::Arc;
 use banger_host::runner::{Cmd, Runner};
 use banger_host::HostError;
 
-use crate::build::BuildError;
+use crate::build::{BuildError, BuildRequest};
 
 /// Void's primary mirror; `--mirror` or `void_mirror` point elsewhere.
 pub const DEFAULT_MIRROR: &str = "https://repo-default.voidlinux.org";
@@ -100,12 +100,10 @@ fn agent_run() -> String {
 /// Steps 1–4: a configured Void tree in `rootdir`.
 pub async fn bootstrap(
     runner: Arc<dyn Runner>,
+    request: &BuildRequest,
     source: &VoidSource,
-    packages: Vec<String>,
     stage: &Path,
     rootdir: &Path,
-    log: &Path,
-    download_cache: &Path,
     say: &(dyn Fn(&str, String, f32) + Send + Sync),
 ) -> Result<(), BuildError> {
     let repo_url = repo::repo_url(&source.mirror);
@@ -119,7 +117,8 @@ pub async fn bootstrap(
         .await
         .map_err(|e| mirror_error(&source.mirror, e.to_string()))?;
     let mut wanted: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
-    wanted.extend(packages);
+    wanted.extend(crate::build::parse_packages(&request.packages));
+    let log = &request.log;
     let resolved = index
         .resolve(&repo_url, &wanted)
         .map_err(|e| BuildError::Failed(format!("{e}; check the package list (packages.void)")))?;
@@ -128,7 +127,7 @@ pub async fn bootstrap(
     let local_repo = stage.join("repo");
     std::fs::create_dir_all(&local_repo)
         .map_err(|e| HostError::path_io("cannot create", &local_repo, e))?;
-    let cache = download_cache.join("void");
+    let cache = request.download_cache.join("void");
     let mut done = 0u64;
     for (n, package) in resolved.iter().enumerate() {
         say(
