@@ -176,6 +176,9 @@ pub struct BuildImageRequest {
     /// The distribution's mirror: a URL, or a local mirror directory (Void).
     #[serde(default)]
     pub mirror: Option<String>,
+    /// An absolute path to a Debian ext4 image to start from (no mmdebstrap).
+    #[serde(default)]
+    pub base_rootfs: Option<String>,
 }
 
 /// `image register`: an image made outside banger. Paths are absolute.

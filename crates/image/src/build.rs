@@ -135,6 +135,8 @@ pub struct BuildRequest {
     /// Builds the experimental Void image instead of Debian (`mirror` and
     /// `suite` are then unused; `packages` is in `packages.void` format).
     pub void: Option<crate::void::VoidSource>,
+    /// A Debian ext4 image to start from instead of mmdebstrap.
+    pub base_rootfs: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +196,9 @@ fn request_sha256(request: &BuildRequest) -> String {
     let mut id = format!("{manifest} agent={agent}");
     if let Some(size) = request.size {
         id.push_str(&format!(" size={size}"));
+    }
+    if let Some(base) = &request.base_rootfs {
+        id.push_str(&crate::base::identity(base));
     }
     if let Some(void) = &request.void {
         // A rebuilt default kernel means a rebuilt Void image.
@@ -348,9 +353,12 @@ async fn build_into(
             .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
             .collect::<Result<Vec<_>, _>>()
     });
-    match &request.void {
-        None => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
-        Some(void) => {
+    match (&request.void, &request.base_rootfs) {
+        (None, None) => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
+        (None, Some(base)) => {
+            crate::base::from_rootfs(runner.as_ref(), request, base, stage, &rootdir, say).await?
+        }
+        (Some(void), _) => {
             crate::void::bootstrap(runner.clone(), request, void, stage, &rootdir, say).await?
         }
     }
@@ -646,12 +654,19 @@ async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + S
 /// What every image gets, whatever its init system.
 fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     use std::io::Write;
-    // /root becomes the work seed: root's shell and tmux set up.
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(root.join("root/.bashrc"))?
-        .write_all(BASHRC_MISE.as_bytes())?;
+    // /root becomes the work seed: root's shell and tmux set up (once: a
+    // --base-rootfs tree may have it already).
+    let bashrc = root.join("root/.bashrc");
+    if !std::fs::read_to_string(&bashrc)
+        .unwrap_or_default()
+        .contains(BASHRC_MISE)
+    {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&bashrc)?
+            .write_all(BASHRC_MISE.as_bytes())?;
+    }
     std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
     std::fs::create_dir_all(root.join("etc/docker"))?;
     std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
@@ -836,6 +851,7 @@ mod tests {
             npm_registry: crate::tools::DEFAULT_REGISTRY.into(),
             download_cache: "/nonexistent/cache".into(),
             void: None,
+            base_rootfs: None,
         };
         let plain = request_sha256(&request(None));
         assert_eq!(plain, request_sha256(&request(None)));

@@ -9,6 +9,7 @@
 //!    modules and assembles `/` as an overlay of the read-only base and the
 //!    VM's own disk.
 
+pub mod base;
 pub mod build;
 pub mod cpio;
 pub mod initramfs;

@@ -348,6 +348,7 @@ fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildReques
             mirror: mirror.into(),
             kernel: f.kernel.clone(),
         }),
+        base_rootfs: None,
     }
 }
 

@@ -30,6 +30,10 @@ pub enum ImageCommand {
         /// The distribution's mirror URL (Void: also a local mirror directory)
         #[arg(long)]
         mirror: Option<String>,
+        /// Start from this Debian ext4 root filesystem instead of bootstrapping
+        /// one (the packages are installed into it with its apt; needs root)
+        #[arg(long, value_name = "PATH")]
+        base_rootfs: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -85,8 +89,13 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             docker,
             distro,
             mirror,
+            base_rootfs,
             json,
         } => {
+            let base_rootfs = match base_rootfs {
+                Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
+                None => None,
+            };
             // A local mirror directory is read by the daemon: make it absolute.
             let mirror = match mirror {
                 Some(m) if !m.contains("://") => {
@@ -109,6 +118,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                         docker,
                         distro,
                         mirror,
+                        base_rootfs,
                     },
                     &mut |p| view.update(p),
                 )

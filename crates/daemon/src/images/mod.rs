@@ -3,7 +3,7 @@
 //! ([`register`]).
 
 mod register;
-pub use register::register;
+pub use register::{check_rootfs, register};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,6 +170,7 @@ fn build_request(
             .clone()
             .unwrap_or_else(|| banger_image::tools::DEFAULT_REGISTRY.into()),
         download_cache: app.paths.cache_dir.join("downloads"),
+        base_rootfs: request.base_rootfs.clone().map(Into::into),
         void: void_kernel.map(|kernel| VoidSource {
             mirror: request
                 .mirror
@@ -188,6 +189,15 @@ pub async fn build(
 ) -> OpResult<Image> {
     validate_name(&request.name)?;
     let void = wants_void(&request)?;
+    if let Some(base) = &request.base_rootfs {
+        if void {
+            return Err(
+                ApiError::invalid("--base-rootfs and --distro void do not go together")
+                    .with_hint("--base-rootfs takes a Debian root filesystem; drop one of them"),
+            );
+        }
+        register::check_rootfs("--base-rootfs", base)?;
+    }
     if void && request.name == app.config.default_image {
         return Err(ApiError::invalid(format!(
             "the Void image cannot be the default image {:?}: it boots the default image's kernel",
@@ -222,11 +232,12 @@ pub async fn build(
             ))
             .with_hint("delete those VMs first, or build under another --name"));
         }
-        let distro_tools = match void {
+        let distro_tools = match (void, &request.base_rootfs) {
             // xbps comes from the mirror; the kernel modules come out of
             // the default image with debugfs.
-            true => &["debugfs"][..],
-            false => crate::doctor::IMAGE_TOOLS,
+            (true, _) => &["debugfs"][..],
+            (false, Some(_)) => &["unshare", "chroot"][..],
+            (false, None) => crate::doctor::IMAGE_TOOLS,
         };
         for tool in distro_tools.iter().chain(crate::doctor::VM_TOOLS) {
             tools::require(tool).map_err(errors::host)?;

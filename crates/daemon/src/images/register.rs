@@ -58,6 +58,20 @@ fn existing_file(what: &str, path: &str) -> OpResult<()> {
     Ok(())
 }
 
+/// An absolute path to an existing ext4 image.
+pub fn check_rootfs(what: &str, path: &str) -> OpResult<()> {
+    existing_file(what, path)?;
+    if !is_ext4(Path::new(path)) {
+        return Err(invalid(
+            what,
+            path,
+            "is not an ext4 filesystem image",
+            "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn register(app: &Arc<App>, request: RegisterImageRequest) -> OpResult<Image> {
     validate_name(&request.name)?;
     let _images = app.image_lock.lock().await;
@@ -70,15 +84,7 @@ pub async fn register(app: &Arc<App>, request: RegisterImageRequest) -> OpResult
         .with_hint("register under another --name, or `banger image delete` it first"));
     }
 
-    existing_file("rootfs", &request.rootfs)?;
-    if !is_ext4(Path::new(&request.rootfs)) {
-        return Err(invalid(
-            "rootfs",
-            &request.rootfs,
-            "is not an ext4 filesystem image",
-            "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)",
-        ));
-    }
+    check_rootfs("rootfs", &request.rootfs)?;
     let default = app
         .store
         .get_image(&app.config.default_image)

@@ -1,0 +1,109 @@
+//! `image build --base-rootfs`: an image built on top of another image's
+//! root filesystem (the default image's), with an extra package installed
+//! by the base's own apt. The copy keeps setuid and sticky bits, the base
+//! is left untouched, and the new image boots under QEMU in a test network
+//! namespace with the package working.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn debugfs(image: &Path, command: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", command])
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
+    require_root_tools();
+    ensure_default_image();
+    let base = images_dir().join("default/rootfs.ext4");
+    let base_arg = base.display().to_string();
+    let base_before = std::fs::metadata(&base).unwrap().modified().unwrap();
+
+    // The build needs Debian's mirror (apt in the tree): outside the namespace.
+    let builder = TestEnv::new(None);
+    let packages = builder.root.path().join("extra.apt");
+    std::fs::write(&packages, "# one more tool\njq\n").unwrap();
+    let packages_arg = packages.display().to_string();
+    let build = [
+        "image",
+        "build",
+        "--name",
+        "based",
+        "--base-rootfs",
+        &base_arg,
+        "--packages",
+        &packages_arg,
+    ];
+    let out = builder.banger(&build);
+    assert!(out.status.success(), "build failed:\n{}", text(&out));
+
+    let rootfs = images_dir().join("based/rootfs.ext4");
+    assert!(debugfs(&rootfs, "stat /usr/bin/jq").contains("Type: regular"));
+    // What an unmounted copy would lose: setuid, sticky.
+    assert!(
+        debugfs(&rootfs, "stat /usr/bin/su").contains("Mode:  04755"),
+        "{}",
+        debugfs(&rootfs, "stat /usr/bin/su")
+    );
+    assert!(debugfs(&rootfs, "stat /tmp").contains("Mode:  01777"));
+    assert!(debugfs(&rootfs, "stat /usr/local/bin/banger-agent").contains("Type: regular"));
+    // No build leftovers in the image: apt's guard and the host's DNS.
+    assert!(debugfs(&rootfs, "stat /usr/sbin/policy-rc.d").contains("File not found"));
+    // The base is read, never written.
+    assert!(debugfs(&base, "stat /usr/bin/jq").contains("File not found"));
+    assert_eq!(
+        std::fs::metadata(&base).unwrap().modified().unwrap(),
+        base_before
+    );
+
+    // Bad bases are refused before anything runs.
+    let err = builder.fails(&[
+        "image",
+        "build",
+        "--name",
+        "bad",
+        "--base-rootfs",
+        "/etc/hostname",
+    ]);
+    assert!(err.contains("not an ext4 filesystem image"), "{err}");
+    let err = builder.fails(&[
+        "image",
+        "build",
+        "--name",
+        "bad",
+        "--base-rootfs",
+        "/nope.ext4",
+    ]);
+    assert!(err.contains("does not exist"), "{err}");
+    builder.banger(&["daemon", "stop"]);
+
+    let env = TestEnv::new(Some(Netns::new("based")));
+    env.write_config("vmm = \"qemu\"");
+    // Same base, same packages: the shared images directory has it.
+    env.ok(&build);
+    env.ok(&["vm", "create", "--name", "onbase", "--image", "based"]);
+    let jq = env.ok(&["vm", "exec", "onbase", "--", "jq", "--version"]);
+    assert!(jq.starts_with("jq-"), "{jq}");
+    let su = env.ok(&[
+        "vm",
+        "exec",
+        "onbase",
+        "--",
+        "stat",
+        "-c",
+        "%a",
+        "/usr/bin/su",
+    ]);
+    assert_eq!(su.trim(), "4755");
+    env.ok(&["vm", "delete", "onbase"]);
+    env.ok(&["image", "delete", "based"]);
+}
