@@ -217,6 +217,19 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     assert!(env
         .ok(&["vm", "exec", "agenty", "--", "cat", "/root/.tmux.conf"])
         .contains("set -g mouse on"));
+    // tmux sessions are saved to /root and come back when asked.
+    let restored = env.ok(&[
+        "vm",
+        "exec",
+        "agenty",
+        "--",
+        "sh",
+        "-c",
+        "tmux new-session -d -s keep -c /tmp && banger-tmux-sessions save >/dev/null \
+         && tmux kill-server && banger-tmux-sessions restore >/dev/null \
+         && tmux list-panes -a -F '#{session_name} #{pane_current_path}' && tmux kill-server",
+    ]);
+    assert_eq!(restored, "keep /tmp\n");
 
     // A real web server in the guest shows up as an http URL.
     env.ok(&[

@@ -89,13 +89,24 @@ RequiresMountsFor=/root
 ";
 
 /// Root's tmux configuration in the work seed.
-const TMUX_CONF: &str = "\
+pub const TMUX_CONF: &str = "\
 # Written by banger's image builder.
 set -g mouse on
 set -g history-limit 50000
 set -g default-terminal \"tmux-256color\"
 set -g escape-time 10
+# Sessions survive VM stops (banger-tmux-sessions, like tmux-resurrect and
+# tmux-continuum): saved every 15 minutes from the status line and on
+# prefix + C-s; restored only when asked, with prefix + C-r.
+set -g status-interval 15
+set -g status-right '#(banger-tmux-sessions autosave)\"#{=21:pane_title}\" %H:%M %d-%b-%y'
+bind C-s run-shell 'banger-tmux-sessions save'
+bind C-r run-shell 'banger-tmux-sessions restore'
 ";
+
+/// Saves and restores tmux sessions (see the script's header).
+pub const TMUX_SESSIONS: &str = include_str!("../assets/banger-tmux-sessions");
+const TMUX_SESSIONS_PATH: &str = "usr/local/bin/banger-tmux-sessions";
 
 /// The agent's unit, listening on the port the host asks for.
 fn agent_unit() -> String {
@@ -177,6 +188,7 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
     hasher.update(DOCKER_DAEMON_JSON);
     hasher.update(DOCKER_DROP_IN);
     hasher.update(TMUX_CONF);
+    hasher.update(TMUX_SESSIONS);
     for tool in crate::tools::TOOLS {
         hasher.update(format!(
             "{}={}:{}\n",
@@ -654,6 +666,7 @@ async fn tail_progress(log: PathBuf, say: &(dyn Fn(&str, String, f32) + Send + S
 /// What every image gets, whatever its init system.
 fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     // /root becomes the work seed: root's shell and tmux set up (once: a
     // --base-rootfs tree may have it already).
     let bashrc = root.join("root/.bashrc");
@@ -668,6 +681,10 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
             .write_all(BASHRC_MISE.as_bytes())?;
     }
     std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
+    let script = root.join(TMUX_SESSIONS_PATH);
+    std::fs::create_dir_all(script.parent().expect("has a parent"))?;
+    std::fs::write(&script, TMUX_SESSIONS)?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
     std::fs::create_dir_all(root.join("etc/docker"))?;
     std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
     std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;

@@ -17,7 +17,9 @@ pub mod kernel;
 pub mod tools;
 pub mod void;
 
-pub use build::{build_image, cached_image, manifest_sha256, BuildError, BuildRequest};
+pub use build::{
+    build_image, cached_image, manifest_sha256, BuildError, BuildRequest, TMUX_CONF, TMUX_SESSIONS,
+};
 
 /// The initramfs `/init` script (also readable in `assets/init`).
 pub const INIT_SCRIPT: &str = include_str!("../assets/init");
