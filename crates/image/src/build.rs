@@ -11,6 +11,8 @@ use banger_host::runner::{Cmd, Runner};
 use banger_host::HostError;
 use sha2::{Digest, Sha256};
 
+use crate::download::hex;
+
 use crate::{initramfs, kernel, LABEL_BASE};
 
 /// Packages every banger image has, whatever `packages.apt` says.
@@ -201,7 +203,12 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
 /// What identifies a build's output: the manifest, the agent it carries,
 /// and the size when one was asked for.
 fn request_sha256(request: &BuildRequest) -> String {
-    let manifest = manifest_sha256(&request.packages, &request.suite);
+    // The suite is Debian's; Void images do not depend on it.
+    let suite = match request.void {
+        None => request.suite.as_str(),
+        Some(_) => "",
+    };
+    let manifest = manifest_sha256(&request.packages, suite);
     let agent = std::fs::read(&request.agent)
         .map(|bytes| hex(&Sha256::digest(bytes)))
         .unwrap_or_default();
@@ -212,6 +219,10 @@ fn request_sha256(request: &BuildRequest) -> String {
     if let Some(base) = &request.base_rootfs {
         id.push_str(&crate::base::identity(base));
     }
+    if request.void.is_none() {
+        // mmdebstrap writes the mirror into the image's sources.list.
+        id.push_str(&format!(" mirror={:?}", request.mirror));
+    }
     if let Some(void) = &request.void {
         // A rebuilt default kernel means a rebuilt Void image.
         let kernel = [&void.kernel.vmlinux, &void.kernel.initrd].map(|f| {
@@ -221,15 +232,11 @@ fn request_sha256(request: &BuildRequest) -> String {
         });
         id.push_str(&format!(
             " {} kernel={} {kernel:?}",
-            crate::void::identity(),
+            crate::void::identity(void),
             void.kernel.version
         ));
     }
     hex(&Sha256::digest(id))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> {
@@ -624,7 +631,7 @@ fn disk_filled_up(error: &str, log: &Path) -> bool {
 }
 
 /// Runs filesystem-heavy work (a whole Debian tree) off the async workers.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
         .await
         .expect("blocking image-build step panicked")

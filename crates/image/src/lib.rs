@@ -12,6 +12,7 @@
 pub mod base;
 pub mod build;
 pub mod cpio;
+pub mod download;
 pub mod initramfs;
 pub mod kernel;
 pub mod tools;

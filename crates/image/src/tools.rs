@@ -4,9 +4,7 @@
 //! integrity hash pinned here before anything is installed. No node is
 //! needed, in the guest or on the host. Downloads are cached by integrity.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine;
 use sha2::{Digest, Sha512};
@@ -91,23 +89,11 @@ pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, To
         }
     }
     let url = tool.tarball_url(registry);
-    let unreachable = |reason: String| ToolError::Unreachable {
-        url: url.clone(),
-        reason,
-    };
-    let agent = banger_host::http::agent(Duration::from_secs(15), Duration::from_secs(600));
-    let response = agent
-        .get(&url)
-        .call()
-        .map_err(|e| unreachable(e.to_string()))?;
-    let mut bytes = Vec::new();
     // No tool tarball comes near 1 GiB; a registry sending more is broken.
-    response
-        .into_body()
-        .into_reader()
-        .take(1 << 30)
-        .read_to_end(&mut bytes)
-        .map_err(|e| unreachable(e.to_string()))?;
+    let bytes = crate::download::get(&url, 1 << 30).map_err(|e| ToolError::Unreachable {
+        url: e.url,
+        reason: e.reason,
+    })?;
     let got = integrity_of(&bytes);
     if got != tool.integrity {
         return Err(ToolError::Mismatch {
@@ -116,13 +102,7 @@ pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, To
             got,
         });
     }
-    // The cache is an optimisation: failing to fill it is not an error.
-    if std::fs::create_dir_all(cache).is_ok() {
-        let partial = cached.with_extension("part");
-        if std::fs::write(&partial, &bytes).is_ok() {
-            let _ = std::fs::rename(&partial, &cached);
-        }
-    }
+    crate::download::store(&cached, &bytes);
     Ok(bytes)
 }
 

@@ -25,15 +25,19 @@ const FAKE_XBPS: &str = r#"#!/bin/sh
 set -e
 echo "xbps-install.static $*"
 [ "$XBPS_ARCH" = x86_64 ] || { echo "XBPS_ARCH is not x86_64" >&2; exit 1; }
+ignore_conf=
 while [ $# -gt 0 ]; do
     case "$1" in
         -r) root=$2; shift 2 ;;
+        -i) ignore_conf=1; shift ;;
+        --) shift; names="$names $*"; break ;;
         -R) repo=$2; shift 2 ;;
         -*) shift ;;
         *) names="$names $1"; shift ;;
     esac
 done
 [ -f "$repo/x86_64-repodata" ] || { echo "no repodata in $repo" >&2; exit 1; }
+[ -n "$ignore_conf" ] || { echo "-i (ignore configured repositories) missing" >&2; exit 1; }
 for name in $names; do
     ls "$repo/$name"-[0-9]*.xbps >/dev/null
 done
@@ -51,6 +55,9 @@ use Item::{File, Link};
 struct Fixture {
     _dir: tempfile::TempDir,
     mirror: PathBuf,
+    /// This test's download cache, with the npm tool tarballs of the
+    /// user's (linked, not downloaded again).
+    cache: PathBuf,
     kernel: BaseKernel,
     images: PathBuf,
 }
@@ -223,19 +230,18 @@ fn packages() -> Vec<Spec> {
     ]
 }
 
-/// Writes the repository: packages, then an index with their hashes.
-fn write_mirror(mirror: &Path) {
-    let current = mirror.join("current");
-    std::fs::create_dir_all(&current).unwrap();
+/// Writes a repository: packages, then an index with their hashes.
+fn write_repo(dir: &Path, arch: &str, packages: Vec<Spec>) {
+    std::fs::create_dir_all(dir).unwrap();
     let mut index = plist::Dictionary::new();
-    for (pkgver, depends, provides, files) in packages() {
-        let file = current.join(format!("{pkgver}.x86_64.xbps"));
+    for (pkgver, depends, provides, files) in packages {
+        let file = dir.join(format!("{pkgver}.{arch}.xbps"));
         let mut items = files;
         items.push(File("props.plist", b"<plist/>".to_vec(), 0o644));
         tar_zst(&items, &file);
         let mut entry = plist::Dictionary::new();
         entry.insert("pkgver".into(), pkgver.into());
-        entry.insert("architecture".into(), "x86_64".into());
+        entry.insert("architecture".into(), arch.into());
         entry.insert("filename-sha256".into(), sha256(&file).into());
         entry.insert(
             "filename-size".into(),
@@ -259,34 +265,33 @@ fn write_mirror(mirror: &Path) {
             File("index.plist", xml, 0o644),
             File("index-meta.plist", b"<plist/>".to_vec(), 0o644),
         ],
-        &current.join("x86_64-repodata"),
+        &dir.join(format!("{arch}-repodata")),
     );
-    // The static tools archive: tar.xz, as Void publishes it.
-    let statics = mirror.join("static");
-    std::fs::create_dir_all(&statics).unwrap();
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(FAKE_XBPS.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    builder
-        .append_data(
-            &mut header,
-            "./usr/bin/xbps-install.static",
-            FAKE_XBPS.as_bytes(),
-        )
-        .unwrap();
-    let tar = builder.into_inner().unwrap();
-    let mut xz = Command::new("xz")
-        .args(["-q", "-c", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(
-            std::fs::File::create(statics.join("xbps-static-latest.x86_64-musl.tar.xz")).unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    xz.stdin.take().unwrap().write_all(&tar).unwrap();
-    assert!(xz.wait().unwrap().success());
+}
+
+/// The mirror: the glibc repository, and the musl one with the static
+/// XBPS tools (here, the stand-in).
+fn write_mirror(mirror: &Path) {
+    write_repo(&mirror.join("current"), "x86_64", packages());
+    write_repo(
+        &mirror.join("current/musl"),
+        "x86_64-musl",
+        vec![(
+            "xbps-static-0.59_5",
+            &[],
+            &[],
+            vec![
+                // A link with a tempting name is never followed.
+                Link("usr/bin/xbps-install", "/etc/shadow"),
+                File(
+                    "usr/bin/xbps-install.static",
+                    FAKE_XBPS.as_bytes().to_vec(),
+                    0o755,
+                ),
+                File("usr/bin/xbps-query.static", b"query".to_vec(), 0o755),
+            ],
+        )],
+    );
 }
 
 /// The default image's kernel: a base ext4 holding the modules.
@@ -321,16 +326,50 @@ fn fixture() -> Fixture {
     write_mirror(&mirror);
     let kernel = base_kernel(dir.path());
     let images = dir.path().join("images");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    for tarball in std::fs::read_dir(shared_cache())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if tarball.file_name().to_string_lossy().ends_with(".tgz") {
+            let _ = std::fs::hard_link(tarball.path(), cache.join(tarball.file_name()));
+        }
+    }
     Fixture {
         mirror,
         kernel,
         images,
+        cache,
         _dir: dir,
     }
 }
 
-fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildRequest {
+/// The npm tools' cache the other image builds share.
+fn shared_cache() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    Path::new(&home).join(".cache/banger/downloads")
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Tarballs this test had to download serve the next run too.
+        let shared = shared_cache();
+        let _ = std::fs::create_dir_all(&shared);
+        for tarball in std::fs::read_dir(&self.cache)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if tarball.file_name().to_string_lossy().ends_with(".tgz") {
+                let _ = std::fs::hard_link(tarball.path(), shared.join(tarball.file_name()));
+            }
+        }
+    }
+}
+
+fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildRequest {
     BuildRequest {
         name: name.into(),
         packages: packages.into(),
@@ -342,8 +381,7 @@ fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildReques
         // Any program that answers --version with the tree's libc alone.
         agent: "/usr/bin/true".into(),
         npm_registry: banger_image::tools::DEFAULT_REGISTRY.into(),
-        // Shared with the other image builds: the npm tools download once.
-        download_cache: Path::new(&home).join(".cache/banger/downloads"),
+        download_cache: f.cache.clone(),
         void: Some(VoidSource {
             mirror: mirror.into(),
             kernel: f.kernel.clone(),
@@ -459,7 +497,7 @@ async fn a_void_image_is_built_from_a_local_mirror() {
         debugfs(rootfs, "cat /etc/ssh/sshd_config.d/banger.conf").contains("AuthorizedKeysFile")
     );
     assert!(debugfs(rootfs, "cat /etc/xbps.d/00-repository-main.conf")
-        .contains(&format!("repository={}/current", f.mirror.display())));
+        .contains("repository=https://repo-default.voidlinux.org/current"));
     assert!(debugfs(rootfs, "cat /etc/docker/daemon.json").contains("/root/.local/share/docker"));
     // The default kernel's modules, and the npm tools.
     assert!(debugfs(
@@ -484,6 +522,26 @@ async fn a_void_image_is_built_from_a_local_mirror() {
             .contains("docker")
     );
     assert_eq!(leftovers(&f.images), ["void-exp"]);
+    // The image directory holds the image, not the build's tools or repository.
+    let mut files: Vec<String> = std::fs::read_dir(f.images.join("void-exp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "initrd.img",
+            "kernel-version",
+            "manifest.sha256",
+            "packages.void",
+            "rootfs.ext4",
+            "vmlinux",
+            "work-seed"
+        ]
+    );
+    // Verified packages are cached for the next build.
+    assert!(f.cache.join("void/bash-5.2.32_1.x86_64.xbps").is_file());
 
     // Unchanged: reused, not rebuilt.
     let (again, stages) = build(&req).await;

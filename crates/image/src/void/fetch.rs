@@ -1,19 +1,18 @@
-//! Getting files from a Void mirror: over HTTP(S), or from a local
-//! directory (a mirror on disk, `file://` or a plain path), checked against
-//! the hashes the index gives, cached between builds.
+//! Getting packages from a Void mirror, each checked against the sha256 its
+//! repository index gives and cached between builds, and the static XBPS
+//! tools (Void's `xbps-static` package, from the musl repository, checked
+//! the same way).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
-use super::repo::Package;
+use super::repo::{self, Package};
+use crate::download::{self, sha256_hex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("cannot download {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error(transparent)]
+    Unreachable(#[from] download::Unreachable),
     #[error("{url} does not match the sha256 the repository index gives ({want}, got {got}); nothing was installed")]
     Mismatch {
         url: String,
@@ -24,46 +23,22 @@ pub enum FetchError {
     Other(String),
 }
 
-/// A local mirror's directory, when `url` names one.
-fn local(url: &str) -> Option<&Path> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return Some(Path::new(path));
-    }
-    (!url.contains("://")).then_some(Path::new(url))
-}
-
-/// The bytes at `url` (at most `limit` of them).
-pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
-    let unreachable = |reason: String| FetchError::Unreachable {
-        url: url.to_string(),
-        reason,
+/// Void's packages are signed, but its index is not, and banger checks
+/// packages against the index: the index must come over a channel nobody
+/// can change on the way. Plain HTTP is accepted only on loopback (a local
+/// proxy or test mirror).
+pub fn check_mirror(mirror: &str) -> Result<(), String> {
+    let Some(rest) = mirror.strip_prefix("http://") else {
+        return Ok(());
     };
-    let mut bytes = Vec::new();
-    if let Some(path) = local(url) {
-        std::fs::File::open(path)
-            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .map_err(|e| unreachable(e.to_string()))?;
-        return Ok(bytes);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    if ["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+        return Ok(());
     }
-    let agent = banger_host::http::agent(Duration::from_secs(15), Duration::from_secs(600));
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|e| unreachable(e.to_string()))?;
-    response
-        .into_body()
-        .into_reader()
-        .take(limit)
-        .read_to_end(&mut bytes)
-        .map_err(|e| unreachable(e.to_string()))?;
-    Ok(bytes)
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Err(format!(
+        "the Void mirror {mirror} is plain HTTP: anyone on the way could change its index and with it every package; use an https:// mirror or a local mirror directory"
+    ))
 }
 
 /// Decompresses what xbps writes (zstd by default; gzip and xz too; plain
@@ -92,7 +67,8 @@ pub fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Puts `package` into `repo_dir` (the local repository xbps installs
 /// from): from the cache when it is there and intact, else downloaded from
-/// `repo_url`, checked against the index's sha256, and cached.
+/// `repo_url`, checked against the index's sha256, and cached. (The index
+/// was checked: the file name is a plain name.)
 pub fn package(
     package: &Package,
     repo_url: &str,
@@ -102,67 +78,79 @@ pub fn package(
     let name = package.file_name();
     let cached = cache.join(&name);
     let dest = repo_dir.join(&name);
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        FetchError::Other(format!("cannot {what} {}: {e}", path.display()))
-    };
-    let intact = std::fs::read(&cached)
-        .map(|b| sha256_hex(&b) == package.sha256)
-        .unwrap_or(false);
-    if !intact {
-        let url = format!("{}/{name}", repo_url.trim_end_matches('/'));
-        let bytes = get(&url, 4 << 30)?;
-        let got = sha256_hex(&bytes);
-        if got != package.sha256 {
-            return Err(FetchError::Mismatch {
-                url,
-                want: package.sha256.clone(),
-                got,
-            });
+    let bytes = match std::fs::read(&cached) {
+        Ok(bytes) if sha256_hex(&bytes) == package.sha256 => bytes,
+        _ => {
+            let url = format!("{}/{name}", repo_url.trim_end_matches('/'));
+            let bytes = download::get(&url, 4 << 30)?;
+            let got = sha256_hex(&bytes);
+            if got != package.sha256 {
+                return Err(FetchError::Mismatch {
+                    url,
+                    want: package.sha256.clone(),
+                    got,
+                });
+            }
+            download::store(&cached, &bytes);
+            bytes
         }
-        std::fs::create_dir_all(cache).map_err(|e| io("create", cache, e))?;
-        let partial = cached.with_extension("part");
-        std::fs::write(&partial, &bytes).map_err(|e| io("write", &partial, e))?;
-        std::fs::rename(&partial, &cached).map_err(|e| io("write", &cached, e))?;
-    }
-    // A hard link costs nothing; a cache on another filesystem is copied.
-    let _ = std::fs::remove_file(&dest);
-    if std::fs::hard_link(&cached, &dest).is_err() {
-        std::fs::copy(&cached, &dest).map_err(|e| io("copy", &dest, e))?;
-    }
+    };
+    std::fs::write(&dest, bytes)
+        .map_err(|e| FetchError::Other(format!("cannot write {}: {e}", dest.display())))?;
     Ok(dest)
 }
 
-/// The static XBPS tools Void publishes beside its repositories.
-pub fn xbps_static_url(mirror: &str) -> String {
-    format!(
-        "{}/static/xbps-static-latest.x86_64-musl.tar.xz",
-        mirror.trim_end_matches('/')
-    )
-}
-
-/// Downloads the static XBPS tools and unpacks `xbps-install.static` into
-/// `dir`; returns its path.
-pub fn xbps_static(mirror: &str, dir: &Path) -> Result<PathBuf, FetchError> {
-    let url = xbps_static_url(mirror);
-    let archive = get(&url, 256 << 20)?;
-    let tar = decompress(&archive).map_err(|e| FetchError::Other(format!("{url}: {e}")))?;
-    let other = |e: std::io::Error| FetchError::Other(format!("{url}: {e}"));
+/// Void's static `xbps-install`, from the `xbps-static` package of the
+/// mirror's musl repository, written to `dir`; returns its path.
+pub fn xbps_static(mirror: &str, cache: &Path, dir: &Path) -> Result<PathBuf, FetchError> {
+    let repo_url = repo::musl_repo_url(mirror);
+    let index = repo::fetch_index(&repo_url, repo::STATIC_ARCH).map_err(|e| match e {
+        repo::RepoError::Fetch(fetch) => fetch,
+        other => FetchError::Other(other.to_string()),
+    })?;
+    let package_info = index.packages.get("xbps-static").ok_or_else(|| {
+        FetchError::Other(format!(
+            "the Void repository at {repo_url} has no xbps-static package"
+        ))
+    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| FetchError::Other(format!("cannot create {}: {e}", dir.display())))?;
+    let file = package(package_info, &repo_url, cache, dir)?;
+    let other = |e: String| FetchError::Other(format!("{}: {e}", file.display()));
+    let archive = std::fs::read(&file).map_err(|e| other(e.to_string()))?;
+    let tar = decompress(&archive).map_err(other)?;
     let dest = dir.join("xbps-install.static");
-    for entry in tar::Archive::new(tar.as_slice()).entries().map_err(other)? {
-        let mut entry = entry.map_err(other)?;
-        let path = entry.path().map_err(other)?.into_owned();
-        if path.file_name().is_some_and(|n| n == "xbps-install.static") {
-            std::fs::create_dir_all(dir).map_err(other)?;
-            entry.unpack(&dest).map_err(other)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
-                .map_err(other)?;
-            return Ok(dest);
+    for entry in tar::Archive::new(tar.as_slice())
+        .entries()
+        .map_err(|e| other(e.to_string()))?
+    {
+        let mut entry = entry.map_err(|e| other(e.to_string()))?;
+        let path = entry.path().map_err(|e| other(e.to_string()))?.into_owned();
+        // Only the regular file itself: never a link the archive could
+        // point elsewhere.
+        if entry.header().entry_type() != tar::EntryType::Regular
+            || path.to_string_lossy().trim_start_matches("./") != "usr/bin/xbps-install.static"
+        {
+            continue;
         }
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| other(e.to_string()))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&dest);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&dest)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(|e| other(e.to_string()))?;
+        let _ = std::fs::remove_file(&file);
+        return Ok(dest);
     }
-    Err(FetchError::Other(format!(
-        "{url} has no xbps-install.static inside"
-    )))
+    Err(other("has no usr/bin/xbps-install.static".into()))
 }
 
 #[cfg(test)]
@@ -170,10 +158,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_mirrors_are_paths_or_file_urls() {
-        assert_eq!(local("/srv/void"), Some(Path::new("/srv/void")));
-        assert_eq!(local("file:///srv/void"), Some(Path::new("/srv/void")));
-        assert_eq!(local("https://repo-default.voidlinux.org"), None);
+    fn plain_http_mirrors_are_refused_except_on_loopback() {
+        assert!(check_mirror("https://repo-default.voidlinux.org").is_ok());
+        assert!(check_mirror("/srv/void").is_ok());
+        assert!(check_mirror("http://127.0.0.1:8080/void").is_ok());
+        assert!(check_mirror("http://localhost/void").is_ok());
+        let err = check_mirror("http://mirror.example.org/voidlinux").unwrap_err();
+        assert!(
+            err.contains("plain HTTP") && err.contains("https://"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use banger_host::runner::{Cmd, Runner};
 use banger_host::HostError;
 
-use crate::build::{BuildError, BuildRequest};
+use crate::build::{blocking, BuildError, BuildRequest};
 
 /// Void's primary mirror; `--mirror` or `void_mirror` point elsewhere.
 pub const DEFAULT_MIRROR: &str = "https://repo-default.voidlinux.org";
@@ -64,7 +64,8 @@ while [ $i -lt 300 ] && ! grep -qE ':0016 [0-9A-F:]+ 0A' /proc/net/tcp /proc/net
     i=$((i + 1))
 done
 cd /root 2>/dev/null || cd /
-export HOME=/root USER=root LANG=C.UTF-8
+# runit starts services with PATH=/usr/bin:/usr/sbin; `vm exec` gets what a login would.
+export HOME=/root USER=root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 exec /usr/local/bin/banger-agent --listen vsock:{port}
 ";
 
@@ -88,9 +89,24 @@ net.bridge.bridge-nf-call-iptables = 1
 const BASH_PROFILE: &str =
     "# Written by banger's image builder.\n[ -f ~/.bashrc ] && . ~/.bashrc\n";
 
+/// Bumped whenever the Void steps change what they produce.
+const VOID_BUILDER_VERSION: &str = "banger-void-builder 1";
+
 /// What goes into the image's identity besides the package list.
-pub fn identity() -> String {
-    format!("void {BASE_PACKAGES:?} {AGENT_RUN} {DOCKER_MODULES} {DOCKER_SYSCTL} {BASH_PROFILE}")
+pub fn identity(source: &VoidSource) -> String {
+    format!(
+        "{VOID_BUILDER_VERSION} {BASE_PACKAGES:?} {AGENT_RUN} {DOCKER_MODULES} {DOCKER_SYSCTL} {BASH_PROFILE} guest-mirror={}",
+        guest_mirror(&source.mirror)
+    )
+}
+
+/// The mirror the image's own xbps uses later: the build's, unless that
+/// was a directory on the build host.
+fn guest_mirror(mirror: &str) -> &str {
+    match crate::download::local(mirror) {
+        Some(_) => DEFAULT_MIRROR,
+        None => mirror,
+    }
 }
 
 fn agent_run() -> String {
@@ -106,16 +122,27 @@ pub async fn bootstrap(
     rootdir: &Path,
     say: &(dyn Fn(&str, String, f32) + Send + Sync),
 ) -> Result<(), BuildError> {
+    if !nix::unistd::geteuid().is_root() {
+        // xbps keeps the packages' owners and runs their scripts in the
+        // tree (chrooted) only as root.
+        return Err(BuildError::Failed(
+            "building a Void image needs root (xbps installs as root, chrooted into the tree); run bangerd as root".into(),
+        ));
+    }
+    fetch::check_mirror(&source.mirror).map_err(BuildError::Failed)?;
     let repo_url = repo::repo_url(&source.mirror);
     say(
         "image.index",
         format!("reading the Void repository index at {repo_url}"),
         0.02,
     );
-    let mirror = source.mirror.clone();
-    let index = blocking(move || repo::fetch_index(&mirror))
+    let url = repo_url.clone();
+    let index = blocking(move || repo::fetch_index(&url, repo::ARCH))
         .await
-        .map_err(|e| mirror_error(&source.mirror, e.to_string()))?;
+        .map_err(|e| match e {
+            repo::RepoError::Fetch(e) => fetch_error(&source.mirror, e),
+            other => BuildError::Failed(other.to_string()),
+        })?;
     let mut wanted: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
     wanted.extend(crate::build::parse_packages(&request.packages));
     let log = &request.log;
@@ -151,9 +178,9 @@ pub async fn bootstrap(
         done += package.size;
         blocking(move || fetch::package(&package, &url, &cache, &dir))
             .await
-            .map_err(|e| mirror_error(&source.mirror, e.to_string()))?;
+            .map_err(|e| fetch_error(&source.mirror, e))?;
     }
-    let repodata = local_repo.join(repo::repodata_name());
+    let repodata = local_repo.join(repo::repodata_name(repo::ARCH));
     std::fs::write(&repodata, &index.repodata)
         .map_err(|e| HostError::path_io("cannot write", &repodata, e))?;
 
@@ -163,9 +190,9 @@ pub async fn bootstrap(
         0.5,
     );
     let (mirror, dir) = (source.mirror.clone(), stage.join("xbps"));
-    let xbps = blocking(move || fetch::xbps_static(&mirror, &dir))
+    let xbps = blocking(move || fetch::xbps_static(&mirror, &cache, &dir))
         .await
-        .map_err(|e| mirror_error(&source.mirror, e.to_string()))?;
+        .map_err(|e| fetch_error(&source.mirror, e))?;
 
     say(
         "image.rootfs",
@@ -185,13 +212,16 @@ pub async fn bootstrap(
                 .arg(rootdir)
                 .arg("-R")
                 .arg(&local_repo)
+                .arg("--")
                 .args(&names)
                 .env("XBPS_ARCH", repo::ARCH)
                 .log_to(log),
         )
         .await?;
-    // The packages are in the tree now; the local repository is not needed.
+    // The packages are in the tree now; neither the local repository nor
+    // the tools are part of the image.
     let _ = std::fs::remove_dir_all(&local_repo);
+    let _ = std::fs::remove_dir_all(stage.join("xbps"));
 
     say(
         "image.modules",
@@ -205,10 +235,15 @@ pub async fn bootstrap(
         .map_err(|e| BuildError::Failed(format!("configuring the Void tree: {e}")))
 }
 
-fn mirror_error(mirror: &str, error: String) -> BuildError {
-    BuildError::Failed(format!(
-        "{error}; the Void mirror {mirror} must be reachable from this host: pass --mirror URL (or a local mirror directory), or set void_mirror in config.toml"
-    ))
+/// An unreachable mirror says how to point elsewhere; other failures
+/// (a package that does not match the index) speak for themselves.
+fn fetch_error(mirror: &str, error: fetch::FetchError) -> BuildError {
+    match error {
+        fetch::FetchError::Unreachable(e) => BuildError::Failed(format!(
+            "{e}; the Void mirror {mirror} must be reachable from this host: pass --mirror URL (or a local mirror directory), or set void_mirror in config.toml"
+        )),
+        other => BuildError::Failed(other.to_string()),
+    }
 }
 
 /// The default kernel's modules, read out of its image with debugfs.
@@ -225,7 +260,8 @@ async fn copy_modules(
         .run(
             Cmd::new("debugfs")
                 .arg("-R")
-                .arg(format!("rdump {source} {}", dest.display()))
+                // debugfs splits its request on spaces unless quoted.
+                .arg(format!("rdump \"{source}\" \"{}\"", dest.display()))
                 .arg(&kernel.rootfs)
                 .log_to(log),
         )
@@ -266,7 +302,7 @@ fn configure(root: &Path, mirror: &str) -> std::io::Result<()> {
         root.join("etc/xbps.d/00-repository-main.conf"),
         format!(
             "# Written by banger's image builder: the mirror this image came from.\nrepository={}\n",
-            repo::repo_url(mirror)
+            repo::repo_url(guest_mirror(mirror))
         ),
     )?;
     std::fs::create_dir_all(root.join("etc/modules-load.d"))?;
@@ -320,12 +356,6 @@ fn include_sshd_drop_ins(config: &Path) -> std::io::Result<()> {
         config,
         format!("# Added by banger's image builder.\n{INCLUDE}\n\n{text}"),
     )
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("blocking Void build step panicked")
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use super::fetch::{self, FetchError};
 
 /// The only architecture the builder supports (glibc, not musl).
 pub const ARCH: &str = "x86_64";
+/// Where the static XBPS tools come from: Void builds them for musl only.
+pub const STATIC_ARCH: &str = "x86_64-musl";
 
 /// One package as the index describes it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -54,9 +56,14 @@ pub fn repo_url(mirror: &str) -> String {
     format!("{}/current", mirror.trim_end_matches('/'))
 }
 
-/// The repodata file's name for [`ARCH`].
-pub fn repodata_name() -> String {
-    format!("{ARCH}-repodata")
+/// `<mirror>/current/musl`, the musl repository (the static XBPS tools).
+pub fn musl_repo_url(mirror: &str) -> String {
+    format!("{}/musl", repo_url(mirror))
+}
+
+/// The repodata file's name for an architecture.
+pub fn repodata_name(arch: &str) -> String {
+    format!("{arch}-repodata")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,8 @@ pub enum RepoError {
     Fetch(#[from] FetchError),
     #[error("{0} is not a Void repository index: {1}")]
     Malformed(String, String),
+    #[error("{0} lists a package banger refuses: {1}")]
+    Refused(String, String),
     #[error("the Void repository at {repo} has no package {missing} (needed by {wanted_by})")]
     Missing {
         repo: String,
@@ -73,11 +82,34 @@ pub enum RepoError {
     },
 }
 
-/// Downloads and reads the mirror's index.
-pub fn fetch_index(mirror: &str) -> Result<Index, RepoError> {
-    let url = format!("{}/{}", repo_url(mirror), repodata_name());
-    let repodata = fetch::get(&url, 256 << 20)?;
+/// Downloads and reads a repository's index (`repo` is its URL or
+/// directory, `arch` the repodata's architecture).
+pub fn fetch_index(repo: &str, arch: &str) -> Result<Index, RepoError> {
+    let url = format!("{}/{}", repo.trim_end_matches('/'), repodata_name(arch));
+    let repodata = crate::download::get(&url, 256 << 20).map_err(FetchError::from)?;
     parse_index(&url, repodata)
+}
+
+/// Index entries become file names and xbps arguments: only what Void's
+/// own packages look like is accepted (no `/`, no leading `-` or `.`, the
+/// name matching its key, a real sha256, a known architecture).
+fn check_entry(key: &str, package: &Package) -> Result<(), String> {
+    let safe = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(['-', '.'])
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+    };
+    if !safe(key) || !safe(&package.pkgver) || pkgname(&package.pkgver) != key {
+        return Err(format!("{key:?} with pkgver {:?}", package.pkgver));
+    }
+    if !["x86_64", "x86_64-musl", "noarch"].contains(&package.architecture.as_str()) {
+        return Err(format!("{key} for architecture {:?}", package.architecture));
+    }
+    if package.sha256.len() != 64 || !package.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{key} with sha256 {:?}", package.sha256));
+    }
+    Ok(())
 }
 
 /// Reads a repodata archive (`what` names it in errors).
@@ -100,6 +132,9 @@ pub fn parse_index(what: &str, repodata: Vec<u8>) -> Result<Index, RepoError> {
     let plist = plist.ok_or_else(|| malformed("no index.plist inside".into()))?;
     let packages: BTreeMap<String, Package> =
         plist::from_bytes(&plist).map_err(|e| malformed(format!("index.plist: {e}")))?;
+    for (key, package) in &packages {
+        check_entry(key, package).map_err(|e| RepoError::Refused(what.to_string(), e))?;
+    }
     let mut provided_by: HashMap<String, Vec<String>> = HashMap::new();
     for (name, package) in &packages {
         for virtual_pkgver in &package.provides {
@@ -214,6 +249,36 @@ mod tests {
             packages,
             provided_by,
             repodata: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn entries_that_could_escape_a_directory_or_pose_as_options_are_refused() {
+        let good = Package {
+            pkgver: "bash-5.2_1".into(),
+            architecture: "x86_64".into(),
+            sha256: "a".repeat(64),
+            size: 1,
+            depends: vec![],
+            provides: vec![],
+        };
+        assert!(check_entry("bash", &good).is_ok());
+        let with = |pkgver: &str, arch: &str, sha: &str| Package {
+            pkgver: pkgver.into(),
+            architecture: arch.into(),
+            sha256: sha.into(),
+            ..good.clone()
+        };
+        let sha = "a".repeat(64);
+        for (key, bad) in [
+            ("bash", with("../../etc/bash-5.2_1", "x86_64", &sha)),
+            ("bash", with("bash-5.2_1", "../x", &sha)),
+            ("bash", with("bash-5.2_1", "x86_64/../..", &sha)),
+            ("-oops", with("-oops-1_1", "x86_64", &sha)),
+            ("bash", with("zsh-5.9_1", "x86_64", &sha)),
+            ("bash", with("bash-5.2_1", "x86_64", "not-a-sha")),
+        ] {
+            assert!(check_entry(key, &bad).is_err(), "{key} {bad:?}");
         }
     }
 
