@@ -117,11 +117,25 @@ fn saved_sessions_come_back_with_their_panes_and_directories() {
     // Pane sizes and places too: the saved layout is applied.
     assert_eq!(geometry(), layout);
 
-    // A session that is running is left alone.
+    // A session that is running something is left alone.
     t.tmux(&["kill-session", "-t", "work"]);
-    t.tmux(&["new-session", "-d", "-s", "work", "-n", "mine", "-c", "/"]);
+    t.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "work",
+        "-n",
+        "mine",
+        "-c",
+        "/",
+        "sleep 300",
+    ]);
     let out = t.sessions(&["restore"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 0 tmux session(s)"));
+    // ("other thing", one pane at a prompt, is replaced by its saved self.)
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restored 1 tmux session(s)"),
+        "{out:?}"
+    );
     let windows = t.tmux(&["list-windows", "-t", "work", "-F", "#{window_name}"]);
     assert_eq!(windows, "mine\n");
 }
@@ -154,6 +168,51 @@ fn autosave_waits_for_its_interval_and_restore_needs_a_save() {
         .unwrap();
     assert!(out.status.success());
     assert!(std::fs::read_to_string(&last).unwrap().contains("two\t"));
+}
+
+#[test]
+fn after_a_restart_autosave_keeps_the_old_save_until_it_is_restored() {
+    let t = Tmux::new();
+    t.tmux(&["new-session", "-d", "-s", "0", "-c", "/tmp"]);
+    t.tmux(&["new-session", "-d", "-s", "work", "-n", "edit", "-c", "/"]);
+    t.tmux(&["split-window", "-t", "work:edit", "-c", "/tmp"]);
+    assert!(t.sessions(&["save"]).status.success());
+    let before = t.panes();
+    let last = t.home().join(".local/share/tmux/sessions/last");
+    let saved = std::fs::read_to_string(&last).unwrap();
+
+    // The VM restarts: a new server, and starting tmux makes session 0.
+    t.tmux(&["kill-server"]);
+    t.tmux(&["new-session", "-d", "-s", "0"]);
+    let autosave = || {
+        let out = t
+            .command(&t.script)
+            .arg("autosave")
+            .env("BANGER_TMUX_AUTOSAVE_MINUTES", "0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    autosave();
+    assert_eq!(
+        std::fs::read_to_string(&last).unwrap(),
+        saved,
+        "the new server's autosave replaced the save before it was restored"
+    );
+
+    // Restore replaces the fresh session 0 (one pane at a shell prompt).
+    let out = t.sessions(&["restore"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(t.panes(), before);
+    // From now on the new server's autosaves count.
+    t.tmux(&["new-session", "-d", "-s", "later"]);
+    autosave();
+    assert!(std::fs::read_to_string(&last).unwrap().contains("later\t"));
+    assert_eq!(
+        std::fs::read_to_string(last.with_file_name("last.1")).unwrap(),
+        saved,
+        "the previous save is kept as last.1"
+    );
 }
 
 #[test]
