@@ -56,8 +56,25 @@ fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
     );
     assert!(debugfs(&rootfs, "stat /tmp").contains("Mode:  01777"));
     assert!(debugfs(&rootfs, "stat /usr/local/bin/banger-agent").contains("Type: regular"));
-    // No build leftovers in the image: apt's guard and the host's DNS.
+    // No build leftovers in the image: apt's guard, the host's DNS, apt's lists.
     assert!(debugfs(&rootfs, "stat /usr/sbin/policy-rc.d").contains("File not found"));
+    assert_eq!(
+        debugfs(&rootfs, "stat /etc/resolv.conf").contains("File not found"),
+        debugfs(&base, "stat /etc/resolv.conf").contains("File not found"),
+    );
+    assert_eq!(
+        debugfs(&rootfs, "cat /etc/resolv.conf"),
+        debugfs(&base, "cat /etc/resolv.conf")
+    );
+    assert!(!debugfs(&rootfs, "ls /var/lib/apt/lists").contains("_Packages"));
+    // The base's /root went to its own work seed; this one's seed has
+    // Debian's dotfiles back (login shells read .bashrc) and mise.
+    let seed = images_dir().join("based/work-seed");
+    assert!(std::fs::read_to_string(seed.join(".profile"))
+        .unwrap()
+        .contains(".bashrc"));
+    let bashrc = std::fs::read_to_string(seed.join(".bashrc")).unwrap();
+    assert_eq!(bashrc.matches("mise activate bash").count(), 1, "{bashrc}");
     // The base is read, never written.
     assert!(debugfs(&base, "stat /usr/bin/jq").contains("File not found"));
     assert_eq!(

@@ -8,7 +8,11 @@
 //! (`unshare --mount`): nothing is mounted on the host, and a crash leaves
 //! no mount or loop device behind (the namespace dies with the process).
 //! `cp -a` keeps what an unmounted copy (debugfs) would lose: setuid and
-//! sticky bits, hard links, file capabilities.
+//! sticky bits, hard links, extended attributes.
+//!
+//! The base must be trusted like a package source: its apt and its
+//! packages' scripts run as root in a chroot of it (in its own mount and
+//! PID namespaces, so nothing it starts outlives the build).
 
 use std::path::Path;
 
@@ -19,34 +23,38 @@ use crate::build::{BuildError, BuildRequest, BASE_PACKAGES};
 
 /// `$1` base image, `$2` an empty mount point, `$3` the tree.
 const COPY: &str = r#"set -e
-mount -o ro,loop "$1" "$2"
+mount -t ext4 -o ro,loop,noload "$1" "$2"
 cp -a "$2/." "$3/"
 "#;
 
 /// `$1` the tree, then package names. No service starts in the tree
 /// (policy-rc.d), DNS is the host's while apt runs, and the tree's own
-/// resolv.conf is put back afterwards.
-const APT: &str = r#"set -e
+/// resolv.conf is put back afterwards. Files of the tree are only touched
+/// from inside it (chroot): a link in the base never reaches the host's.
+const APT: &str = r##"set -e
 root=$1
 shift
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --rbind /dev "$root/dev"
-if [ -e "$root/etc/resolv.conf" ] || [ -L "$root/etc/resolv.conf" ]; then
-    mv "$root/etc/resolv.conf" "$root/etc/resolv.conf.banger-saved"
-fi
-cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
-chmod 755 "$root/usr/sbin/policy-rc.d"
+chroot "$root" sh -ec '
+    if [ -e /etc/resolv.conf ] || [ -L /etc/resolv.conf ]; then
+        mv /etc/resolv.conf /etc/resolv.conf.banger-saved
+    fi
+    cat >/etc/resolv.conf
+    printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d' </etc/resolv.conf
 export DEBIAN_FRONTEND=noninteractive
 chroot "$root" apt-get update -q
 chroot "$root" apt-get install -y -q --no-install-recommends "$@"
 chroot "$root" apt-get clean
-rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
-if [ -e "$root/etc/resolv.conf.banger-saved" ] || [ -L "$root/etc/resolv.conf.banger-saved" ]; then
-    mv "$root/etc/resolv.conf.banger-saved" "$root/etc/resolv.conf"
-fi
-"#;
+chroot "$root" sh -ec '
+    rm -f /usr/sbin/policy-rc.d /etc/resolv.conf
+    rm -rf /var/lib/apt/lists/*
+    if [ -e /etc/resolv.conf.banger-saved ] || [ -L /etc/resolv.conf.banger-saved ]; then
+        mv /etc/resolv.conf.banger-saved /etc/resolv.conf
+    fi'
+"##;
 
 /// What identifies a base image without reading all of it: its path, size
 /// and modification time (a rebuilt base means a rebuilt image).
@@ -68,7 +76,7 @@ pub fn identity(base: &Path) -> String {
 /// A Debian package name as apt takes it (`name`, `name=version`,
 /// `name/suite`): anything else, an option-like `-o...` included, is refused.
 pub fn check_package_name(name: &str) -> Result<(), BuildError> {
-    let (package, qualifier) = match name.split_once(['=', '/']) {
+    let (package, qualifier) = match name.split_once(['=', '/', ':']) {
         Some((p, q)) => (p, Some(q)),
         None => (name, None),
     };
@@ -151,13 +159,17 @@ pub async fn from_rootfs(
     Ok(())
 }
 
-/// `sh -c SCRIPT` in a new mount namespace whose mounts never reach the
-/// host. The script is a constant; paths and names are its arguments.
+/// `sh -c SCRIPT` in new mount and PID namespaces: its mounts never reach
+/// the host, and whatever it starts dies with it. The script is a
+/// constant; paths and names are its arguments.
 fn private_namespace(script: &str) -> Cmd {
     Cmd::new("unshare").args([
         "--mount",
         "--propagation",
         "private",
+        "--pid",
+        "--fork",
+        "--kill-child",
         "--",
         "sh",
         "-c",
@@ -179,6 +191,7 @@ mod tests {
             "docker.io",
             "curl=7.88.1-10",
             "tmux/bookworm-backports",
+            "libc6:amd64",
         ] {
             assert!(check_package_name(ok).is_ok(), "{ok}");
         }

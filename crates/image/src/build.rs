@@ -675,7 +675,18 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     // /root becomes the work seed: root's shell and tmux set up (once: a
-    // --base-rootfs tree may have it already).
+    // --base-rootfs tree may have it already). A base whose /root is empty
+    // (a banger image's is: its /root went to its work seed) gets Debian's
+    // root dotfiles back first, so login shells still read .bashrc.
+    for dot in ["profile", "bashrc"] {
+        let (skeleton, target) = (
+            root.join(format!("usr/share/base-files/dot.{dot}")),
+            root.join(format!("root/.{dot}")),
+        );
+        if skeleton.is_file() && !target.exists() {
+            std::fs::copy(&skeleton, &target)?;
+        }
+    }
     let bashrc = root.join("root/.bashrc");
     if !std::fs::read_to_string(&bashrc)
         .unwrap_or_default()
@@ -764,7 +775,7 @@ async fn check_agent_runs(
     match run {
         Ok(_) => Ok(()),
         Err(e) => Err(BuildError::Failed(format!(
-            "the guest agent {} does not run on this image's libc: {e}; build banger on a system no newer than the image's Debian release (debian_suite), or set agent_bin to an agent built for it",
+            "the guest agent {} does not run on this image's libc: {e}; build banger on a system whose glibc is no newer than the image's (for Debian images: debian_suite), or set agent_bin to an agent built for it",
             agent.display()
         ))),
     }
@@ -789,12 +800,31 @@ fn find_kernel(root: &Path) -> Result<(PathBuf, String), BuildError> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("vmlinuz-"))
         .collect();
-    kernels.sort();
+    // Newest last: 6.1.0-25 after 6.1.0-9 (an apt upgrade leaves both).
+    kernels.sort_by_key(|name| version_key(name));
     let name = kernels
         .pop()
         .ok_or_else(|| BuildError::Failed(format!("no vmlinuz-* in {}", boot.display())))?;
     let version = name.trim_start_matches("vmlinuz-").to_string();
     Ok((boot.join(name), version))
+}
+
+/// A version string as numbers and words, so that numbers compare as numbers.
+fn version_key(version: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = version;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let word = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push((0, rest[..word].to_string()));
+            rest = &rest[word..];
+        }
+    }
+    key
 }
 
 fn tree_size(root: &Path) -> u64 {
@@ -846,6 +876,21 @@ mod tests {
             "cannot write rootfs.ext4: No space left on device (os error 28)",
             &log
         ));
+    }
+
+    #[test]
+    fn the_newest_kernel_wins_by_version_not_by_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        for v in [
+            "6.1.0-9-cloud-amd64",
+            "6.1.0-25-cloud-amd64",
+            "6.1.0-10-cloud-amd64",
+        ] {
+            std::fs::write(dir.path().join(format!("boot/vmlinuz-{v}")), b"").unwrap();
+        }
+        let (_, version) = find_kernel(dir.path()).unwrap();
+        assert_eq!(version, "6.1.0-25-cloud-amd64");
     }
 
     #[test]

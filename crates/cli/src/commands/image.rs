@@ -98,7 +98,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             };
             // A local mirror directory is read by the daemon: make it absolute.
             let mirror = match mirror {
-                Some(m) if !m.contains("://") => {
+                Some(m) if !m.contains("://") && std::path::Path::new(&m).is_dir() => {
                     Some(std::path::absolute(&m)?.display().to_string())
                 }
                 other => other,

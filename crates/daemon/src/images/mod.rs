@@ -205,21 +205,14 @@ pub async fn build(
         ))
         .with_hint("build it under another --name, e.g. --name void-exp"));
     }
+    refuse_registered(app, &request.name)?;
     // Before the build lock: this may build the default image itself.
     let void_kernel = match void {
         true => Some(void_kernel(app, &reporter).await?),
         false => None,
     };
     let _build = app.image_lock.lock().await;
-    if let Some(image) = app.store.get_image(&request.name).map_err(errors::store)? {
-        if !image.managed {
-            return Err(ApiError::conflict(format!(
-                "image {} is registered from your own files; a build would replace it",
-                image.name
-            ))
-            .with_hint("build under another --name, or `banger image delete` it first"));
-        }
-    }
+    refuse_registered(app, &request.name)?;
     let build = build_request(app, &request, void_kernel)?;
     if cached_image(&build).is_none() {
         // A rebuild replaces the base disk under existing VMs' overlays.
@@ -252,6 +245,19 @@ pub async fn build(
     app.store.put_image(&image).map_err(errors::store)?;
     tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
     Ok(image)
+}
+
+/// A build never takes over the name of an image registered from the
+/// user's own files.
+fn refuse_registered(app: &App, name: &str) -> OpResult<()> {
+    match app.store.get_image(name).map_err(errors::store)? {
+        Some(image) if !image.managed => Err(ApiError::conflict(format!(
+            "image {} is registered from your own files; a build would replace it",
+            image.name
+        ))
+        .with_hint("build under another --name, or `banger image delete` it first")),
+        _ => Ok(()),
+    }
 }
 
 /// The image called `name`, or a not-found error that says what exists.
