@@ -343,14 +343,15 @@ pub async fn build_image(
                 )
             });
             Err(BuildError::Failed(format!(
-                "building image {} failed: {err}{}{}",
+                "building image {} failed: {err}{}{}; the build's full output is in {}",
                 request.name,
                 if errors.is_empty() {
                     String::new()
                 } else {
                     format!("; last errors: {errors}")
                 },
-                full.unwrap_or_default()
+                full.unwrap_or_default(),
+                request.log.display()
             )))
         }
     }

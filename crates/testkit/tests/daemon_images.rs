@@ -434,6 +434,12 @@ async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
         "{}",
         e.message
     );
+    // A failed build names its log.
+    assert!(
+        e.message.contains("image-build/void-exp.log"),
+        "{}",
+        e.message
+    );
     assert!(app.store.get_image("void-exp").unwrap().is_none());
     let staged: Vec<_> = std::fs::read_dir(app.images_dir())
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
