@@ -226,7 +226,9 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "sh",
         "-c",
         "tmux new-session -d -s keep -c /tmp && banger-tmux-sessions save >/dev/null \
-         && tmux kill-server && banger-tmux-sessions restore >/dev/null \
+         && pid=$(tmux display-message -p '#{pid}') && tmux kill-server \
+         && while [ -d /proc/$pid ]; do sleep 0.1; done \
+         && banger-tmux-sessions restore >/dev/null \
          && tmux list-panes -a -F '#{session_name} #{pane_current_path}' && tmux kill-server",
     ]);
     assert_eq!(restored, "keep /tmp\n");

@@ -52,6 +52,22 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Stops the server and waits until its process is gone: a client that
+    /// comes sooner reaches the dying server ("server exited unexpectedly").
+    fn kill_server(&self) {
+        let pid = self.tmux(&["display-message", "-p", "#{pid}"]);
+        self.tmux(&["kill-server"]);
+        let proc = Path::new("/proc").join(pid.trim());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while proc.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tmux server never exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn sessions(&self, args: &[&str]) -> Output {
         self.command(&self.script).args(args).output().unwrap()
     }
@@ -109,7 +125,7 @@ fn saved_sessions_come_back_with_their_panes_and_directories() {
 
     let out = t.sessions(&["save"]);
     assert!(out.status.success(), "{out:?}");
-    t.tmux(&["kill-server"]);
+    t.kill_server();
     let out = t.sessions(&["restore"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("restored 2 tmux session(s)"));
@@ -182,7 +198,7 @@ fn after_a_restart_autosave_keeps_the_old_save_until_it_is_restored() {
     let saved = std::fs::read_to_string(&last).unwrap();
 
     // The VM restarts: a new server, and starting tmux makes session 0.
-    t.tmux(&["kill-server"]);
+    t.kill_server();
     t.tmux(&["new-session", "-d", "-s", "0"]);
     let autosave = || {
         let out = t
