@@ -684,7 +684,9 @@ fn configure_rootfs(root: &Path) -> std::io::Result<()> {
             root.join(format!("usr/share/base-files/dot.{dot}")),
             root.join(format!("root/.{dot}")),
         );
-        if skeleton.is_file() && !target.exists() {
+        // symlink_metadata: a dangling link in the base is not "missing"
+        // (copying through it would write outside the tree).
+        if skeleton.is_file() && target.symlink_metadata().is_err() {
             std::fs::copy(&skeleton, &target)?;
         }
     }

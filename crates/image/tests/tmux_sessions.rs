@@ -38,7 +38,9 @@ impl Tmux {
             self.script.parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        // Panes run a shell restore recognises as an idle prompt.
         cmd.env("HOME", self.home())
+            .env("SHELL", "/bin/sh")
             .env("TMUX_TMPDIR", self.dir.path().join("sock"))
             .env("PATH", path)
             .env_remove("TMUX")
@@ -59,7 +61,14 @@ impl Tmux {
         self.tmux(&["kill-server"]);
         let proc = Path::new("/proc").join(pid.trim());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while proc.exists() {
+        // Gone, or a zombie nobody has reaped yet.
+        let alive = || {
+            std::fs::read_to_string(proc.join("stat")).is_ok_and(|stat| {
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z')
+            })
+        };
+        while alive() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "tmux server never exited"
@@ -228,6 +237,47 @@ fn after_a_restart_autosave_keeps_the_old_save_until_it_is_restored() {
         std::fs::read_to_string(last.with_file_name("last.1")).unwrap(),
         saved,
         "the previous save is kept as last.1"
+    );
+}
+
+#[test]
+fn restore_never_replaces_a_session_with_a_job_in_it() {
+    let t = Tmux::new();
+    t.tmux(&["new-session", "-d", "-s", "0", "-c", "/tmp"]);
+    assert!(t.sessions(&["save"]).status.success());
+    t.kill_server();
+    // A fresh-looking session 0 whose shell has a job in the background.
+    t.tmux(&["new-session", "-d", "-s", "0", "-c", "/"]);
+    let pid = t.tmux(&["display-message", "-p", "-t", "=0:", "#{pane_pid}"]);
+    t.tmux(&["send-keys", "-t", "=0:", "sleep 300 &", "Enter"]);
+    let children = Path::new("/proc")
+        .join(pid.trim())
+        .join("task")
+        .join(pid.trim())
+        .join("children");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(&children)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = t.sessions(&["restore"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restored 0 tmux session(s)"),
+        "{out:?}"
+    );
+    assert!(
+        !std::fs::read_to_string(&children)
+            .unwrap()
+            .trim()
+            .is_empty(),
+        "the job was killed"
     );
 }
 

@@ -281,8 +281,9 @@ fn write_mirror(mirror: &Path) {
             &[],
             &[],
             vec![
-                // A link with a tempting name is never followed.
-                Link("usr/bin/xbps-install", "/etc/shadow"),
+                // A link under the very name, before the real file: never
+                // taken (the build would run /etc/shadow, or write through it).
+                Link("usr/bin/xbps-install.static", "/etc/shadow"),
                 File(
                     "usr/bin/xbps-install.static",
                     FAKE_XBPS.as_bytes().to_vec(),

@@ -172,11 +172,7 @@ fn build_request(
         download_cache: app.paths.cache_dir.join("downloads"),
         base_rootfs: request.base_rootfs.clone().map(Into::into),
         void: void_kernel.map(|kernel| VoidSource {
-            mirror: request
-                .mirror
-                .clone()
-                .or_else(|| app.config.void_mirror.clone())
-                .unwrap_or_else(|| banger_image::void::DEFAULT_MIRROR.into()),
+            mirror: void_mirror(app, request),
             kernel,
         }),
     })
@@ -206,6 +202,11 @@ pub async fn build(
         .with_hint("build it under another --name, e.g. --name void-exp"));
     }
     refuse_registered(app, &request.name)?;
+    if void {
+        banger_image::void::fetch::check_mirror(&void_mirror(app, &request)).map_err(|e| {
+            ApiError::invalid(e).with_hint("pass --mirror https://... or a local mirror directory")
+        })?;
+    }
     // Before the build lock: this may build the default image itself.
     let void_kernel = match void {
         true => Some(void_kernel(app, &reporter).await?),
@@ -245,6 +246,15 @@ pub async fn build(
     app.store.put_image(&image).map_err(errors::store)?;
     tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
     Ok(image)
+}
+
+/// The Void mirror a build uses: `--mirror`, else `void_mirror`, else Void's.
+fn void_mirror(app: &App, request: &BuildImageRequest) -> String {
+    request
+        .mirror
+        .clone()
+        .or_else(|| app.config.void_mirror.clone())
+        .unwrap_or_else(|| banger_image::void::DEFAULT_MIRROR.into())
 }
 
 /// A build never takes over the name of an image registered from the

@@ -28,17 +28,34 @@ pub enum FetchError {
 /// can change on the way. Plain HTTP is accepted only on loopback (a local
 /// proxy or test mirror).
 pub fn check_mirror(mirror: &str) -> Result<(), String> {
-    let Some(rest) = mirror.strip_prefix("http://") else {
-        return Ok(());
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    if ["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+    if crate::download::local(mirror).is_some() || !is_plain_http(mirror) || is_loopback(mirror) {
         return Ok(());
     }
     Err(format!(
         "the Void mirror {mirror} is plain HTTP: anyone on the way could change its index and with it every package; use an https:// mirror or a local mirror directory"
     ))
+}
+
+fn is_plain_http(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.scheme_str().map(|s| s.eq_ignore_ascii_case("http")))
+        .unwrap_or(true) // unparsable: not trusted as HTTPS
+}
+
+/// Whether a URL's host (user-info aside) is this machine's loopback.
+pub fn is_loopback(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_ascii_lowercase))
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
 }
 
 /// Decompresses what xbps writes (zstd by default; gzip and xz too; plain
@@ -163,6 +180,11 @@ mod tests {
         assert!(check_mirror("/srv/void").is_ok());
         assert!(check_mirror("http://127.0.0.1:8080/void").is_ok());
         assert!(check_mirror("http://localhost/void").is_ok());
+        assert!(check_mirror("http://[::1]/void").is_ok());
+        // The scheme in any case; the host is the host, not the user-info.
+        assert!(check_mirror("HTTP://mirror.example.org/").is_err());
+        assert!(check_mirror("http://localhost:x@evil.example/").is_err());
+        assert!(check_mirror("http://127.0.0.1@evil.example:8080/").is_err());
         let err = check_mirror("http://mirror.example.org/voidlinux").unwrap_err();
         assert!(
             err.contains("plain HTTP") && err.contains("https://"),

@@ -101,11 +101,12 @@ pub fn identity(source: &VoidSource) -> String {
 }
 
 /// The mirror the image's own xbps uses later: the build's, unless that
-/// was a directory on the build host.
+/// was a directory on, or a server local to, the build host.
 fn guest_mirror(mirror: &str) -> &str {
-    match crate::download::local(mirror) {
-        Some(_) => DEFAULT_MIRROR,
-        None => mirror,
+    if crate::download::local(mirror).is_some() || fetch::is_loopback(mirror) {
+        DEFAULT_MIRROR
+    } else {
+        mirror
     }
 }
 

@@ -72,8 +72,6 @@ pub enum RepoError {
     Fetch(#[from] FetchError),
     #[error("{0} is not a Void repository index: {1}")]
     Malformed(String, String),
-    #[error("{0} lists a package banger refuses: {1}")]
-    Refused(String, String),
     #[error("the Void repository at {repo} has no package {missing} (needed by {wanted_by})")]
     Missing {
         repo: String,
@@ -130,11 +128,17 @@ pub fn parse_index(what: &str, repodata: Vec<u8>) -> Result<Index, RepoError> {
         }
     }
     let plist = plist.ok_or_else(|| malformed("no index.plist inside".into()))?;
-    let packages: BTreeMap<String, Package> =
+    let mut packages: BTreeMap<String, Package> =
         plist::from_bytes(&plist).map_err(|e| malformed(format!("index.plist: {e}")))?;
-    for (key, package) in &packages {
-        check_entry(key, package).map_err(|e| RepoError::Refused(what.to_string(), e))?;
-    }
+    // An odd entry makes only itself unusable: a build that needs it then
+    // fails naming it as missing.
+    packages.retain(|key, package| match check_entry(key, package) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(index = what, entry = %e, "ignoring a package entry banger refuses");
+            false
+        }
+    });
     let mut provided_by: HashMap<String, Vec<String>> = HashMap::new();
     for (name, package) in &packages {
         for virtual_pkgver in &package.provides {
@@ -280,6 +284,34 @@ mod tests {
         ] {
             assert!(check_entry(key, &bad).is_err(), "{key} {bad:?}");
         }
+    }
+
+    #[test]
+    fn a_refused_entry_is_left_out_of_the_index_not_fatal() {
+        let entry = |pkgver: &str| {
+            format!(
+                "<key>{}</key><dict><key>pkgver</key><string>{pkgver}</string><key>architecture</key><string>x86_64</string><key>filename-sha256</key><string>{}</string></dict>",
+                pkgname(pkgver),
+                "a".repeat(64)
+            )
+        };
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>{}{}</dict></plist>",
+            entry("bash-5.2_1"),
+            entry("-evil-1_1")
+        );
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(xml.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "index.plist", xml.as_bytes())
+            .unwrap();
+        let index = parse_index("test", builder.into_inner().unwrap()).unwrap();
+        assert_eq!(index.packages.keys().collect::<Vec<_>>(), ["bash"]);
+        let err = index.resolve("repo", &["-evil".into()]).unwrap_err();
+        assert!(err.to_string().contains("no package -evil"), "{err}");
     }
 
     #[test]
