@@ -83,24 +83,13 @@ fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
     );
 
     // Bad bases are refused before anything runs.
-    let err = builder.fails(&[
-        "image",
-        "build",
-        "--name",
-        "bad",
-        "--base-rootfs",
-        "/etc/hostname",
-    ]);
-    assert!(err.contains("not an ext4 filesystem image"), "{err}");
-    let err = builder.fails(&[
-        "image",
-        "build",
-        "--name",
-        "bad",
-        "--base-rootfs",
-        "/nope.ext4",
-    ]);
-    assert!(err.contains("does not exist"), "{err}");
+    for (base, why) in [
+        ("/etc/hostname", "not an ext4 filesystem image"),
+        ("/nope.ext4", "does not exist"),
+    ] {
+        let err = builder.fails(&["image", "build", "--name", "bad", "--base-rootfs", base]);
+        assert!(err.contains(why), "{err}");
+    }
     builder.banger(&["daemon", "stop"]);
 
     let env = TestEnv::new(Some(Netns::new("based")));

@@ -59,18 +59,7 @@ chroot "$root" sh -ec '
 /// What identifies a base image without reading all of it: its path, size
 /// and modification time (a rebuilt base means a rebuilt image).
 pub fn identity(base: &Path) -> String {
-    let meta = std::fs::metadata(base).ok();
-    let modified = meta
-        .as_ref()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "base={} size={} mtime={modified} {COPY} {APT}",
-        base.display(),
-        meta.map(|m| m.len()).unwrap_or_default()
-    )
+    format!("base={} {COPY} {APT}", crate::download::file_identity(base))
 }
 
 /// A Debian package name as apt takes it (`name`, `name=version`,
@@ -108,11 +97,9 @@ pub async fn from_rootfs(
     rootdir: &Path,
     say: &(dyn Fn(&str, String, f32) + Send + Sync),
 ) -> Result<(), BuildError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(BuildError::Failed(
-            "--base-rootfs needs root: the base is mounted read-only (in a private mount namespace) to copy it with its special permissions; run bangerd as root, or build without --base-rootfs".into(),
-        ));
-    }
+    crate::build::require_root(
+        "--base-rootfs needs root: the base is mounted read-only (in a private mount namespace) to copy it with its special permissions; run bangerd as root, or build without --base-rootfs",
+    )?;
     let mut packages: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
     packages.extend(crate::build::parse_packages(&request.packages));
     packages.iter().try_for_each(|p| check_package_name(p))?;

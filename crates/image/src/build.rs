@@ -224,12 +224,10 @@ fn request_sha256(request: &BuildRequest) -> String {
         id.push_str(&format!(" mirror={:?}", request.mirror));
     }
     if let Some(void) = &request.void {
-        // A rebuilt default kernel means a rebuilt Void image.
-        let kernel = [&void.kernel.vmlinux, &void.kernel.initrd].map(|f| {
-            std::fs::read(f)
-                .map(|b| hex(&Sha256::digest(b)))
-                .unwrap_or_default()
-        });
+        // A rebuilt default kernel means a rebuilt Void image (identified
+        // by size and mtime: hashing 50 MB on every request would be slow).
+        let kernel =
+            [&void.kernel.vmlinux, &void.kernel.initrd].map(|f| crate::download::file_identity(f));
         id.push_str(&format!(
             " {} kernel={} {kernel:?}",
             crate::void::identity(void),
@@ -602,6 +600,15 @@ async fn pack(
     write(&stage.join(manifest), request.packages.as_bytes())?;
     write(&stage.join("manifest.sha256"), sha.as_bytes())?;
     Ok(())
+}
+
+/// A step that only works as root says so before it starts.
+pub(crate) fn require_root(message: &str) -> Result<(), BuildError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(BuildError::Failed(message.to_string()))
+    }
 }
 
 /// Refuses to start a build that cannot fit, before minutes of work.

@@ -52,6 +52,60 @@ pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, Unreachable> {
     Ok(bytes)
 }
 
+/// Why a checked download failed.
+#[derive(Debug)]
+pub enum VerifyError {
+    Unreachable(Unreachable),
+    /// The bytes at `url` hash to `got`, not to what was expected.
+    Mismatch {
+        url: String,
+        got: String,
+    },
+}
+
+/// The bytes of `url` that `digest` to `want`: from `cached` when it is
+/// there and intact, else downloaded, checked and cached.
+pub fn verified(
+    url: &str,
+    limit: u64,
+    cached: &Path,
+    digest: fn(&[u8]) -> String,
+    want: &str,
+) -> Result<Vec<u8>, VerifyError> {
+    if let Ok(bytes) = std::fs::read(cached) {
+        if digest(&bytes) == want {
+            return Ok(bytes);
+        }
+    }
+    let bytes = get(url, limit).map_err(VerifyError::Unreachable)?;
+    let got = digest(&bytes);
+    if got != want {
+        return Err(VerifyError::Mismatch {
+            url: url.to_string(),
+            got,
+        });
+    }
+    store(cached, &bytes);
+    Ok(bytes)
+}
+
+/// What identifies a file without reading it: path, size and modification
+/// time (a rebuilt file is a different one).
+pub fn file_identity(path: &Path) -> String {
+    let meta = std::fs::metadata(path).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{} size={} mtime={modified}",
+        path.display(),
+        meta.map(|m| m.len()).unwrap_or_default()
+    )
+}
+
 /// Keeps verified bytes for the next build. The cache is an optimisation:
 /// failing to fill it is logged, not an error.
 pub fn store(cached: &Path, bytes: &[u8]) {

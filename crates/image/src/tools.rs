@@ -82,28 +82,26 @@ pub fn integrity_of(bytes: &[u8]) -> String {
 /// The verified tarball of `tool`: from the cache when it is there and
 /// intact, else downloaded (and cached).
 pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, ToolError> {
-    let cached = cache_path(tool, cache);
-    if let Ok(bytes) = std::fs::read(&cached) {
-        if integrity_of(&bytes) == tool.integrity {
-            return Ok(bytes);
-        }
-    }
-    let url = tool.tarball_url(registry);
+    use crate::download::{verified, VerifyError};
     // No tool tarball comes near 1 GiB; a registry sending more is broken.
-    let bytes = crate::download::get(&url, 1 << 30).map_err(|e| ToolError::Unreachable {
-        url: e.url,
-        reason: e.reason,
-    })?;
-    let got = integrity_of(&bytes);
-    if got != tool.integrity {
-        return Err(ToolError::Mismatch {
+    verified(
+        &tool.tarball_url(registry),
+        1 << 30,
+        &cache_path(tool, cache),
+        integrity_of,
+        tool.integrity,
+    )
+    .map_err(|e| match e {
+        VerifyError::Unreachable(e) => ToolError::Unreachable {
+            url: e.url,
+            reason: e.reason,
+        },
+        VerifyError::Mismatch { url, got } => ToolError::Mismatch {
             url,
             want: tool.integrity.into(),
             got,
-        });
-    }
-    crate::download::store(&cached, &bytes);
-    Ok(bytes)
+        },
+    })
 }
 
 fn cache_path(tool: &NpmTool, cache: &Path) -> PathBuf {

@@ -408,6 +408,17 @@ async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
         e.message
     );
 
+    // A plain-HTTP mirror is refused before anything else happens.
+    let e = build(
+        with(None),
+        "void-exp",
+        "void",
+        Some("http://mirror.example.org/void"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidInput, "{}", e.message);
+    assert!(e.message.contains("plain HTTP"), "{}", e.message);
     // --mirror reaches the builder (nothing listens there)...
     let e = build(
         with(None),
@@ -424,17 +435,6 @@ async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
         "{}",
         e.message
     );
-    // A plain-HTTP mirror is refused before anything else happens.
-    let e = build(
-        with(None),
-        "void-exp",
-        "void",
-        Some("http://mirror.example.org/void"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidInput, "{}", e.message);
-    assert!(e.message.contains("plain HTTP"), "{}", e.message);
     // ...and so does void_mirror from config.toml, when --mirror is absent.
     let app = with(Some("http://127.0.0.1:1/configured"));
     let e = build(app.clone(), "void-exp", "void", None)

@@ -95,23 +95,17 @@ pub fn package(
     let name = package.file_name();
     let cached = cache.join(&name);
     let dest = repo_dir.join(&name);
-    let bytes = match std::fs::read(&cached) {
-        Ok(bytes) if sha256_hex(&bytes) == package.sha256 => bytes,
-        _ => {
-            let url = format!("{}/{name}", repo_url.trim_end_matches('/'));
-            let bytes = download::get(&url, 4 << 30)?;
-            let got = sha256_hex(&bytes);
-            if got != package.sha256 {
-                return Err(FetchError::Mismatch {
-                    url,
-                    want: package.sha256.clone(),
-                    got,
-                });
-            }
-            download::store(&cached, &bytes);
-            bytes
-        }
-    };
+    let url = format!("{}/{name}", repo_url.trim_end_matches('/'));
+    let bytes = download::verified(&url, 4 << 30, &cached, sha256_hex, &package.sha256).map_err(
+        |e| match e {
+            download::VerifyError::Unreachable(e) => FetchError::Unreachable(e),
+            download::VerifyError::Mismatch { url, got } => FetchError::Mismatch {
+                url,
+                want: package.sha256.clone(),
+                got,
+            },
+        },
+    )?;
     std::fs::write(&dest, bytes)
         .map_err(|e| FetchError::Other(format!("cannot write {}: {e}", dest.display())))?;
     Ok(dest)

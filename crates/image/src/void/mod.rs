@@ -123,13 +123,11 @@ pub async fn bootstrap(
     rootdir: &Path,
     say: &(dyn Fn(&str, String, f32) + Send + Sync),
 ) -> Result<(), BuildError> {
-    if !nix::unistd::geteuid().is_root() {
-        // xbps keeps the packages' owners and runs their scripts in the
-        // tree (chrooted) only as root.
-        return Err(BuildError::Failed(
-            "building a Void image needs root (xbps installs as root, chrooted into the tree); run bangerd as root".into(),
-        ));
-    }
+    // xbps keeps the packages' owners and runs their scripts in the tree
+    // (chrooted) only as root.
+    crate::build::require_root(
+        "building a Void image needs root (xbps installs as root, chrooted into the tree); run bangerd as root",
+    )?;
     fetch::check_mirror(&source.mirror).map_err(BuildError::Failed)?;
     let repo_url = repo::repo_url(&source.mirror);
     say(
