@@ -145,11 +145,30 @@ pub struct BuildRequest {
     pub npm_registry: String,
     /// Where downloaded tool tarballs are kept between builds.
     pub download_cache: PathBuf,
-    /// Builds the experimental Void image instead of Debian (`mirror` and
-    /// `suite` are then unused; `packages` is in `packages.void` format).
-    pub void: Option<crate::void::VoidSource>,
-    /// A Debian ext4 image to start from instead of mmdebstrap.
-    pub base_rootfs: Option<PathBuf>,
+    /// Where the tree comes from.
+    pub source: Source,
+}
+
+/// Where an image's root filesystem comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Source {
+    /// Debian, bootstrapped by mmdebstrap from `mirror` and `suite`.
+    #[default]
+    Debian,
+    /// A Debian ext4 image, copied, with the packages installed by its apt.
+    DebianBase(PathBuf),
+    /// The experimental Void image (`packages` is in `packages.void`
+    /// format; `mirror` and `suite` are unused).
+    Void(crate::void::VoidSource),
+}
+
+impl BuildRequest {
+    fn void(&self) -> Option<&crate::void::VoidSource> {
+        match &self.source {
+            Source::Void(void) => Some(void),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,9 +223,9 @@ pub fn manifest_sha256(packages: &str, suite: &str) -> String {
 /// and the size when one was asked for.
 fn request_sha256(request: &BuildRequest) -> String {
     // The suite is Debian's; Void images do not depend on it.
-    let suite = match request.void {
-        None => request.suite.as_str(),
-        Some(_) => "",
+    let suite = match request.source {
+        Source::Void(_) => "",
+        _ => request.suite.as_str(),
     };
     let manifest = manifest_sha256(&request.packages, suite);
     let agent = std::fs::read(&request.agent)
@@ -216,14 +235,13 @@ fn request_sha256(request: &BuildRequest) -> String {
     if let Some(size) = request.size {
         id.push_str(&format!(" size={size}"));
     }
-    if let Some(base) = &request.base_rootfs {
-        id.push_str(&crate::base::identity(base));
-    }
-    if request.void.is_none() {
+    match &request.source {
         // mmdebstrap writes the mirror into the image's sources.list.
-        id.push_str(&format!(" mirror={:?}", request.mirror));
+        Source::Debian => id.push_str(&format!(" mirror={:?}", request.mirror)),
+        Source::DebianBase(base) => id.push_str(&crate::base::identity(base)),
+        Source::Void(_) => {}
     }
-    if let Some(void) = &request.void {
+    if let Some(void) = request.void() {
         // A rebuilt default kernel means a rebuilt Void image (identified
         // by size and mtime: hashing 50 MB on every request would be slow).
         let kernel =
@@ -371,12 +389,12 @@ async fn build_into(
             .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
             .collect::<Result<Vec<_>, _>>()
     });
-    match (&request.void, &request.base_rootfs) {
-        (None, None) => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
-        (None, Some(base)) => {
+    match &request.source {
+        Source::Debian => debian_rootfs(runner.as_ref(), request, &rootdir, say).await?,
+        Source::DebianBase(base) => {
             crate::base::from_rootfs(runner.as_ref(), request, base, stage, &rootdir, say).await?
         }
-        (Some(void), _) => {
+        Source::Void(void) => {
             crate::void::bootstrap(runner.clone(), request, void, stage, &rootdir, say).await?
         }
     }
@@ -390,7 +408,7 @@ async fn build_into(
     let (dir, agent, debian) = (
         rootdir.clone(),
         request.agent.clone(),
-        request.void.is_none(),
+        request.void().is_none(),
     );
     blocking(move || {
         configure_rootfs(&dir)?;
@@ -404,7 +422,7 @@ async fn build_into(
     .map_err(|e| BuildError::Failed(format!("configuring the rootfs: {e}")))?;
     check_agent_runs(runner.as_ref(), &rootdir, &request.agent).await?;
 
-    match &request.void {
+    match request.void() {
         None => debian_kernel(&rootdir, stage, say).await?,
         Some(void) => {
             say(
@@ -592,7 +610,7 @@ async fn pack(
     blocking(move || std::fs::remove_dir_all(&dir))
         .await
         .map_err(|e| HostError::path_io("cannot remove", rootdir, e))?;
-    let manifest = if request.void.is_some() {
+    let manifest = if request.void().is_some() {
         "packages.void"
     } else {
         "packages.apt"
@@ -929,8 +947,7 @@ mod tests {
             agent: "/nonexistent/banger-agent".into(),
             npm_registry: crate::tools::DEFAULT_REGISTRY.into(),
             download_cache: "/nonexistent/cache".into(),
-            void: None,
-            base_rootfs: None,
+            source: Source::Debian,
         };
         let plain = request_sha256(&request(None));
         assert_eq!(plain, request_sha256(&request(None)));

@@ -19,7 +19,8 @@ pub mod tools;
 pub mod void;
 
 pub use build::{
-    build_image, cached_image, manifest_sha256, BuildError, BuildRequest, TMUX_CONF, TMUX_SESSIONS,
+    build_image, cached_image, manifest_sha256, BuildError, BuildRequest, Source, TMUX_CONF,
+    TMUX_SESSIONS,
 };
 
 /// The initramfs `/init` script (also readable in `assets/init`).

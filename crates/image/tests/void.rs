@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use banger_host::runner::SystemRunner;
 use banger_image::void::{BaseKernel, VoidSource};
-use banger_image::{build_image, BuildRequest};
+use banger_image::{build_image, BuildRequest, Source};
 
 const KERNEL: &str = "6.1.0-test";
 
@@ -383,11 +383,10 @@ fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildReques
         agent: "/usr/bin/true".into(),
         npm_registry: banger_image::tools::DEFAULT_REGISTRY.into(),
         download_cache: f.cache.clone(),
-        void: Some(VoidSource {
+        source: Source::Void(VoidSource {
             mirror: mirror.into(),
             kernel: f.kernel.clone(),
         }),
-        base_rootfs: None,
     }
 }
 

@@ -12,7 +12,9 @@ use banger_api::names::validate_name;
 use banger_api::{ApiError, BuildImageRequest, Image};
 use banger_host::tools;
 use banger_image::void::{BaseKernel, VoidSource};
-use banger_image::{build_image, cached_image, BuildRequest, DEFAULT_PACKAGES, VOID_PACKAGES};
+use banger_image::{
+    build_image, cached_image, BuildRequest, Source, DEFAULT_PACKAGES, VOID_PACKAGES,
+};
 
 use crate::app::App;
 use crate::errors::{self, OpResult};
@@ -111,26 +113,26 @@ fn build_request(
     request: &BuildImageRequest,
     void_kernel: Option<BaseKernel>,
 ) -> OpResult<BuildRequest> {
+    let void = void_kernel.is_some();
     let packages_file = request.packages.clone().map(Into::into).or_else(|| {
         // default_packages_file is an apt list: the default image's.
-        void_kernel
-            .is_none()
+        (!void)
             .then(|| app.config.default_packages_file.clone())
             .flatten()
     });
     let packages = match packages_file {
         Some(path) => std::fs::read_to_string(&path).map_err(|e| {
             ApiError::invalid(format!("cannot read package file {}: {e}", path.display()))
-                .with_hint(if void_kernel.is_some() {
+                .with_hint(if void {
                     "pass an existing packages.void file"
                 } else {
                     "pass an existing packages.apt file"
                 })
         })?,
-        None if void_kernel.is_some() => VOID_PACKAGES.to_string(),
+        None if void => VOID_PACKAGES.to_string(),
         None => DEFAULT_PACKAGES.to_string(),
     };
-    let packages = match (request.docker, void_kernel.is_some()) {
+    let packages = match (request.docker, void) {
         (false, _) => packages,
         (true, true) => format!("{packages}\n# --docker\ndocker\ndocker-compose\n"),
         // Debian's kernel enables AppArmor, and Docker refuses to run
@@ -170,11 +172,14 @@ fn build_request(
             .clone()
             .unwrap_or_else(|| banger_image::tools::DEFAULT_REGISTRY.into()),
         download_cache: app.paths.cache_dir.join("downloads"),
-        base_rootfs: request.base_rootfs.clone().map(Into::into),
-        void: void_kernel.map(|kernel| VoidSource {
-            mirror: void_mirror(app, request),
-            kernel,
-        }),
+        source: match (void_kernel, &request.base_rootfs) {
+            (Some(kernel), _) => Source::Void(VoidSource {
+                mirror: void_mirror(app, request),
+                kernel,
+            }),
+            (None, Some(base)) => Source::DebianBase(base.into()),
+            (None, None) => Source::Debian,
+        },
     })
 }
 
