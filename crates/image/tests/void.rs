@@ -6,11 +6,12 @@
 //! in the tree's own libc, the kernel modules copied out of the base image
 //! with debugfs, runit services, and the ext4 image.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+
+mod common;
 
 use banger_host::runner::SystemRunner;
 use banger_image::void::{BaseKernel, VoidSource};
@@ -554,38 +555,10 @@ async fn a_void_image_is_built_from_a_local_mirror() {
 
 /// Serves a directory over HTTP on loopback (GET only).
 fn serve(dir: PathBuf) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&request).into_owned();
-            let path = text
-                .split(' ')
-                .nth(1)
-                .unwrap_or("/")
-                .trim_start_matches('/');
-            let (status, body) = match std::fs::read(dir.join(path)) {
-                Ok(body) if !path.contains("..") => ("200 OK", body),
-                _ => ("404 Not Found", b"not found".to_vec()),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    url
+    common::serve(move |path| {
+        let path = path.trim_start_matches('/');
+        (!path.contains("..")).then(|| std::fs::read(dir.join(path)).ok())?
+    })
 }
 
 #[tokio::test]
