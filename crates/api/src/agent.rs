@@ -15,9 +15,6 @@ use serde::{Deserialize, Serialize};
 
 pub const AGENT_PORT: u32 = 1024;
 
-/// The host end of a VM's vsock in its directory: a Unix socket with
-/// Firecracker's `CONNECT <port>` handshake, whichever VMM runs the VM.
-pub const VSOCK_SOCKET: &str = "vm.vsock";
 pub const AGENT_PREFIX: &str = "/v1";
 pub const EXEC_HEADER: &str = "x-banger-exec";
 /// In an exec answer: the command's process group, for `POST /v1/exec/{pid}/kill`.

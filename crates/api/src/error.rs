@@ -75,3 +75,36 @@ impl ApiError {
         }
     }
 }
+
+/// An error and its sources, outermost first: `cannot open /x: No such
+/// file or directory (os error 2)`. Errors name their own failure and leave
+/// the cause to `source()`, so this is how a whole failure is shown.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        // A transparent wrapper repeats its inner message: show it once.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read the config")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_shows_every_cause_once() {
+        let inner = std::io::Error::other("disk on fire");
+        assert_eq!(chain(&Outer(inner)), "cannot read the config: disk on fire");
+    }
+}

@@ -3,17 +3,34 @@
 //! Everything that crosses the daemon socket is defined here, so both sides
 //! agree on one set of types. The API is versioned by path prefix
 //! ([`API_PREFIX`]); a breaking change gets a new prefix.
+//!
+//! - [`vm`], [`image`], [`status`] — the resources and requests
+//! - [`error`] — the error body every failed call returns
+//! - [`events`] — progress of long operations
+//! - [`files`] — the layout of a VM's directory
+//! - [`paths`] — where banger keeps things (XDG)
+//! - [`names`], [`size`] — names and sizes as users write them
+//! - [`agent`] — the protocol of the guest agent
 
 pub mod agent;
 pub mod error;
 pub mod events;
+pub mod files;
+pub mod image;
 pub mod names;
 pub mod paths;
-pub mod types;
+pub mod size;
+pub mod status;
+pub mod vm;
 
 pub use error::{ApiError, ErrorCode};
 pub use events::{Event, Progress};
-pub use types::*;
+pub use image::{BuildImageRequest, Image, RegisterImageRequest};
+pub use size::{format_size, parse_size, SizeError};
+pub use status::{Check, CheckStatus, DaemonStatus, VmPort, VmStats};
+pub use vm::{
+    Accel, CreateVmRequest, KillRequest, MacAddr, SshTarget, UpdateVmRequest, Vm, VmState, VmmKind,
+};
 
 /// Path prefix of every API route.
 pub const API_PREFIX: &str = "/v1";

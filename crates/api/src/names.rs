@@ -1,16 +1,27 @@
 //! VM names: validation and generated readable names.
 
-use crate::ApiError;
-
 /// Longest name accepted (it also becomes the guest hostname and a DNS label).
 /// 63: a VM's name is also its DNS label (`<name>.vm`).
 pub const MAX_NAME_LEN: usize = 63;
 
-/// Checks a VM or image name against `[a-z0-9][a-z0-9-]{0,63}`.
-pub fn validate_name(name: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| {
-        ApiError::invalid(format!("invalid name {name:?}: {why}"))
-            .with_hint("names use lowercase letters, digits and '-', start with a letter or digit, and are at most 63 characters (e.g. calm-otter)")
+/// A name that is not of the documented form, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid name {name:?}: {why}")]
+pub struct NameError {
+    pub name: String,
+    pub why: String,
+}
+
+impl NameError {
+    /// What a valid name looks like.
+    pub const HINT: &'static str = "names use lowercase letters, digits and '-', start with a letter or digit, and are at most 63 characters (e.g. calm-otter)";
+}
+
+/// Checks a VM or image name against `[a-z0-9][a-z0-9-]{0,62}`.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    let bad = |why: &str| NameError {
+        name: name.to_string(),
+        why: why.to_string(),
     };
     let mut chars = name.chars();
     match chars.next() {
@@ -48,8 +59,13 @@ const ANIMALS: &[&str] = &[
 
 /// A readable name like `calm-otter`, from a caller-supplied random number.
 pub fn generated_name(random: u64) -> String {
-    let adjective = ADJECTIVES[(random % ADJECTIVES.len() as u64) as usize];
-    let animal = ANIMALS[((random / ADJECTIVES.len() as u64) % ANIMALS.len() as u64) as usize];
+    let pick = |words: &[&'static str], n: u64| {
+        // n % len < len, which is a usize.
+        let i = usize::try_from(n % words.len() as u64).unwrap_or_default();
+        words[i]
+    };
+    let adjective = pick(ADJECTIVES, random);
+    let animal = pick(ANIMALS, random / ADJECTIVES.len() as u64);
     format!("{adjective}-{animal}")
 }
 
@@ -76,8 +92,8 @@ mod tests {
             &"a".repeat(64),
         ] {
             let err = validate_name(bad).unwrap_err();
-            assert!(err.message.contains("invalid name"), "{err:?}");
-            assert!(err.hint.is_some());
+            assert_eq!(err.name, bad);
+            assert!(!err.why.is_empty());
         }
     }
 

@@ -22,9 +22,10 @@ use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("cannot reach the VM's vsock socket {path}: {source}")]
+    #[error("cannot reach the VM's vsock socket {}", .path.display())]
     Connect {
-        path: String,
+        path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     /// The VMM answered the handshake with something other than `OK`:
@@ -43,52 +44,65 @@ pub enum AgentError {
     Stopped,
 }
 
-/// The error a user sees when a VM's agent cannot be used: what failed and
-/// what to do, making clear the VM itself is still manageable.
-pub fn unavailable(vm: &str, err: &AgentError) -> banger_api::ApiError {
-    if let AgentError::Connect { path, source } = err {
-        // Nothing answers on the host side: the VMM (or QEMU's vsock
-        // helper) is gone, not the guest's agent.
-        return banger_api::ApiError::new(
-            banger_api::ErrorCode::Unavailable,
-            format!("the host side of VM {vm}'s vsock ({path}) is not answering: {source}"),
-        )
-        .with_hint(format!(
-            "its VMM or vsock helper is not running: `banger vm restart {vm}`; `banger doctor` checks vhost-device-vsock"
-        ));
-    }
-    banger_api::ApiError::new(
-        banger_api::ErrorCode::Unavailable,
-        format!("the guest agent of VM {vm} is not answering: {err}"),
-    )
-    .with_hint(format!(
-        "the VM itself is fine to use and manage (`banger vm ssh {vm}`, stop, restart); \
-         check the agent in the guest with `systemctl status banger-agent`, or restart the VM. \
-         Images built before the agent existed need `banger image build` again; QEMU hosts need \
-         vhost-device-vsock (`banger doctor`)"
-    ))
+/// Why a VM's agent cannot be used, as a user should read it: what failed,
+/// and (in [`Unusable::hint`]) what to do, making clear the VM itself is
+/// still manageable.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    /// Nothing answers on the host side: the VMM (or QEMU's vsock helper)
+    /// is gone, not the guest's agent.
+    #[error("the host side of VM {vm}'s vsock is not answering")]
+    HostSide {
+        vm: String,
+        #[source]
+        source: AgentError,
+    },
+    #[error("the guest agent of VM {vm} is not answering")]
+    Silent {
+        vm: String,
+        #[source]
+        source: AgentError,
+    },
+    #[error("VM {vm} has no guest agent: its image {image} was made without one")]
+    NotInImage { vm: String, image: String },
 }
 
-/// The error for a VM whose image has no agent at all.
-pub fn not_in_image(vm: &str, image: &str) -> banger_api::ApiError {
-    banger_api::ApiError::new(
-        banger_api::ErrorCode::Unavailable,
-        format!("VM {vm} has no guest agent: its image {image} was made without one"),
-    )
-    .with_hint(format!(
-        "rebuild the image (`banger image build --name {image}`) and create the VM again; `banger vm ssh {vm}` works meanwhile"
-    ))
+impl Unusable {
+    /// The agent of VM `vm` failed with `source`.
+    pub fn new(vm: &str, source: AgentError) -> Unusable {
+        let vm = vm.to_string();
+        match source {
+            AgentError::Connect { .. } => Unusable::HostSide { vm, source },
+            _ => Unusable::Silent { vm, source },
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            Unusable::HostSide { vm, .. } => format!(
+                "its VMM or vsock helper is not running: `banger vm restart {vm}`; `banger doctor` checks vhost-device-vsock"
+            ),
+            Unusable::Silent { vm, .. } => format!(
+                "the VM itself is fine to use and manage (`banger vm ssh {vm}`, stop, restart); \
+                 check the agent in the guest with `systemctl status banger-agent`, or restart the VM. \
+                 Images built before the agent existed need `banger image build` again; QEMU hosts need \
+                 vhost-device-vsock (`banger doctor`)"
+            ),
+            Unusable::NotInImage { vm, image } => format!(
+                "rebuild the image (`banger image build --name {image}`) and create the VM again; `banger vm ssh {vm}` works meanwhile"
+            ),
+        }
+    }
 }
 
 /// The agent of the VM whose directory is `vm_dir`.
 pub fn for_vm_dir(vm_dir: &Path) -> AgentClient {
-    AgentClient::new(vm_dir.join(banger_api::agent::VSOCK_SOCKET))
+    AgentClient::new(banger_api::files::VmFiles::new(vm_dir).vsock())
 }
 
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     socket: PathBuf,
-    port: u32,
     timeout: Duration,
 }
 
@@ -100,7 +114,6 @@ impl AgentClient {
     pub fn new(socket: impl Into<PathBuf>) -> AgentClient {
         AgentClient {
             socket: socket.into(),
-            port: AGENT_PORT,
             timeout: Duration::from_secs(5),
         }
     }
@@ -110,18 +123,13 @@ impl AgentClient {
         self
     }
 
-    pub fn with_port(mut self, port: u32) -> AgentClient {
-        self.port = port;
-        self
-    }
-
     pub fn socket(&self) -> &Path {
         &self.socket
     }
 
     /// A connected stream to the agent, after the `CONNECT` handshake.
     pub async fn connect(&self) -> Result<UnixStream, AgentError> {
-        self.timed(handshake(&self.socket, self.port)).await?
+        self.timed(handshake(&self.socket, AGENT_PORT)).await?
     }
 
     async fn timed<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, AgentError> {
@@ -271,7 +279,7 @@ pub async fn handshake(socket: &Path, port: u32) -> Result<UnixStream, AgentErro
     let mut stream = UnixStream::connect(socket)
         .await
         .map_err(|source| AgentError::Connect {
-            path: socket.display().to_string(),
+            path: socket.to_path_buf(),
             source,
         })?;
     stream

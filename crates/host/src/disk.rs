@@ -133,10 +133,11 @@ impl<R: Runner> Disks for Ext4Disks<R> {
             .map_err(|e| HostError::path_io("cannot stat", seed, e))?
             .len();
         if seed_size > size {
-            return Err(HostError::Other(format!(
-                "the work seed {} ({seed_size} bytes) is larger than the disk asked for ({size} bytes)",
-                seed.display()
-            )));
+            return Err(HostError::SeedTooLarge {
+                seed: seed.to_path_buf(),
+                seed_size,
+                size,
+            });
         }
         self.runner
             .run(

@@ -1,3 +1,11 @@
+//! What can go wrong on the host. Messages name the failure; an underlying
+//! error is its `source`, never repeated in the message (show the whole
+//! chain with [`banger_api::error::chain`]).
+
+use std::path::PathBuf;
+
+use crate::privileged::Refusal;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// A required program is not installed.
@@ -13,13 +21,36 @@ pub enum HostError {
         status: String,
         stderr: String,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
+    /// A signal could not be delivered (not permitted, say).
+    #[error("cannot send {signal} to process {pid}")]
+    Signal {
+        pid: u32,
+        signal: nix::sys::signal::Signal,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A process outlived SIGKILL (stuck in the kernel).
+    #[error("process {pid} did not exit after SIGKILL")]
+    Unkillable { pid: u32 },
+    /// A detached program ended before it could be identified.
+    #[error("{} exited as soon as it started; see {}", .program.display(), .log.display())]
+    ExitedAtStart { program: PathBuf, log: PathBuf },
+    /// A work seed image does not fit the disk asked for.
+    #[error("the work seed {} ({seed_size} bytes) is larger than the disk asked for ({size} bytes)", .seed.display())]
+    SeedTooLarge {
+        seed: PathBuf,
+        seed_size: u64,
+        size: u64,
+    },
+    /// A privileged operation whose arguments are not what it expects.
+    #[error("refused privileged operation")]
+    Refused(#[from] Refusal),
 }
 
 impl HostError {
@@ -47,6 +78,9 @@ impl HostError {
                 tool,
                 package: None,
             } => Some(format!("install {tool} and make sure it is in PATH")),
+            HostError::SeedTooLarge { .. } => {
+                Some("pass a --disk-size at least as large as the image's work seed".into())
+            }
             _ => None,
         }
     }

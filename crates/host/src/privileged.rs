@@ -11,7 +11,16 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::HostError;
+/// Why a privileged operation was refused before anything ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("prefix /{0} is out of range")]
+    Prefix(u8),
+    #[error("{0:?} is not a valid interface name")]
+    Interface(String),
+    #[error("{0:?} is not a banger rule tag")]
+    Tag(String),
+}
 
 /// Prefix of the iptables comment on every rule banger adds.
 pub const NAT_TAG_PREFIX: &str = "banger-";
@@ -63,12 +72,12 @@ pub enum Outcome {
 impl Op {
     /// Rejects arguments that are not what the operation expects, before
     /// anything runs.
-    pub fn validate(&self) -> Result<(), HostError> {
+    pub fn validate(&self) -> Result<(), Refusal> {
         match self {
             Op::EnsureBridge { bridge, prefix, .. } => {
                 interface(bridge)?;
                 if !(8..=30).contains(prefix) {
-                    return Err(invalid(format!("prefix /{prefix} is out of range")));
+                    return Err(Refusal::Prefix(*prefix));
                 }
                 Ok(())
             }
@@ -137,13 +146,9 @@ impl NatRule {
     }
 }
 
-fn invalid(message: String) -> HostError {
-    HostError::Other(format!("refused privileged operation: {message}"))
-}
-
 /// A Linux interface name: 1–15 characters, no '/', no whitespace, not
 /// starting with '-' (so it can never be read as an option).
-fn interface(name: &str) -> Result<(), HostError> {
+fn interface(name: &str) -> Result<(), Refusal> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && !name.starts_with('-')
@@ -153,7 +158,7 @@ fn interface(name: &str) -> Result<(), HostError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!("{name:?} is not a valid interface name")))
+        Err(Refusal::Interface(name.to_string()))
     }
 }
 
@@ -168,11 +173,11 @@ pub fn is_tag(t: &str) -> bool {
     })
 }
 
-fn tag(t: &str) -> Result<(), HostError> {
+fn tag(t: &str) -> Result<(), Refusal> {
     if is_tag(t) {
         Ok(())
     } else {
-        Err(invalid(format!("{t:?} is not a banger rule tag")))
+        Err(Refusal::Tag(t.to_string()))
     }
 }
 

@@ -48,10 +48,11 @@ impl ProcessId {
         }
         match kill(Pid::from_raw(self.pid as i32), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(HostError::Other(format!(
-                "cannot send {signal} to process {}: {e}",
-                self.pid
-            ))),
+            Err(source) => Err(HostError::Signal {
+                pid: self.pid,
+                signal,
+                source,
+            }),
         }
     }
 
@@ -147,12 +148,9 @@ pub fn spawn_detached(
         .spawn()
         .map_err(|e| HostError::io(format!("cannot start {}", program.display()), e))?;
     let pid = child.id();
-    let id = identify(pid).ok_or_else(|| {
-        HostError::Other(format!(
-            "{} exited immediately; see {}",
-            program.display(),
-            log.display()
-        ))
+    let id = identify(pid).ok_or_else(|| HostError::ExitedAtStart {
+        program: program.to_path_buf(),
+        log: log.to_path_buf(),
     })?;
     // Reap the child when it exits so it does not linger as a zombie while
     // this daemon lives; after a daemon restart init reaps it instead.
@@ -175,10 +173,7 @@ pub async fn terminate(process: ProcessId, grace: Duration) -> Result<(), HostEr
     if process.wait_exit_timeout(Duration::from_secs(5)).await {
         Ok(())
     } else {
-        Err(HostError::Other(format!(
-            "process {} did not exit after SIGKILL",
-            process.pid
-        )))
+        Err(HostError::Unkillable { pid: process.pid })
     }
 }
 

@@ -180,9 +180,7 @@ impl Runner for SystemRunner {
 
 /// The last few lines of a command's stderr, enough to explain a failure.
 fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
+    banger_api::files::tail_lines(&String::from_utf8_lossy(bytes), 5).join(" | ")
 }
 
 #[cfg(test)]

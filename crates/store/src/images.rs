@@ -1,26 +1,39 @@
 //! Image rows.
 
+use std::path::PathBuf;
+
 use banger_api::Image;
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{Result, Store};
+use crate::{format_timestamp, timestamp, Result, Store};
 
 const COLUMNS: &str =
     "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at, agent";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Image> {
-    Ok(Image {
-        name: row.get(0)?,
-        managed: row.get(1)?,
-        rootfs: row.get(2)?,
-        kernel: row.get(3)?,
-        initrd: row.get(4)?,
-        kernel_version: row.get(5)?,
-        work_seed: row.get(6)?,
-        packages_sha256: row.get(7)?,
-        created_at: row.get(8)?,
-        agent: row.get(9)?,
-    })
+/// A row as stored, and the created_at text still to parse.
+fn from_row(row: &Row<'_>) -> rusqlite::Result<(Image, String)> {
+    let path = |i| row.get::<_, String>(i).map(PathBuf::from);
+    let work_seed: String = row.get(6)?;
+    Ok((
+        Image {
+            name: row.get(0)?,
+            managed: row.get(1)?,
+            rootfs: path(2)?,
+            kernel: path(3)?,
+            initrd: path(4)?,
+            kernel_version: row.get(5)?,
+            work_seed: (!work_seed.is_empty()).then(|| PathBuf::from(work_seed)),
+            packages_sha256: row.get(7)?,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            agent: row.get(9)?,
+        },
+        row.get(8)?,
+    ))
+}
+
+fn parse((mut image, created_at): (Image, String)) -> Result<Image> {
+    image.created_at = timestamp(&created_at)?;
+    Ok(image)
 }
 
 impl Store {
@@ -29,29 +42,36 @@ impl Store {
         self.conn().execute(
             &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
             params![
-                image.name, image.managed, image.rootfs, image.kernel, image.initrd, image.kernel_version,
-                image.work_seed, image.packages_sha256, image.created_at, image.agent
+                image.name, image.managed, image.rootfs.to_string_lossy(), image.kernel.to_string_lossy(),
+                image.initrd.to_string_lossy(), image.kernel_version,
+                image.work_seed.as_ref().map(|p| p.to_string_lossy()).unwrap_or_default(),
+                image.packages_sha256, format_timestamp(&image.created_at), image.agent
             ],
         )?;
         Ok(())
     }
 
     pub fn get_image(&self, name: &str) -> Result<Option<Image>> {
-        Ok(self
+        let row = self
             .conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM images WHERE name = ?1"),
                 [name],
                 from_row,
             )
-            .optional()?)
+            .optional()?;
+        row.map(parse).transpose()
     }
 
     pub fn list_images(&self) -> Result<Vec<Image>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM images ORDER BY name"))?;
         let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(parse(row?)?);
+        }
+        Ok(out)
     }
 
     pub fn delete_image(&self, name: &str) -> Result<()> {
@@ -75,10 +95,10 @@ mod tests {
             kernel: "/i/vmlinux".into(),
             initrd: "/i/initrd.img".into(),
             kernel_version: "6.1.0".into(),
-            work_seed: "/i/work-seed".into(),
+            work_seed: Some("/i/work-seed".into()),
             packages_sha256: "abc".into(),
             agent: false,
-            created_at: "t".into(),
+            created_at: time::macros::datetime!(2026-11-28 16:42:47.5 UTC),
         };
         store.put_image(&image).unwrap();
         image.packages_sha256 = "def".into();

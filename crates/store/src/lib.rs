@@ -20,10 +20,18 @@ pub use resources::{Resource, ResourceKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("the state database failed")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Conflict(String),
+    /// Another VM has this name.
+    #[error("a VM named {0:?} already exists")]
+    NameTaken(String),
+    /// Another VM has this id.
+    #[error("a VM with id {0} already exists")]
+    IdTaken(String),
+    /// Another VM holds one of this VM's unique resources (IP, MAC, TAP).
+    #[error("VM {name:?} collides with an existing VM ({detail})")]
+    Collision { name: String, detail: String },
+    /// A row holds a value this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }
@@ -66,15 +74,26 @@ impl Store {
     }
 }
 
-/// Maps SQLite's unique-constraint failure to a readable conflict.
-/// `what` gets SQLite's detail, which names the violated column.
-fn conflict_or(err: rusqlite::Error, what: impl FnOnce(&str) -> String) -> StoreError {
-    match &err {
+/// Whether SQLite refused a write for a unique constraint; its detail names
+/// the column (`vms.name`).
+fn constraint_detail(err: &rusqlite::Error) -> Option<&str> {
+    match err {
         rusqlite::Error::SqliteFailure(e, detail)
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            StoreError::Conflict(what(detail.as_deref().unwrap_or("")))
+            Some(detail.as_deref().unwrap_or(""))
         }
-        _ => StoreError::Sqlite(err),
+        _ => None,
     }
+}
+
+/// An RFC 3339 timestamp as stored.
+fn timestamp(text: &str) -> std::result::Result<time::OffsetDateTime, StoreError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {text:?}")))
+}
+
+fn format_timestamp(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("an OffsetDateTime formats as RFC 3339")
 }

@@ -1,33 +1,50 @@
 //! VM rows.
 
-use banger_api::{ApiError, Vm, VmState, VmmKind};
+use std::path::PathBuf;
+
+use banger_api::{Accel, Vm, VmState, VmmKind};
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{conflict_or, Result, Store, StoreError};
+use crate::{constraint_detail, format_timestamp, timestamp, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, name, state, image, vmm, accel, vcpu, memory_mib, disk_size_bytes, \
     overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir";
 
-fn from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<Vm, StoreError>> {
-    let state: String = row.get(2)?;
-    let vmm: String = row.get(4)?;
-    let Some(state) = VmState::parse(&state) else {
-        return Ok(Err(StoreError::Corrupt(format!("vm state {state:?}"))));
-    };
-    let Some(vmm) = VmmKind::parse(&vmm) else {
-        return Ok(Err(StoreError::Corrupt(format!("vmm {vmm:?}"))));
-    };
-    Ok(Ok(Vm {
+/// A row's columns as SQLite stores them; [`Raw::parse`] types them.
+struct Raw {
+    id: String,
+    name: String,
+    state: String,
+    image: String,
+    vmm: String,
+    accel: String,
+    vcpu: u32,
+    memory_mib: u32,
+    disk_size_bytes: i64,
+    overlay_size_bytes: i64,
+    nat: bool,
+    ip: String,
+    mac: String,
+    tap: String,
+    pid: Option<u32>,
+    created_at: String,
+    started_at: Option<String>,
+    stop_reason: Option<String>,
+    dir: String,
+}
+
+fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
+    Ok(Raw {
         id: row.get(0)?,
         name: row.get(1)?,
-        state,
+        state: row.get(2)?,
         image: row.get(3)?,
-        vmm,
+        vmm: row.get(4)?,
         accel: row.get(5)?,
         vcpu: row.get(6)?,
         memory_mib: row.get(7)?,
-        disk_size_bytes: row.get::<_, i64>(8)? as u64,
-        overlay_size_bytes: row.get::<_, i64>(9)? as u64,
+        disk_size_bytes: row.get(8)?,
+        overlay_size_bytes: row.get(9)?,
         nat: row.get(10)?,
         ip: row.get(11)?,
         mac: row.get(12)?,
@@ -37,7 +54,44 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<Vm, StoreErro
         started_at: row.get(16)?,
         stop_reason: row.get(17)?,
         dir: row.get(18)?,
-    }))
+    })
+}
+
+/// SQLite stores integers signed; sizes are never negative.
+fn bytes(value: i64, what: &str) -> std::result::Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
+}
+
+fn stored_bytes(value: u64) -> i64 {
+    // Sizes are capped at 1 PiB when parsed, far below i64::MAX.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Raw {
+    fn parse(self) -> std::result::Result<Vm, StoreError> {
+        let corrupt = |what: &str, value: &str| StoreError::Corrupt(format!("vm {what} {value:?}"));
+        Ok(Vm {
+            state: VmState::parse(&self.state).ok_or_else(|| corrupt("state", &self.state))?,
+            vmm: VmmKind::parse(&self.vmm).ok_or_else(|| corrupt("vmm", &self.vmm))?,
+            accel: Accel::parse(&self.accel).ok_or_else(|| corrupt("accel", &self.accel))?,
+            ip: self.ip.parse().map_err(|_| corrupt("ip", &self.ip))?,
+            mac: self.mac.parse().map_err(|_| corrupt("mac", &self.mac))?,
+            disk_size_bytes: bytes(self.disk_size_bytes, "disk size")?,
+            overlay_size_bytes: bytes(self.overlay_size_bytes, "overlay size")?,
+            created_at: timestamp(&self.created_at)?,
+            started_at: self.started_at.as_deref().map(timestamp).transpose()?,
+            id: self.id,
+            name: self.name,
+            image: self.image,
+            vcpu: self.vcpu,
+            memory_mib: self.memory_mib,
+            nat: self.nat,
+            tap: self.tap,
+            pid: self.pid,
+            stop_reason: self.stop_reason,
+            dir: PathBuf::from(self.dir),
+        })
+    }
 }
 
 /// Why a VM reference did not resolve to exactly one VM.
@@ -45,8 +99,14 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<Vm, StoreErro
 pub enum RefError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Api(ApiError),
+    #[error("no VM named or with id {0:?}")]
+    NotFound(String),
+    /// The reference is a prefix of several ids: `(name, id)` of each.
+    #[error("{reference:?} is ambiguous: it is a prefix of the ids of {}", .matches.iter().map(|(n, i)| format!("{n} ({i})")).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        reference: String,
+        matches: Vec<(String, String)>,
+    },
 }
 
 impl Store {
@@ -56,21 +116,20 @@ impl Store {
         conn.execute(
             &format!("INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
             params![
-                vm.id, vm.name, vm.state.as_str(), vm.image, vm.vmm.as_str(), vm.accel, vm.vcpu, vm.memory_mib,
-                vm.disk_size_bytes as i64, vm.overlay_size_bytes as i64, vm.nat, vm.ip, vm.mac, vm.tap, vm.pid,
-                vm.created_at, vm.started_at, vm.stop_reason, vm.dir
+                vm.id, vm.name, vm.state.as_str(), vm.image, vm.vmm.as_str(), vm.accel.as_str(), vm.vcpu,
+                vm.memory_mib, stored_bytes(vm.disk_size_bytes), stored_bytes(vm.overlay_size_bytes), vm.nat,
+                vm.ip.to_string(), vm.mac.to_string(), vm.tap, vm.pid, format_timestamp(&vm.created_at),
+                vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.dir.to_string_lossy()
             ],
         )
-        .map_err(|e| {
-            conflict_or(e, |detail| {
-                if detail.contains("vms.name") {
-                    format!("a VM named {:?} already exists", vm.name)
-                } else if detail.contains("vms.id") {
-                    format!("a VM with id {} already exists", vm.id)
-                } else {
-                    format!("VM {:?} collides with an existing VM: {detail}", vm.name)
-                }
-            })
+        .map_err(|e| match constraint_detail(&e) {
+            Some(detail) if detail.contains("vms.name") => StoreError::NameTaken(vm.name.clone()),
+            Some(detail) if detail.contains("vms.id") => StoreError::IdTaken(vm.id.clone()),
+            Some(detail) => StoreError::Collision {
+                name: vm.name.clone(),
+                detail: detail.to_string(),
+            },
+            None => StoreError::Sqlite(e),
         })?;
         Ok(())
     }
@@ -81,8 +140,8 @@ impl Store {
             "UPDATE vms SET state = ?2, vcpu = ?3, memory_mib = ?4, disk_size_bytes = ?5, nat = ?6, pid = ?7, \
              started_at = ?8, stop_reason = ?9, tap = ?10 WHERE id = ?1",
             params![
-                vm.id, vm.state.as_str(), vm.vcpu, vm.memory_mib, vm.disk_size_bytes as i64, vm.nat, vm.pid,
-                vm.started_at, vm.stop_reason, vm.tap
+                vm.id, vm.state.as_str(), vm.vcpu, vm.memory_mib, stored_bytes(vm.disk_size_bytes), vm.nat,
+                vm.pid, vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.tap
             ],
         )?;
         Ok(())
@@ -99,10 +158,10 @@ impl Store {
             .query_row(
                 &format!("SELECT {COLUMNS} FROM vms WHERE id = ?1"),
                 [id],
-                from_row,
+                raw,
             )
             .optional()?;
-        row.transpose()
+        row.map(Raw::parse).transpose()
     }
 
     pub fn list_vms(&self) -> Result<Vec<Vm>> {
@@ -110,17 +169,12 @@ impl Store {
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM vms ORDER BY created_at, name"
         ))?;
-        let rows = stmt.query_map([], from_row)?;
+        let rows = stmt.query_map([], raw)?;
         let mut out = Vec::new();
         for row in rows {
-            out.push(row??);
+            out.push(row?.parse()?);
         }
         Ok(out)
-    }
-
-    /// IP addresses held by VMs (allocated for the VM's whole life).
-    pub fn used_ips(&self) -> Result<Vec<String>> {
-        Ok(self.list_vms()?.into_iter().map(|vm| vm.ip).collect())
     }
 
     /// Resolves a user's VM reference: an exact name, an exact id, or an
@@ -139,23 +193,14 @@ impl Store {
             .collect();
         match matches.as_slice() {
             [vm] => Ok((*vm).clone()),
-            [] => Err(RefError::Api(
-                ApiError::not_found(format!("no VM named or with id {reference:?}"))
-                    .with_hint("`banger vm list` shows the VMs that exist"),
-            )),
-            many => Err(RefError::Api(
-                ApiError::new(
-                    banger_api::ErrorCode::Ambiguous,
-                    format!(
-                        "{reference:?} is ambiguous: it is a prefix of the ids of {}",
-                        many.iter()
-                            .map(|vm| format!("{} ({})", vm.name, vm.id))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .with_hint("use the VM's name or a longer id prefix"),
-            )),
+            [] => Err(RefError::NotFound(reference.to_string())),
+            many => Err(RefError::Ambiguous {
+                reference: reference.to_string(),
+                matches: many
+                    .iter()
+                    .map(|vm| (vm.name.clone(), vm.id.clone()))
+                    .collect(),
+            }),
         }
     }
 }
@@ -163,7 +208,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use banger_api::ErrorCode;
 
     pub(crate) fn sample(id: &str, name: &str, ip: &str) -> Vm {
         Vm {
@@ -172,20 +216,22 @@ mod tests {
             state: VmState::Creating,
             image: "default".into(),
             vmm: VmmKind::Qemu,
-            accel: "tcg".into(),
+            accel: Accel::Tcg,
             vcpu: 2,
             memory_mib: 1024,
             disk_size_bytes: 8 << 30,
             overlay_size_bytes: 4 << 30,
             nat: false,
-            ip: ip.into(),
-            mac: format!("52:54:00:00:{}", &id[id.len() - 4..]),
+            ip: ip.parse().unwrap(),
+            mac: format!("52:54:00:00:{}:{}", &id[id.len() - 4..id.len() - 2], &id[id.len() - 2..])
+                .parse()
+                .unwrap(),
             tap: format!("bgr-{id}"),
             pid: None,
-            created_at: "2026-01-01T00:00:00Z".into(),
+            created_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
             started_at: None,
             stop_reason: None,
-            dir: format!("/state/vms/{id}"),
+            dir: format!("/state/vms/{id}").into(),
         }
     }
 
@@ -197,7 +243,7 @@ mod tests {
         assert_eq!(store.get_vm("aa11").unwrap().unwrap(), vm);
         vm.state = VmState::Running;
         vm.pid = Some(42);
-        vm.started_at = Some("now".into());
+        vm.started_at = Some(time::OffsetDateTime::now_utc());
         store.update_vm(&vm).unwrap();
         assert_eq!(store.get_vm("aa11").unwrap().unwrap(), vm);
         store.delete_vm("aa11").unwrap();
@@ -214,7 +260,7 @@ mod tests {
             .insert_vm(&sample("bb22", "calm-otter", "172.30.0.3"))
             .unwrap_err();
         assert!(
-            matches!(err, StoreError::Conflict(ref m) if m.contains("calm-otter")),
+            matches!(err, StoreError::NameTaken(ref name) if name == "calm-otter"),
             "{err:?}"
         );
     }
@@ -232,15 +278,12 @@ mod tests {
         assert_eq!(store.resolve_vm("ab34ef").unwrap().name, "two");
         assert_eq!(store.resolve_vm("ab1").unwrap().name, "one");
         match store.resolve_vm("ab") {
-            Err(RefError::Api(e)) => {
-                assert_eq!(e.code, ErrorCode::Ambiguous);
-                assert!(e.message.contains("one") && e.message.contains("two"));
-            }
+            Err(RefError::Ambiguous { matches, .. }) => assert_eq!(
+                matches,
+                [("one".into(), "ab12cd".into()), ("two".into(), "ab34ef".into())]
+            ),
             other => panic!("{other:?}"),
         }
-        match store.resolve_vm("zz") {
-            Err(RefError::Api(e)) => assert_eq!(e.code, ErrorCode::NotFound),
-            other => panic!("{other:?}"),
-        }
+        assert!(matches!(store.resolve_vm("zz"), Err(RefError::NotFound(r)) if r == "zz"));
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use banger_api::files::{tail_summary, VmFiles};
 use banger_api::VmmKind;
 use banger_host::process::ProcessId;
 use banger_host::HostError;
@@ -40,25 +41,14 @@ pub struct VmSpec {
     pub cmdline: String,
     pub drives: Vec<DriveSpec>,
     pub tap: String,
-    pub mac: String,
+    pub mac: banger_api::MacAddr,
 }
 
 impl VmSpec {
-    /// Serial console output of the guest.
-    pub fn console_log(&self) -> PathBuf {
-        self.dir.join("console.log")
+    /// The files of the VM's directory (console, vsock socket, disks).
+    pub fn files(&self) -> VmFiles {
+        VmFiles::new(&self.dir)
     }
-
-    /// Where the guest's vsock is reachable from the host (for the agent).
-    pub fn vsock_socket(&self) -> PathBuf {
-        vsock_socket(&self.dir)
-    }
-}
-
-/// The host end of a VM's vsock, the same for every driver: a Unix socket
-/// speaking Firecracker's `CONNECT <port>` handshake.
-pub fn vsock_socket(dir: &Path) -> PathBuf {
-    dir.join(banger_api::agent::VSOCK_SOCKET)
 }
 
 /// Each VM has its own vsock device: the guest's CID only has to be valid (≥ 3).
@@ -77,9 +67,38 @@ pub enum Role {
 pub enum VmmError {
     #[error(transparent)]
     Host(#[from] HostError),
-    /// The VMM refused a request or failed to start.
-    #[error("{0}")]
-    Failed(String),
+    /// The VMM process ended before it served its control socket.
+    #[error("the VMM exited during start-up: {log}")]
+    ExitedAtStart { log: String },
+    /// The VMM runs but never opened its control socket.
+    #[error("the VMM did not open {} within {timeout:?}", .socket.display())]
+    NoSocket { socket: PathBuf, timeout: Duration },
+    /// Firecracker refused (or did not answer) a configuration request.
+    #[error("firecracker did not accept the VM's configuration; its log: {log}")]
+    Configure {
+        #[source]
+        source: firecracker::FirecrackerError,
+        log: String,
+    },
+    /// QEMU's vsock helper did not come up.
+    #[error("the vsock helper {} did not start: {log}", .helper.display())]
+    Helper { helper: PathBuf, log: String },
+    /// The guest could not be asked to shut down (QMP or Firecracker's API).
+    #[error("cannot ask the guest to shut down")]
+    Shutdown(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl VmmError {
+    /// The fix a user should apply, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            VmmError::Host(e) => e.hint(),
+            VmmError::Helper { .. } => Some(
+                "reinstall it (`cargo install vhost-device-vsock`) or remove it from PATH / vsock_helper_bin to run guests without an agent channel".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, VmmError>;
@@ -102,11 +121,6 @@ pub trait Vmm: Send + Sync {
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId>;
 
-    /// Where the guest's serial console output goes.
-    fn console_log(&self, dir: &Path) -> PathBuf {
-        dir.join("console.log")
-    }
-
     /// Asks the guest to shut down; the process exits once it has.
     async fn request_shutdown(&self, dir: &Path, process: ProcessId) -> Result<()>;
 }
@@ -124,31 +138,16 @@ pub(crate) async fn wait_for_socket(
             return Ok(());
         }
         if !process.is_alive() {
-            return Err(VmmError::Failed(format!(
-                "the VMM exited during start-up: {}",
-                log_tail(log, 5)
-            )));
+            return Err(VmmError::ExitedAtStart {
+                log: tail_summary(log, 5),
+            });
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(VmmError::Failed(format!(
-                "the VMM did not open {} within {timeout:?}",
-                socket.display()
-            )));
+            return Err(VmmError::NoSocket {
+                socket: socket.to_path_buf(),
+                timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The last `lines` non-empty lines of a log file, joined for an error message.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let kept: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = kept[kept.len().saturating_sub(lines)..].join(" | ");
-    if tail.is_empty() {
-        format!("(nothing in {})", path.display())
-    } else {
-        format!("{tail} (from {})", path.display())
     }
 }

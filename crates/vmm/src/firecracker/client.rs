@@ -7,8 +7,7 @@ use hyper::Method;
 use serde::Serialize;
 
 use super::models::{
-    ApiFault, BootSource, Drive, InstanceActionInfo, InstanceInfo, MachineConfiguration,
-    NetworkInterface, Vsock,
+    ApiFault, BootSource, Drive, InstanceActionInfo, MachineConfiguration, NetworkInterface, Vsock,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +22,6 @@ pub enum FirecrackerError {
         status: u16,
         fault: String,
     },
-    #[error("unexpected answer to {path}: {detail}")]
-    Protocol { path: String, detail: String },
     /// Firecracker accepted the connection but did not answer (stopped or wedged).
     #[error("{method} {path}: no answer within {seconds}s")]
     Timeout {
@@ -115,21 +112,5 @@ impl FirecrackerClient {
 
     pub async fn put_action(&self, action: &InstanceActionInfo) -> Result<(), FirecrackerError> {
         self.put("/actions", action).await
-    }
-
-    pub async fn instance_info(&self) -> Result<InstanceInfo, FirecrackerError> {
-        let (status, bytes) = bounded(&self.socket, Method::GET, "/", None).await?;
-        if !status.is_success() {
-            return Err(FirecrackerError::Refused {
-                method: Method::GET,
-                path: "/".into(),
-                status: status.as_u16(),
-                fault: String::from_utf8_lossy(&bytes).into_owned(),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| FirecrackerError::Protocol {
-            path: "/".into(),
-            detail: e.to_string(),
-        })
     }
 }

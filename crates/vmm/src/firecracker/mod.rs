@@ -17,7 +17,7 @@ use models::{
     NetworkInterface, Vsock,
 };
 
-use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError, GUEST_CID};
+use crate::{tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID};
 
 pub struct Firecracker {
     binary: PathBuf,
@@ -32,8 +32,10 @@ impl Firecracker {
         dir.join("firecracker.sock")
     }
 
+    /// Firecracker's standard output: its own messages and the guest's
+    /// serial console.
     pub fn log_path(dir: &Path) -> PathBuf {
-        dir.join("firecracker.log")
+        VmFiles::new(dir).console(VmmKind::Firecracker)
     }
 
     async fn configure(
@@ -76,12 +78,12 @@ impl Firecracker {
             .put_network_interface(&NetworkInterface {
                 iface_id: "eth0".into(),
                 host_dev_name: spec.tap.clone(),
-                guest_mac: Some(spec.mac.clone()),
+                guest_mac: Some(spec.mac.to_string()),
             })
             .await?;
         // Firecracker creates the socket itself and refuses an existing
         // path: a previous boot's socket goes first.
-        let vsock = spec.vsock_socket();
+        let vsock = spec.files().vsock();
         let _ = std::fs::remove_file(&vsock);
         client
             .put_vsock(&Vsock {
@@ -130,23 +132,18 @@ impl Vmm for Firecracker {
             let client = FirecrackerClient::new(socket.clone());
             self.configure(&client, spec)
                 .await
-                .map_err(|e| VmmError::Failed(format!("firecracker: {e}")))
+                .map_err(|source| VmmError::Configure {
+                    source,
+                    log: tail_summary(&log, 5),
+                })
         }
         .await;
         if let Err(err) = result {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
             let _ = std::fs::remove_file(&socket);
-            return Err(VmmError::Failed(format!(
-                "{err}; firecracker log: {}",
-                log_tail(&log, 5)
-            )));
+            return Err(err);
         }
         Ok(proc)
-    }
-
-    fn console_log(&self, dir: &Path) -> PathBuf {
-        // Firecracker's serial console is its stdout.
-        Self::log_path(dir)
     }
 
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
@@ -157,6 +154,6 @@ impl Vmm for Firecracker {
                 action_type: ActionType::SendCtrlAltDel,
             })
             .await
-            .map_err(|e| VmmError::Failed(format!("firecracker: {e}")))
+            .map_err(|e| VmmError::Shutdown(Box::new(e)))
     }
 }

@@ -73,15 +73,6 @@ pub struct InstanceActionInfo {
     pub action_type: ActionType,
 }
 
-/// `#/definitions/InstanceInfo`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceInfo {
-    pub app_name: String,
-    pub id: String,
-    pub state: String,
-    pub vmm_version: String,
-}
-
 /// `#/definitions/Error`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiFault {

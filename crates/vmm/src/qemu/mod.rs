@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use banger_api::VmmKind;
 use banger_host::process::{self, ProcessId};
 
-use crate::{log_tail, wait_for_socket, Result, Role, VmSpec, Vmm, VmmError, GUEST_CID};
+use crate::{tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID};
 
 pub struct Qemu {
     binary: PathBuf,
@@ -52,7 +52,7 @@ impl Qemu {
             "--socket".into(),
             Self::vhost_socket(dir).display().to_string(),
             "--uds-path".into(),
-            crate::vsock_socket(dir).display().to_string(),
+            VmFiles::new(dir).vsock().display().to_string(),
         ]
     }
 
@@ -64,7 +64,9 @@ impl Qemu {
         dir.join("qemu.log")
     }
 
-    /// The full argument list for a spec (no shell involved).
+    /// The full argument list for a spec (no shell involved). Every value
+    /// inside an option string (`-drive id=..,file=PATH`) is escaped, so a
+    /// path with a comma stays one path.
     pub fn args(&self, spec: &VmSpec) -> Vec<String> {
         let vsock = self.vsock_helper.is_some();
         let accel = if self.kvm { "kvm" } else { "tcg" };
@@ -107,14 +109,14 @@ impl Qemu {
             "-chardev".into(),
             format!(
                 "file,id=console,path={},append=on",
-                spec.console_log().display()
+                opt(&spec.files().console(VmmKind::Qemu))
             ),
             "-serial".into(),
             "chardev:console".into(),
             "-qmp".into(),
             format!(
                 "unix:{},server=on,wait=off",
-                Self::qmp_socket(&spec.dir).display()
+                opt(&Self::qmp_socket(&spec.dir))
             ),
         ];
         for drive in &spec.drives {
@@ -122,16 +124,16 @@ impl Qemu {
             args.push("-drive".into());
             args.push(format!(
                 "id={},file={},format=raw,if=none,cache=writeback{ro}",
-                drive.id,
-                drive.path.display()
+                opt(&drive.id),
+                opt(&drive.path)
             ));
             args.push("-device".into());
-            args.push(format!("virtio-blk-device,drive={}", drive.id));
+            args.push(format!("virtio-blk-device,drive={}", opt(&drive.id)));
         }
         args.push("-netdev".into());
         args.push(format!(
             "tap,id=net0,ifname={},script=no,downscript=no",
-            spec.tap
+            opt(&spec.tap)
         ));
         args.push("-device".into());
         args.push(format!("virtio-net-device,netdev=net0,mac={}", spec.mac));
@@ -145,7 +147,7 @@ impl Qemu {
                 "-chardev".into(),
                 format!(
                     "socket,id=vsock,path={}",
-                    Self::vhost_socket(&spec.dir).display()
+                    opt(&Self::vhost_socket(&spec.dir))
                 ),
                 "-device".into(),
                 "vhost-user-vsock-device,chardev=vsock".into(),
@@ -164,23 +166,29 @@ impl Qemu {
         let socket = Self::vhost_socket(&spec.dir);
         let log = Self::helper_log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
-        let _ = std::fs::remove_file(spec.vsock_socket());
+        let _ = std::fs::remove_file(spec.files().vsock());
         let proc = process::spawn_detached(helper, &Self::helper_args(&spec.dir), &log, &spec.dir)?;
         spawned(Role::Helper, proc);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !socket.exists() {
             if !proc.is_alive() || tokio::time::Instant::now() >= deadline {
                 let _ = process::terminate(proc, Duration::from_secs(2)).await;
-                return Err(VmmError::Failed(format!(
-                    "the vsock helper {} did not start: {}; reinstall it (`cargo install vhost-device-vsock`) or remove it from PATH / vsock_helper_bin to run guests without an agent channel",
-                    helper.display(),
-                    log_tail(&log, 5)
-                )));
+                return Err(VmmError::Helper {
+                    helper: helper.to_path_buf(),
+                    log: tail_summary(&log, 5),
+                });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(proc)
     }
+}
+
+/// A value for a QEMU option string (`key=value,key=value`): QEMU reads
+/// `,,` as a literal comma, so commas are doubled and nothing in the value
+/// can end it or add an option.
+fn opt(value: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> String {
+    value.as_ref().to_string_lossy().replace(',', ",,")
 }
 
 /// The host TSC frequency in kHz, from /proc/cpuinfo.
@@ -194,6 +202,8 @@ fn host_tsc_khz() -> Option<u64> {
         .trim()
         .parse()
         .ok()?;
+    // A CPU frequency in kHz fits easily.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Some((mhz * 1000.0).round() as u64)
 }
 
@@ -231,7 +241,7 @@ impl Vmm for Qemu {
         if helper.is_none() {
             // A socket left from a run with the helper would look like a
             // vsock channel this guest does not have.
-            let _ = std::fs::remove_file(spec.vsock_socket());
+            let _ = std::fs::remove_file(spec.files().vsock());
         }
         let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir) {
             Ok(proc) => proc,
@@ -245,10 +255,7 @@ impl Vmm for Qemu {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
             stop_helper().await;
             let _ = std::fs::remove_file(&socket);
-            return Err(VmmError::Failed(format!(
-                "qemu did not start: {err}; qemu log: {}",
-                log_tail(&log, 5)
-            )));
+            return Err(err);
         }
         Ok(proc)
     }
@@ -256,8 +263,44 @@ impl Vmm for Qemu {
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
             .await
-            .map_err(|e| {
-                VmmError::Failed(format!("qemu: cannot request a power-down over QMP: {e}"))
-            })
+            .map_err(|e| VmmError::Shutdown(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DriveSpec;
+
+    #[test]
+    fn a_comma_in_a_path_stays_in_the_path() {
+        let qemu = Qemu::new("qemu-system-x86_64".into(), false, Some("vhost-device-vsock".into()));
+        let spec = VmSpec {
+            id: "ab".into(),
+            dir: "/state/vms,x/ab".into(),
+            vcpu: 2,
+            memory_mib: 1024,
+            kernel: "/img,v2/vmlinux".into(),
+            initrd: "/img,v2/initrd.img".into(),
+            cmdline: "console=ttyS0".into(),
+            drives: vec![DriveSpec {
+                id: "rootfs".into(),
+                path: "/data/img,v2/rootfs.ext4,readonly=off".into(),
+                read_only: true,
+            }],
+            tap: "bg-ab".into(),
+            mac: "52:54:00:00:00:ab".parse().unwrap(),
+        };
+        let args = qemu.args(&spec);
+        let drive = args.iter().find(|a| a.starts_with("id=rootfs,")).unwrap();
+        assert_eq!(
+            drive,
+            "id=rootfs,file=/data/img,,v2/rootfs.ext4,,readonly=off,format=raw,if=none,cache=writeback,readonly=on"
+        );
+        let console = args.iter().find(|a| a.starts_with("file,id=console")).unwrap();
+        assert!(console.contains("path=/state/vms,,x/ab/console.log,"), "{console}");
+        assert!(args.iter().any(|a| a.contains("path=/state/vms,,x/ab/vhost-vsock.sock")));
+        // Plain arguments (not option strings) are passed as they are.
+        assert!(args.iter().any(|a| a == "/img,v2/vmlinux"));
     }
 }

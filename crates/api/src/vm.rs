@@ -1,0 +1,358 @@
+//! VMs as the API shows them, and the requests that make and change them.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    /// Disks and records are being prepared; not yet booted once.
+    Creating,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+}
+
+impl VmState {
+    pub const ALL: [VmState; 5] = [
+        VmState::Creating,
+        VmState::Starting,
+        VmState::Running,
+        VmState::Stopping,
+        VmState::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Creating => "creating",
+            VmState::Starting => "starting",
+            VmState::Running => "running",
+            VmState::Stopping => "stopping",
+            VmState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VmState> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
+impl fmt::Display for VmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which virtual machine monitor runs a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmmKind {
+    Firecracker,
+    Qemu,
+}
+
+impl VmmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmmKind::Firecracker => "firecracker",
+            VmmKind::Qemu => "qemu",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VmmKind> {
+        match s {
+            "firecracker" => Some(VmmKind::Firecracker),
+            "qemu" => Some(VmmKind::Qemu),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for VmmKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the VMM runs the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accel {
+    /// Hardware virtualisation.
+    Kvm,
+    /// QEMU's software emulation (slow, but runs anywhere).
+    Tcg,
+}
+
+impl Accel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Accel> {
+        match s {
+            "kvm" => Some(Accel::Kvm),
+            "tcg" => Some(Accel::Tcg),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An Ethernet address, written `52:54:00:aa:bb:cc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (six hex bytes separated by ':')")]
+pub struct BadMac(pub String);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = BadMac;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadMac(s.to_string());
+        let mut bytes = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut bytes {
+            let part = parts.next().ok_or_else(bad)?;
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        match parts.next() {
+            None => Ok(MacAddr(bytes)),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub state: VmState,
+    pub image: String,
+    pub vmm: VmmKind,
+    pub accel: Accel,
+    pub vcpu: u32,
+    pub memory_mib: u32,
+    /// Size of the persistent `/root` work disk.
+    pub disk_size_bytes: u64,
+    /// Size of the writable system overlay for `/`.
+    pub overlay_size_bytes: u64,
+    pub nat: bool,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub tap: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub started_at: Option<OffsetDateTime>,
+    /// Why the VM last stopped, when it did not stop on request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// The VM's directory: disks, console and VMM logs.
+    pub dir: PathBuf,
+}
+
+impl Vm {
+    /// The files of the VM's directory.
+    pub fn files(&self) -> crate::files::VmFiles {
+        crate::files::VmFiles::new(&self.dir)
+    }
+
+    /// Where this VM's guest serial console is written.
+    pub fn console_log(&self) -> PathBuf {
+        self.files().console(self.vmm)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateVmRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub vcpu: Option<u32>,
+    #[serde(default)]
+    pub memory_mib: Option<u32>,
+    /// Work disk size, human form ("16G") or bytes.
+    #[serde(default)]
+    pub disk_size: Option<String>,
+    #[serde(default)]
+    pub nat: bool,
+}
+
+/// Changes to a stopped VM (`vm set`); absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateVmRequest {
+    #[serde(default)]
+    pub vcpu: Option<u32>,
+    #[serde(default)]
+    pub memory_mib: Option<u32>,
+    /// New work disk size (grow only), human form or bytes.
+    #[serde(default)]
+    pub disk_size: Option<String>,
+    #[serde(default)]
+    pub nat: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillRequest {
+    /// Signal name: TERM, KILL, INT, HUP, ... (with or without SIG).
+    pub signal: String,
+}
+
+/// What `banger vm ssh` needs to run the system `ssh`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshTarget {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub user: String,
+    pub key_path: PathBuf,
+    /// A known_hosts file holding exactly this VM's host key.
+    pub known_hosts_path: PathBuf,
+    pub host_key_alias: String,
+}
+
+impl SshTarget {
+    /// The `ssh` arguments that reach this VM (options, then `--` and
+    /// `user@ip`): the only place they are spelled out, for `vm ssh` and
+    /// the TUI alike. A remote command, if any, goes after them.
+    pub fn ssh_args(&self) -> Vec<String> {
+        let option = |o: String| ["-o".to_string(), o];
+        let mut args = vec!["-i".to_string(), self.key_path.display().to_string()];
+        for o in [
+            "IdentitiesOnly=yes".to_string(),
+            format!("UserKnownHostsFile={}", self.known_hosts_path.display()),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "StrictHostKeyChecking=yes".into(),
+            format!("HostKeyAlias={}", self.host_key_alias),
+            "LogLevel=ERROR".into(),
+            "ConnectTimeout=10".into(),
+            "ServerAliveInterval=5".into(),
+            "ServerAliveCountMax=6".into(),
+        ] {
+            args.extend(option(o));
+        }
+        args.push("--".into());
+        args.push(format!("{}@{}", self.user, self.ip));
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_state_round_trips_through_strings() {
+        for s in ["creating", "starting", "running", "stopping", "stopped"] {
+            assert_eq!(VmState::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(VmState::parse("exploded"), None);
+    }
+
+    #[test]
+    fn mac_addresses_parse_and_print_as_written() {
+        let mac: MacAddr = "52:54:00:aa:0b:cc".parse().unwrap();
+        assert_eq!(mac, MacAddr([0x52, 0x54, 0, 0xaa, 0x0b, 0xcc]));
+        assert_eq!(mac.to_string(), "52:54:00:aa:0b:cc");
+        for bad in ["", "52:54:00:aa:bb", "52:54:00:aa:bb:cc:dd", "5:54:00:aa:bb:cc", "zz:54:00:aa:bb:cc"] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_json_of_a_vm_keeps_strings_for_typed_fields() {
+        let vm = Vm {
+            id: "0a1b2c3d4e5f".into(),
+            name: "calm-otter".into(),
+            state: VmState::Running,
+            image: "default".into(),
+            vmm: VmmKind::Qemu,
+            accel: Accel::Tcg,
+            vcpu: 2,
+            memory_mib: 1024,
+            disk_size_bytes: 8 << 30,
+            overlay_size_bytes: 4 << 30,
+            nat: false,
+            ip: Ipv4Addr::new(172, 30, 0, 2),
+            mac: "52:54:00:0a:1b:2c".parse().unwrap(),
+            tap: "bg-0a1b2c3d4e5f".into(),
+            pid: Some(7),
+            created_at: time::macros::datetime!(2026-11-28 16:42:47.46 UTC),
+            started_at: None,
+            stop_reason: None,
+            dir: "/state/vms/0a1b2c3d4e5f".into(),
+        };
+        let json = serde_json::to_value(&vm).unwrap();
+        assert_eq!(json["ip"], "172.30.0.2");
+        assert_eq!(json["mac"], "52:54:00:0a:1b:2c");
+        assert_eq!(json["accel"], "tcg");
+        assert_eq!(json["created_at"], "2026-11-28T16:42:47.46Z");
+        assert_eq!(json["dir"], "/state/vms/0a1b2c3d4e5f");
+        assert!(json.get("started_at").is_none());
+        assert_eq!(serde_json::from_value::<Vm>(json).unwrap(), vm);
+    }
+
+    #[test]
+    fn ssh_arguments_pin_the_vms_own_host_key() {
+        let target = SshTarget {
+            name: "web".into(),
+            ip: Ipv4Addr::new(172, 30, 0, 9),
+            user: "root".into(),
+            key_path: "/k/id_ed25519".into(),
+            known_hosts_path: "/v/known_hosts".into(),
+            host_key_alias: "banger-abc".into(),
+        };
+        let args = target.ssh_args();
+        assert_eq!(&args[..2], ["-i", "/k/id_ed25519"]);
+        assert!(args.windows(2).any(|w| w == ["-o", "StrictHostKeyChecking=yes"]));
+        assert!(args.windows(2).any(|w| w == ["-o", "UserKnownHostsFile=/v/known_hosts"]));
+        assert_eq!(&args[args.len() - 2..], ["--", "root@172.30.0.9"]);
+    }
+}
