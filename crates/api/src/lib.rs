@@ -27,7 +27,10 @@ pub use error::{ApiError, ErrorCode};
 pub use events::{Event, Progress};
 pub use image::{BuildImageRequest, Image, RegisterImageRequest};
 pub use size::{format_size, parse_size, SizeError};
-pub use status::{Check, CheckStatus, DaemonStatus, VmPort, VmStats};
+pub use status::{
+    BundleSummary, Check, CheckStatus, DaemonStatus, FetchRuntimeRequest, RuntimeInfo, VmPort,
+    VmStats,
+};
 pub use vm::{
     Accel, CreateVmRequest, KillRequest, MacAddr, SshTarget, UpdateVmRequest, Vm, VmState, VmmKind,
 };

@@ -2,9 +2,7 @@
 
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -80,27 +78,18 @@ fn stderr_file(paths: &Paths) -> PathBuf {
 fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
     std::fs::create_dir_all(&paths.state_dir)
         .with_context(|| format!("cannot create {}", paths.state_dir.display()))?;
-    let stderr = std::fs::File::create(stderr_file(paths))?;
+    // This start's output only: a failure quoted from it must be its own.
+    std::fs::write(stderr_file(paths), b"")?;
     let binary = daemon_binary();
-    let mut command = Command::new(&binary);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    // Its own session: the daemon must not die with this terminal.
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    command.spawn().with_context(|| {
-        format!(
-            "cannot start {} (is it installed next to banger or in PATH?)",
+    let binary = banger_host::tools::find(&binary.to_string_lossy()).ok_or_else(|| {
+        anyhow!(
+            "cannot start {}: it is not installed next to banger or in PATH",
             binary.display()
         )
     })?;
+    // Its own session: the daemon must not die with this terminal.
+    banger_host::process::spawn_detached(&binary, &[], &stderr_file(paths), &paths.state_dir)
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     Ok(())
 }
 

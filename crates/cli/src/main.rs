@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             Command::Vm(cmd) => commands::vm::run(cmd).await,
             Command::Image(cmd) => commands::image::run(cmd).await,
             Command::Daemon(cmd) => commands::daemon::run(cmd).await,
-            Command::Doctor { json } => commands::doctor::run(json),
+            Command::Doctor { json } => commands::doctor::run(json).await,
             Command::Runtime(cmd) => commands::runtime::run(cmd).await,
             Command::Tui => unreachable!("handled above"),
             Command::Completions { shell } => {

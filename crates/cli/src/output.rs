@@ -17,6 +17,15 @@ pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err:#}");
 }
 
+/// A failure that did not come from the daemon: its whole cause chain,
+/// then the fix.
+pub fn print_failure(err: &(dyn std::error::Error + 'static), hint: Option<&str>) {
+    eprintln!("error: {}", banger_api::error::chain(err));
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
 pub fn json<T: serde::Serialize>(value: &T) {
     println!(
         "{}",

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use banger_api::{
-    ApiError, BuildImageRequest, CreateVmRequest, DaemonStatus, ErrorCode, Event, Image,
-    KillRequest, Progress, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats, API_PREFIX,
+    ApiError, BuildImageRequest, Check, CreateVmRequest, DaemonStatus, ErrorCode, Event,
+    FetchRuntimeRequest, Image, KillRequest, Progress, RuntimeInfo, SshTarget, UpdateVmRequest, Vm,
+    VmPort, VmStats, API_PREFIX,
 };
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -119,6 +120,25 @@ impl DaemonClient {
 
     pub async fn shutdown(&self) -> Result<serde_json::Value, ClientError> {
         self.call(Method::POST, "/daemon/shutdown", None).await
+    }
+
+    /// The daemon's readiness checks of this host.
+    pub async fn doctor(&self) -> Result<Vec<Check>, ClientError> {
+        self.call(Method::GET, "/doctor", None).await
+    }
+
+    /// The runtime bundle the daemon uses.
+    pub async fn runtime(&self) -> Result<RuntimeInfo, ClientError> {
+        self.call(Method::GET, "/runtime", None).await
+    }
+
+    /// Installs the bundle `request.manifest` describes, where the daemon looks.
+    pub async fn fetch_runtime(
+        &self,
+        request: &FetchRuntimeRequest,
+    ) -> Result<RuntimeInfo, ClientError> {
+        self.call(Method::POST, "/runtime", Some(to_json(request)))
+            .await
     }
 
     pub async fn list_vms(&self) -> Result<Vec<Vm>, ClientError> {
@@ -289,7 +309,7 @@ fn encode(reference: &str) -> String {
     let mut out = String::new();
     for byte in reference.bytes() {
         if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            out.push(byte as char);
+            out.push(char::from(byte));
         } else {
             out.push_str(&format!("%{byte:02X}"));
         }

@@ -4,8 +4,48 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use banger_api::{parse_size, ApiError};
+use banger_api::{parse_size, SizeError};
 use serde::Deserialize;
+
+/// Why config.toml cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{} is not valid: {message}", .path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot read {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{key} {value:?} {why}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+        hint: Option<&'static str>,
+    },
+    #[error("{key} {value:?} is not a size")]
+    Size {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: SizeError,
+    },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Parse { .. } => {
+                Some("fix or remove that key; docs/configuration.md lists every key".into())
+            }
+            ConfigError::Invalid { hint, .. } => hint.map(String::from),
+            ConfigError::Size { source, .. } => Some(source.hint().into()),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,12 +140,12 @@ pub struct Subnet {
 }
 
 impl Subnet {
-    pub fn parse(s: &str) -> Result<Subnet, ApiError> {
-        let bad = || {
-            ApiError::invalid(format!(
-                "bridge_subnet {s:?} is not an IPv4 CIDR with a prefix between /16 and /29"
-            ))
-            .with_hint("set bridge_subnet in config.toml to e.g. \"172.30.0.0/24\"")
+    pub fn parse(s: &str) -> Result<Subnet, ConfigError> {
+        let bad = || ConfigError::Invalid {
+            key: "bridge_subnet",
+            value: s.to_string(),
+            why: "is not an IPv4 CIDR with a prefix between /16 and /29",
+            hint: Some("set bridge_subnet in config.toml to e.g. \"172.30.0.0/24\""),
         };
         let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
@@ -134,18 +174,18 @@ impl Subnet {
 
 impl Config {
     /// Reads the file if it exists, then applies environment overrides.
-    pub fn load(path: &Path) -> Result<Config, ApiError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let mut config = match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| {
-                ApiError::invalid(format!("{} is not valid: {}", path.display(), e.message()))
-                    .with_hint("fix or remove that key; docs/configuration.md lists every key")
+            Ok(text) => toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(e) => {
-                return Err(ApiError::internal(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
             }
         };
         if let Ok(level) = std::env::var("BANGER_LOG_LEVEL") {
@@ -155,38 +195,72 @@ impl Config {
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, value: &dyn std::fmt::Display, why, hint| ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            why,
+            hint,
+        };
         if !["debug", "info", "warn", "error", "trace"].contains(&self.log_level.as_str()) {
-            return Err(ApiError::invalid(format!(
-                "log_level {:?} is not one of debug, info, warn, error",
-                self.log_level
-            )));
+            return Err(invalid(
+                "log_level",
+                &self.log_level,
+                "is not one of debug, info, warn, error",
+                None,
+            ));
         }
-        Subnet::parse(&self.bridge_subnet)?;
-        parse_size(&self.default_disk_size)?;
-        parse_size(&self.overlay_size)?;
+        self.subnet()?;
+        self.disk_size()?;
+        self.overlay_bytes()?;
         if self.dns_listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ApiError::invalid(format!(
-                "dns_listen {:?} is not an address:port",
-                self.dns_listen
-            ))
-            .with_hint("e.g. dns_listen = \"127.0.0.1:42069\""));
+            return Err(invalid(
+                "dns_listen",
+                &self.dns_listen,
+                "is not an address:port",
+                Some("e.g. dns_listen = \"127.0.0.1:42069\""),
+            ));
         }
         if self.tap_pool_size > 64 {
-            return Err(ApiError::invalid(format!(
-                "tap_pool_size {} is more than 64",
-                self.tap_pool_size
-            ))
-            .with_hint("a few idle TAPs are enough; 0 turns the pool off"));
+            return Err(invalid(
+                "tap_pool_size",
+                &self.tap_pool_size,
+                "is more than 64",
+                Some("a few idle TAPs are enough; 0 turns the pool off"),
+            ));
         }
         if self.bridge_name.is_empty() || self.bridge_name.len() > 15 {
-            return Err(ApiError::invalid(format!(
-                "bridge_name {:?} must be 1 to 15 characters",
-                self.bridge_name
-            )));
+            return Err(invalid(
+                "bridge_name",
+                &self.bridge_name,
+                "must be 1 to 15 characters",
+                None,
+            ));
         }
         Ok(())
     }
+
+    pub fn subnet(&self) -> Result<Subnet, ConfigError> {
+        Subnet::parse(&self.bridge_subnet)
+    }
+
+    /// `default_disk_size` in bytes.
+    pub fn disk_size(&self) -> Result<u64, ConfigError> {
+        size("default_disk_size", &self.default_disk_size)
+    }
+
+    /// `overlay_size` in bytes.
+    pub fn overlay_bytes(&self) -> Result<u64, ConfigError> {
+        size("overlay_size", &self.overlay_size)
+    }
+}
+
+fn size(key: &'static str, value: &str) -> Result<u64, ConfigError> {
+    parse_size(value).map_err(|source| ConfigError::Size {
+        key,
+        value: value.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -210,8 +284,11 @@ mod tests {
         assert_eq!(config.vmm, VmmChoice::Qemu);
         assert_eq!(config.default_memory_mib, 2048);
         std::fs::write(&path, "vmmm = \"qemu\"\n").unwrap();
-        let err = Config::load(&path).unwrap_err();
-        assert!(err.message.contains("vmmm"), "{}", err.message);
+        match Config::load(&path).unwrap_err() {
+            // The wording is the point: it names the key.
+            ConfigError::Parse { message, .. } => assert!(message.contains("vmmm"), "{message}"),
+            other => panic!("{other:?}"),
+        }
         std::fs::write(&path, "vmm = \"xen\"\n").unwrap();
         assert!(Config::load(&path).is_err());
     }
@@ -223,10 +300,13 @@ mod tests {
         let all: Vec<_> = s.guest_addresses().collect();
         assert_eq!(all.first(), Some(&Ipv4Addr::new(172, 30, 0, 2)));
         assert_eq!(all.last(), Some(&Ipv4Addr::new(172, 30, 0, 254)));
-        assert_eq!(
-            Subnet::parse("10.9.8.77/30").unwrap_err().code,
-            banger_api::ErrorCode::InvalidInput
-        );
+        assert!(matches!(
+            Subnet::parse("10.9.8.77/30"),
+            Err(ConfigError::Invalid {
+                key: "bridge_subnet",
+                ..
+            })
+        ));
         assert!(Subnet::parse("nonsense").is_err());
     }
 }

@@ -27,6 +27,20 @@ pub struct VmDns {
     status: Mutex<DnsStatus>,
 }
 
+/// Why the DNS is not serving.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("dns_listen {0:?} is not an address:port")]
+    BadAddress(String),
+    #[error("cannot listen on {proto} {addr}")]
+    Bind {
+        proto: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnsStatus {
     NotStarted,
@@ -120,27 +134,28 @@ impl VmDns {
     /// Binds UDP and TCP on `listen` and serves until the process ends. A
     /// failure (address in use, bad address) is recorded, not fatal: VMs
     /// work without the DNS, and `daemon status` / `doctor` say why.
-    pub async fn serve(self: &Arc<Self>, listen: &str) -> Result<SocketAddr, String> {
+    pub async fn serve(self: &Arc<Self>, listen: &str) -> Result<SocketAddr, DnsError> {
         let result = self.bind(listen).await;
         *self.status.lock().unwrap_or_else(|p| p.into_inner()) = match &result {
             Ok(addr) => DnsStatus::Serving(*addr),
-            Err(e) => DnsStatus::Failed(e.clone()),
+            Err(e) => DnsStatus::Failed(banger_api::error::chain(e)),
         };
         result
     }
 
-    async fn bind(self: &Arc<Self>, listen: &str) -> Result<SocketAddr, String> {
+    async fn bind(self: &Arc<Self>, listen: &str) -> Result<SocketAddr, DnsError> {
         let addr: SocketAddr = listen
             .parse()
-            .map_err(|_| format!("dns_listen {listen:?} is not an address:port"))?;
+            .map_err(|_| DnsError::BadAddress(listen.to_string()))?;
+        let bind = |proto, addr| move |source| DnsError::Bind { proto, addr, source };
         let udp = tokio::net::UdpSocket::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on udp {addr}: {e}"))?;
+            .map_err(bind("udp", addr))?;
         // Port 0 in the config picks a free port: TCP takes the one UDP got.
-        let addr = udp.local_addr().map_err(|e| e.to_string())?;
+        let addr = udp.local_addr().map_err(bind("udp", addr))?;
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot listen on tcp {addr}: {e}"))?;
+            .map_err(bind("tcp", addr))?;
         let mut catalog = Catalog::new();
         let handler: Arc<dyn ZoneHandler> = self.zone.clone();
         catalog.upsert(self.zone.origin().clone(), vec![handler]);

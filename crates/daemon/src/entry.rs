@@ -1,14 +1,15 @@
 //! The `bangerd` process: paths, config, logging, single-instance lock,
-//! reconcile, then serve. The binary itself lives in the CLI package (so
-//! one `cargo build` or `cargo install` yields both `banger` and `bangerd`).
+//! reconcile, then serve.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::{Arc, Mutex};
 
-use crate::app::{App, Host};
+use crate::app::App;
 use crate::config::Config;
-use crate::{server, vms};
+use crate::drivers::SystemDrivers;
+use crate::host::Host;
+use crate::server;
 use anyhow::{bail, Context};
 use banger_api::paths::Paths;
 use banger_store::Store;
@@ -31,8 +32,10 @@ pub fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::set_permissions(&paths.runtime_dir, std::fs::Permissions::from_mode(0o700))?;
-    let config =
-        Config::load(&paths.config_file()).map_err(|e| anyhow::anyhow!(e.display_full()))?;
+    let config = Config::load(&paths.config_file()).map_err(|e| {
+        let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+        anyhow::anyhow!("{}{hint}", banger_api::error::chain(&e))
+    })?;
     init_logging(&paths, &config)?;
 
     // One daemon per user: the lock is held for the life of the process.
@@ -58,20 +61,19 @@ pub fn main() -> anyhow::Result<()> {
 async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
     let store = Store::open(&paths.database())
         .with_context(|| format!("cannot open {}", paths.database().display()))?;
-    let app = Arc::new(
-        App::new(paths.clone(), config, store, Host::system())
-            .map_err(|e| anyhow::anyhow!(e.display_full()))?,
-    );
-    tracing::info!(pid = std::process::id(), socket = %paths.socket().display(), vmm = %app.vmm, accel = app.accel(), "bangerd starting");
-    vms::reconcile::reconcile(&app)
+    let drivers = Arc::new(SystemDrivers::new(&config));
+    let app = Arc::new(App::new(paths.clone(), config, store, Host::system(), drivers)?);
+    tracing::info!(pid = std::process::id(), socket = %paths.socket().display(), vmm = %app.drivers.default_kind(), accel = %app.accel(), crash_points = cfg!(feature = "crash-points"), "bangerd starting");
+    app.vms
+        .reconcile()
         .await
-        .map_err(|e| anyhow::anyhow!(e.display_full()))?;
+        .map_err(|e| anyhow::anyhow!(banger_api::error::chain(&e)))?;
     // VMs work without the DNS: a busy port is logged and shown by
     // `daemon status`, not fatal.
     if let Err(e) = app.dns.serve(&app.config.dns_listen).await {
-        tracing::error!(error = %e, "the .vm DNS is not serving");
+        tracing::error!(error = %banger_api::error::chain(&e), "the .vm DNS is not serving");
     }
-    tokio::spawn(app.tap_pool.clone().run(app.clone()));
+    tokio::spawn(app.tap_pool.clone().run());
 
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
@@ -103,7 +105,7 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
         );
     }
     let _ = std::fs::remove_file(&socket);
-    app.tap_pool.drain(&app).await;
+    app.tap_pool.drain().await;
     // VMM processes run in their own sessions: they keep running.
     tracing::info!("bangerd stopped; running VMs keep running");
     Ok(())

@@ -10,7 +10,7 @@ use banger_image::LABEL_WORK;
 
 pub struct GuestConfig<'a> {
     pub hostname: &'a str,
-    pub mac: &'a str,
+    pub mac: banger_api::MacAddr,
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
@@ -95,7 +95,7 @@ mod tests {
     fn renders_the_guest_identity() {
         let config = GuestConfig {
             hostname: "calm-otter",
-            mac: "52:54:00:aa:bb:cc",
+            mac: "52:54:00:aa:bb:cc".parse().unwrap(),
             address: Ipv4Addr::new(172, 30, 0, 5),
             prefix: 24,
             gateway: Ipv4Addr::new(172, 30, 0, 1),

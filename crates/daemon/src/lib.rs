@@ -1,14 +1,18 @@
 //! bangerd: owns VMs, images and every host resource made for them.
 //!
-//! - [`config`] — `config.toml`
-//! - [`app`] — shared state and the host integrations behind traits
+//! - [`entry`] — the process: paths, config, logging, one daemon per user
+//! - [`app`] — the composition root that makes every part below
+//! - [`server`] — the versioned HTTP API on the Unix socket, and the one
+//!   place internal errors become API errors
+//! - [`vms`] — VM orchestration (create, boot, lifecycle, teardown, reconcile)
+//! - [`images`] — image resolution, builds and registration
 //! - [`caps`] — the capability pipeline: work disk, TAP, NAT, DNS
+//! - [`journal`] — undoing recorded host resources
+//! - [`drivers`] — which VMM runs a VM (injected, like [`host`])
+//! - [`host`] — the host integrations behind traits
 //! - [`dns`] — the built-in `.vm` DNS server
-//! - [`server`] — the versioned HTTP API on the Unix socket
-//! - [`vms`] — VM orchestration (create, boot, lifecycle, monitor, reconcile)
-//! - [`doctor`] — readiness checks shared by `banger doctor` and the daemon
-//! - [`images`] — image resolution and builds
-//! - [`guest_config`] — files that tell a guest who it is
+//! - [`doctor`] — readiness checks, served to `banger doctor`
+//! - [`config`], [`guest_config`], [`progress`], [`crash`]
 
 pub mod app;
 pub mod caps;
@@ -16,10 +20,12 @@ pub mod config;
 pub mod crash;
 pub mod dns;
 pub mod doctor;
+pub mod drivers;
 pub mod entry;
-pub mod errors;
 pub mod guest_config;
+pub mod host;
 pub mod images;
+pub mod journal;
 pub mod progress;
 pub mod server;
 pub mod vms;

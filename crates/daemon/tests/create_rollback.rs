@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use banger_api::paths::Paths;
-use banger_api::{CreateVmRequest, VmmKind};
-use banger_daemon::app::{App, Host};
+use banger_api::{Accel, CreateVmRequest, VmmKind};
+use banger_daemon::app::App;
+use banger_daemon::caps::CapError;
 use banger_daemon::config::Config;
+use banger_daemon::drivers::{DriverError, Drivers};
+use banger_daemon::host::Host;
 use banger_daemon::progress::Reporter;
-use banger_daemon::vms::create;
+use banger_daemon::vms::VmError;
 use banger_host::disk::{Disks, Ext4Disks};
 use banger_host::process::{self, ProcessId};
 use banger_host::runner::SystemRunner;
@@ -35,11 +38,14 @@ impl Disks for FlakyDisks {
         contents: Option<&Path>,
     ) -> Result<(), HostError> {
         if self.fail_label == Some(label) {
-            // Fail after the file exists, as a half-done mkfs would.
+            // Fail after the file exists, as a half-done mkfs would, and
+            // say so as the real one does.
             std::fs::write(path, b"partial").unwrap();
-            return Err(HostError::Other(format!(
-                "injected: mkfs of {label} failed"
-            )));
+            return Err(HostError::CommandFailed {
+                command: format!("mkfs.ext4 -F -q -L {label} {}", path.display()),
+                status: "exit status: 1".into(),
+                stderr: "injected".into(),
+            });
         }
         Ext4Disks::new(SystemRunner)
             .create_ext4(path, size, label, contents)
@@ -79,8 +85,8 @@ impl Vmm for SleepVmm {
     fn kind(&self) -> VmmKind {
         VmmKind::Qemu
     }
-    fn accel(&self) -> &'static str {
-        "tcg"
+    fn accel(&self) -> Accel {
+        Accel::Tcg
     }
     async fn launch(
         &self,
@@ -96,12 +102,29 @@ impl Vmm for SleepVmm {
         spawned(banger_vmm::Role::Vmm, p);
         *self.spawned.lock().unwrap() = Some(p);
         if self.fail_after_spawn {
-            return Err(VmmError::Failed("injected: VMM refused to boot".into()));
+            return Err(VmmError::ExitedAtStart {
+                log: "injected: the VMM refused to boot".into(),
+            });
         }
         Ok(p)
     }
     async fn request_shutdown(&self, _: &Path, _: ProcessId) -> Result<(), VmmError> {
         Ok(())
+    }
+}
+
+/// Every VM gets the sleeping VMM.
+struct OneDriver(Arc<SleepVmm>);
+
+impl Drivers for OneDriver {
+    fn default_kind(&self) -> VmmKind {
+        VmmKind::Qemu
+    }
+    fn accel(&self, _: VmmKind) -> Accel {
+        Accel::Tcg
+    }
+    fn driver(&self, _: VmmKind) -> Result<Arc<dyn Vmm>, DriverError> {
+        Ok(self.0.clone())
     }
 }
 
@@ -142,8 +165,7 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
         bridge_subnet: "127.77.0.0/24".into(),
         ..Config::default()
     };
-    let mut app = App::new(paths, config, store, host).unwrap();
-    app.vmm_override = Some(vmm.clone());
+    let app = App::new(paths, config, store, host, Arc::new(OneDriver(vmm.clone()))).unwrap();
     Setup {
         _root: root,
         app: Arc::new(app),
@@ -152,25 +174,25 @@ fn setup(fail_label: Option<&'static str>, fail_tap: bool, fail_after_spawn: boo
     }
 }
 
-async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
+/// Creates a VM that must fail; checks nothing is left; returns the error.
+async fn create_fails_cleanly(s: &Setup) -> VmError {
     let request = CreateVmRequest {
         name: Some("doomed".into()),
         ..Default::default()
     };
-    let err = create::create(s.app.clone(), request, Reporter::silent())
+    let err = s
+        .app
+        .vms()
+        .clone()
+        .create(request, Reporter::silent())
         .await
         .unwrap_err();
+    assert!(s.app.store().list_vms().unwrap().is_empty(), "no VM row");
     assert!(
-        err.message.contains(expect),
-        "expected {expect:?} in {:?}",
-        err.message
-    );
-    assert!(s.app.store.list_vms().unwrap().is_empty(), "no VM row");
-    assert!(
-        s.app.store.all_resources().unwrap().is_empty(),
+        s.app.store().all_resources().unwrap().is_empty(),
         "journal empty"
     );
-    let vms_dir = s.app.paths.vms_dir();
+    let vms_dir = s._root.path().join("state/banger/vms");
     let left: Vec<_> = std::fs::read_dir(&vms_dir)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
@@ -179,40 +201,58 @@ async fn assert_create_fails_cleanly(s: &Setup, expect: &str) {
     if let Some(p) = *s.vmm.spawned.lock().unwrap() {
         assert!(!p.is_alive(), "VMM process left running");
     }
+    err
+}
+
+/// The command a failed host call ran.
+fn failed_command(err: &HostError) -> &str {
+    match err {
+        HostError::CommandFailed { command, .. } => command,
+        other => panic!("not a failed command: {other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn overlay_disk_failure_rolls_back() {
-    assert_create_fails_cleanly(
-        &setup(Some("banger-overlay"), false, false),
-        "mkfs of banger-overlay",
-    )
-    .await;
+    match create_fails_cleanly(&setup(Some("banger-overlay"), false, false)).await {
+        VmError::Host(e) => assert!(failed_command(&e).contains("banger-overlay")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn work_disk_failure_rolls_back() {
-    assert_create_fails_cleanly(
-        &setup(Some("banger-work"), false, false),
-        "mkfs of banger-work",
-    )
-    .await;
+    match create_fails_cleanly(&setup(Some("banger-work"), false, false)).await {
+        VmError::Cap(CapError::Host(e)) => assert!(failed_command(&e).contains("banger-work")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn tap_failure_rolls_back() {
-    assert_create_fails_cleanly(&setup(None, true, false), "cannot create TAP").await;
+    match create_fails_cleanly(&setup(None, true, false)).await {
+        VmError::Cap(CapError::Host(e)) => assert!(failed_command(&e).contains("tuntap")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn vmm_failure_after_spawn_rolls_back_and_kills_the_process() {
-    assert_create_fails_cleanly(&setup(None, false, true), "VMM refused to boot").await;
+    let err = create_fails_cleanly(&setup(None, false, true)).await;
+    assert!(
+        matches!(err, VmError::Vmm(VmmError::ExitedAtStart { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_guest_that_never_becomes_ready_rolls_back() {
     let s = setup(None, false, false);
-    assert_create_fails_cleanly(&s, "was not ready").await;
+    let err = create_fails_cleanly(&s).await;
+    assert!(
+        matches!(err, VmError::NotReady { seconds: 1, .. }),
+        "{err:?}"
+    );
     assert!(
         s.vmm.spawned.lock().unwrap().is_some(),
         "the VMM had started"

@@ -46,6 +46,11 @@ pub fn require(tool: &str) -> Result<PathBuf, HostError> {
     })
 }
 
+/// Every one of `tools`, or the first that is missing.
+pub fn require_all(tools: &[&str]) -> Result<(), HostError> {
+    tools.iter().try_for_each(|tool| require(tool).map(drop))
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()

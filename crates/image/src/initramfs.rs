@@ -21,9 +21,10 @@ pub const BOOT_MODULES: &[&str] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitramfsError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", .path.display())]
     Read {
-        path: String,
+        path: std::path::PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("kernel module {0} is neither built in nor in modules.dep")]
@@ -34,7 +35,7 @@ pub enum InitramfsError {
 
 fn read(path: &Path) -> Result<Vec<u8>, InitramfsError> {
     std::fs::read(path).map_err(|source| InitramfsError::Read {
-        path: path.display().to_string(),
+        path: path.to_path_buf(),
         source,
     })
 }
@@ -113,7 +114,7 @@ pub fn build(rootfs: &Path, kernel_version: &str) -> Result<Vec<u8>, InitramfsEr
         .map(|p| rootfs.join(p))
         .find(|p| p.exists())
         .ok_or_else(|| InitramfsError::Read {
-            path: rootfs.join("usr/bin/busybox").display().to_string(),
+            path: rootfs.join("usr/bin/busybox"),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "busybox-static is not in the rootfs",

@@ -1,27 +1,41 @@
-//! The default guest image, built from scratch from Debian's mirror:
+//! banger's guest images, built from a distribution's packages:
 //!
-//! 1. [`build`] — a bookworm root filesystem by `mmdebstrap` (systemd, sshd,
-//!    the cloud kernel, and the packages of `packages.apt`), configured for
-//!    banger and packed into ext4 with `mkfs.ext4 -d` (no mount);
-//! 2. [`kernel`] — the ELF `vmlinux` extracted from Debian's compressed
-//!    `vmlinuz` (Firecracker boots ELF only; QEMU boots it too, via PVH);
-//! 3. [`initramfs`] — a busybox initramfs that loads the virtio and overlay
-//!    modules and assembles `/` as an overlay of the read-only base and the
-//!    VM's own disk.
+//! - [`pipeline`] — the build, the same for every source: bootstrap, the
+//!   shared [`setup`], the source's init setup, the kernel, [`pack`] into
+//!   ext4 with `mkfs.ext4 -d` (no mount); staged and renamed into place
+//! - [`sources`] — where a tree comes from: Debian by mmdebstrap, Debian
+//!   from a base ext4 image, or (experimental) Void Linux; one trait
+//! - [`identity`] — what a build produces, so an unchanged one is reused
+//! - [`kernel`] — the ELF `vmlinux` extracted from Debian's compressed
+//!   `vmlinuz` (Firecracker boots ELF only; QEMU boots it too, via PVH)
+//! - [`initramfs`] (with [`cpio`]) — a busybox initramfs that loads the
+//!   virtio and overlay modules and assembles `/` as an overlay of the
+//!   read-only base and the VM's own disk
+//! - [`tools`], [`download`] — checked downloads (npm tools, packages)
+//! - [`packages`] — package lists and Debian's name grammar
 
-pub mod base;
-pub mod build;
 pub mod cpio;
 pub mod download;
+mod error;
+mod fsutil;
+pub mod identity;
 pub mod initramfs;
 pub mod kernel;
+mod pack;
+pub mod packages;
+pub mod pipeline;
+pub mod progress;
+mod request;
+pub mod setup;
+pub mod sources;
 pub mod tools;
-pub mod void;
 
-pub use build::{
-    build_image, cached_image, manifest_sha256, BuildError, BuildRequest, Source, TMUX_CONF,
-    TMUX_SESSIONS,
-};
+pub use error::BuildError;
+pub use identity::cached_image;
+pub use pipeline::build_image;
+pub use request::BuildRequest;
+pub use setup::{AGENT_PATH, TMUX_CONF, TMUX_SESSIONS};
+pub use sources::{Mirrors, Origin, Source};
 
 /// The initramfs `/init` script (also readable in `assets/init`).
 pub const INIT_SCRIPT: &str = include_str!("../assets/init");

@@ -53,8 +53,20 @@ pub enum ToolError {
         want: String,
         got: String,
     },
-    #[error("{0}")]
-    Other(String),
+    #[error("cannot install {package} {version}: {what}")]
+    Install {
+        package: &'static str,
+        version: &'static str,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{package} {version} has no {member} in its tarball")]
+    NoBinary {
+        package: &'static str,
+        version: &'static str,
+        member: &'static str,
+    },
 }
 
 impl NpmTool {
@@ -112,8 +124,11 @@ fn cache_path(tool: &NpmTool, cache: &Path) -> PathBuf {
 /// `<root>/usr/local/bin/<name>`, mode 0755.
 pub fn install(tool: &NpmTool, tarball: &[u8], root: &Path) -> Result<PathBuf, ToolError> {
     use std::os::unix::fs::PermissionsExt;
-    let other = |what: &str, e: std::io::Error| {
-        ToolError::Other(format!("{} {}: {what}: {e}", tool.package, tool.version))
+    let other = |what: &'static str, source: std::io::Error| ToolError::Install {
+        package: tool.package,
+        version: tool.version,
+        what,
+        source,
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
     let dest = root.join("usr/local/bin").join(tool.name);
@@ -133,10 +148,11 @@ pub fn install(tool: &NpmTool, tarball: &[u8], root: &Path) -> Result<PathBuf, T
             return Ok(dest);
         }
     }
-    Err(ToolError::Other(format!(
-        "{} {} has no {} in its tarball",
-        tool.package, tool.version, tool.member
-    )))
+    Err(ToolError::NoBinary {
+        package: tool.package,
+        version: tool.version,
+        member: tool.member,
+    })
 }
 
 #[cfg(test)]

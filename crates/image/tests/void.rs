@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 mod common;
 
 use banger_host::runner::SystemRunner;
-use banger_image::void::{BaseKernel, VoidSource};
-use banger_image::{build_image, BuildRequest, Source};
+use banger_image::sources::void::fetch::FetchError;
+use banger_image::sources::void::repo::RepoError;
+use banger_image::sources::void::{BaseKernel, Void, VoidError};
+use banger_image::{build_image, BuildError, BuildRequest};
 
 const KERNEL: &str = "6.1.0-test";
 
@@ -377,17 +379,12 @@ fn request(f: &Fixture, name: &str, mirror: &str, packages: &str) -> BuildReques
         packages: packages.into(),
         images_dir: f.images.clone(),
         log: f.images.join(format!("{name}.log")),
-        mirror: None,
-        suite: "bookworm".into(),
         size: None,
         // Any program that answers --version with the tree's libc alone.
         agent: "/usr/bin/true".into(),
         npm_registry: banger_image::tools::DEFAULT_REGISTRY.into(),
         download_cache: f.cache.clone(),
-        source: Source::Void(VoidSource {
-            mirror: mirror.into(),
-            kernel: f.kernel.clone(),
-        }),
+        source: Box::new(Void::new(mirror.into(), f.kernel.clone()).unwrap()),
     }
 }
 
@@ -399,7 +396,7 @@ fn debugfs(image: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-async fn build(request: &BuildRequest) -> (Result<banger_api::Image, String>, Vec<String>) {
+async fn build(request: &BuildRequest) -> (Result<banger_api::Image, BuildError>, Vec<String>) {
     let stages = Arc::new(Mutex::new(Vec::new()));
     let seen = stages.clone();
     let result = build_image(Arc::new(SystemRunner), request, &move |p| {
@@ -407,8 +404,7 @@ async fn build(request: &BuildRequest) -> (Result<banger_api::Image, String>, Ve
             .unwrap()
             .push(format!("{}: {}", p.stage, p.message))
     })
-    .await
-    .map_err(|e| e.to_string());
+    .await;
     let stages = stages.lock().unwrap().clone();
     (result, stages)
 }
@@ -473,7 +469,7 @@ async fn a_void_image_is_built_from_a_local_mirror() {
     }
     assert!(!line.contains("nano"), "{line}");
 
-    let rootfs = image.rootfs.as_str();
+    let rootfs = image.rootfs.to_str().unwrap();
     assert!(debugfs(rootfs, "cat /etc/passwd").contains("root:x:0:0:root:/root:/bin/bash"));
     assert!(debugfs(rootfs, "stat /usr/bin/nano").contains("File not found"));
     // Services enabled under runit, the agent's among them.
@@ -510,7 +506,7 @@ async fn a_void_image_is_built_from_a_local_mirror() {
         assert!(debugfs(rootfs, &format!("stat /usr/local/bin/{tool}")).contains("Type: regular"));
     }
     // Root's /root is the work seed: mise for login and interactive bash.
-    let seed = PathBuf::from(&image.work_seed);
+    let seed = image.work_seed.clone().unwrap();
     assert!(std::fs::read_to_string(seed.join(".bashrc"))
         .unwrap()
         .contains("mise activate bash"));
@@ -565,24 +561,46 @@ fn serve(dir: PathBuf) -> String {
 async fn bad_mirrors_and_package_lists_fail_clearly_and_leave_nothing() {
     let f = fixture();
 
+    // What a failed build failed at, under the build's own error.
+    fn cause(result: Result<banger_api::Image, BuildError>) -> (VoidError, Option<String>) {
+        match result {
+            Err(BuildError::Failed { source, .. }) => {
+                let hint = source.hint();
+                match *source {
+                    BuildError::Void(e) => (e, hint),
+                    other => panic!("not a Void failure: {other:?}"),
+                }
+            }
+            other => panic!("not a failed build: {other:?}"),
+        }
+    }
+
     // Nothing listens there.
     let (result, _) = build(&request(&f, "void-a", "http://127.0.0.1:1", "")).await;
-    let err = result.unwrap_err();
-    assert!(
-        err.contains("cannot download http://127.0.0.1:1/current/x86_64-repodata")
-            && err.contains("--mirror"),
-        "{err}"
-    );
+    let (err, hint) = cause(result);
+    match err {
+        VoidError::Unreachable { mirror, source } => {
+            assert_eq!(mirror, "http://127.0.0.1:1");
+            assert_eq!(source.url, "http://127.0.0.1:1/current/x86_64-repodata");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(hint.unwrap().contains("--mirror"));
 
     // Over HTTP, a package the repository does not have.
     let url = serve(f.mirror.clone());
     let (result, _) = build(&request(&f, "void-b", &url, "docker\nno-such-package\n")).await;
-    let err = result.unwrap_err();
-    assert!(
-        err.contains("has no package no-such-package (needed by the package list)")
-            && err.contains("packages.void"),
-        "{err}"
-    );
+    let (err, hint) = cause(result);
+    match err {
+        VoidError::Index(RepoError::Missing {
+            missing, wanted_by, ..
+        }) => {
+            assert_eq!(missing, "no-such-package");
+            assert_eq!(wanted_by, "the package list");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(hint.unwrap().contains("packages.void"));
 
     // A package whose bytes are not what the index says.
     let docker = f.mirror.join("current/docker-27.3.1_1.x86_64.xbps");
@@ -592,13 +610,12 @@ async fn bad_mirrors_and_package_lists_fail_clearly_and_leave_nothing() {
     let mut req = request(&f, "void-c", &url, "docker\n");
     req.download_cache = f.images.join("empty-cache");
     let (result, _) = build(&req).await;
-    let err = result.unwrap_err();
-    assert!(
-        err.contains(
-            "docker-27.3.1_1.x86_64.xbps does not match the sha256 the repository index gives"
-        ),
-        "{err}"
-    );
+    match cause(result).0 {
+        VoidError::Fetch(FetchError::Mismatch { url, .. }) => {
+            assert!(url.ends_with("/current/docker-27.3.1_1.x86_64.xbps"), "{url}")
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(!req
         .download_cache
         .join("void/docker-27.3.1_1.x86_64.xbps")

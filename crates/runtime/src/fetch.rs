@@ -47,18 +47,12 @@ fn source(url: &str, manifest: &Path) -> Source {
 pub fn fetch(manifest: &Path, target: &Path) -> Result<Bundle, BundleError> {
     let text = std::fs::read_to_string(manifest)
         .map_err(|e| BundleError::io(format!("cannot read {}", manifest.display()), e))?;
-    let spec: FetchManifest = toml::from_str(&text).map_err(|e| {
-        BundleError::Invalid(format!(
-            "{} is not a valid manifest: {}",
-            manifest.display(),
-            e.message()
-        ))
+    let spec: FetchManifest = toml::from_str(&text).map_err(|e| BundleError::BadManifest {
+        path: manifest.to_path_buf(),
+        message: e.message().to_string(),
     })?;
     if spec.url.trim().is_empty() || spec.sha256.trim().is_empty() {
-        return Err(BundleError::Invalid(format!(
-            "{} has an empty url or sha256 (it is the template): copy it, set url and the sha256 that `banger runtime package` printed",
-            manifest.display()
-        )));
+        return Err(BundleError::Template(manifest.to_path_buf()));
     }
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
@@ -92,7 +86,10 @@ fn install(
             )
             .get(&url)
             .call()
-            .map_err(|e| BundleError::Invalid(format!("cannot download {url}: {e}")))?;
+            .map_err(|e| BundleError::Download {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
             Box::new(response.into_body().into_reader())
         }
     };
@@ -109,12 +106,12 @@ fn install(
         .map_err(|e| BundleError::io("flush download", e))?;
     let got = hex(&hashing.hasher.finalize());
     if !got.eq_ignore_ascii_case(spec.sha256.trim()) {
-        return Err(BundleError::Invalid(format!(
-            "checksum mismatch for {}: the manifest says {}, the archive is {got}; nothing was installed and {} is unchanged",
-            spec.url,
-            spec.sha256.trim(),
-            target.display()
-        )));
+        return Err(BundleError::Checksum {
+            url: spec.url.clone(),
+            want: spec.sha256.trim().to_string(),
+            got,
+            target: target.to_path_buf(),
+        });
     }
     let archive = File::open(download).map_err(|e| BundleError::io("reopen download", e))?;
     tar::Archive::new(flate2::read::GzDecoder::new(archive))

@@ -19,13 +19,43 @@ pub const MANIFEST: &str = "bundle.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
+        #[source]
         source: std::io::Error,
     },
+    /// A manifest (`bundle.json`, or a fetch manifest) that does not parse.
+    #[error("{} is not a valid manifest: {message}", .path.display())]
+    BadManifest { path: PathBuf, message: String },
+    /// The fetch manifest is the template, with no url or sha256 set.
+    #[error("{} has an empty url or sha256 (it is the template)", .0.display())]
+    Template(PathBuf),
+    #[error("bundle {} lacks {file}, which bundle.json names", .dir.display())]
+    Incomplete { dir: PathBuf, file: String },
+    #[error("cannot download {url}: {reason}")]
+    Download { url: String, reason: String },
+    #[error("checksum mismatch for {url}: the manifest says {want}, the archive is {got}; nothing was installed and {} is unchanged", .target.display())]
+    Checksum {
+        url: String,
+        want: String,
+        got: String,
+        target: PathBuf,
+    },
+}
+
+impl BundleError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            BundleError::Template(_) => Some(
+                "copy it, set url and the sha256 that `banger runtime package` printed",
+            ),
+            BundleError::Incomplete { .. } | BundleError::BadManifest { .. } => Some(
+                "reinstall it with `banger runtime fetch --manifest FILE`, or remove the directory",
+            ),
+            _ => None,
+        }
+    }
 }
 
 impl BundleError {
@@ -69,22 +99,21 @@ impl Bundle {
         let path = dir.join(MANIFEST);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| BundleError::io(format!("cannot read {}", path.display()), e))?;
-        let manifest: BundleManifest = serde_json::from_str(&text).map_err(|e| {
-            BundleError::Invalid(format!(
-                "{} is not a valid bundle manifest: {e}",
-                path.display()
-            ))
-        })?;
+        let manifest: BundleManifest =
+            serde_json::from_str(&text).map_err(|e| BundleError::BadManifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let bundle = Bundle {
             dir: dir.to_path_buf(),
             manifest,
         };
         for file in bundle.files() {
             if !dir.join(&file).exists() {
-                return Err(BundleError::Invalid(format!(
-                    "bundle {} lacks {file}, which bundle.json names",
-                    dir.display()
-                )));
+                return Err(BundleError::Incomplete {
+                    dir: dir.to_path_buf(),
+                    file,
+                });
             }
         }
         Ok(bundle)
@@ -111,17 +140,19 @@ impl Bundle {
     /// The bundle's default image, as an (unmanaged) image record.
     pub fn default_image(&self, name: &str) -> Image {
         let m = &self.manifest;
-        let p = |f: &str| self.path(f).display().to_string();
         Image {
             name: name.to_string(),
             managed: false,
-            rootfs: p(&m.default_rootfs),
-            kernel: p(&m.default_kernel),
-            initrd: p(&m.default_initrd),
+            rootfs: self.path(&m.default_rootfs),
+            kernel: self.path(&m.default_kernel),
+            initrd: self.path(&m.default_initrd),
             kernel_version: m.kernel_version.clone(),
-            work_seed: p(&m.default_work_seed),
+            work_seed: Some(self.path(&m.default_work_seed)),
             packages_sha256: m.packages_sha256.clone(),
-            created_at: String::new(),
+            created_at: std::fs::metadata(self.dir.join(MANIFEST))
+                .and_then(|m| m.modified())
+                .map(time::OffsetDateTime::from)
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
             agent: m.agent,
         }
     }

@@ -78,7 +78,18 @@ pub fn package(
         tar.append_path_with_name(&image.kernel, &manifest.default_kernel)?;
         tar.append_path_with_name(&image.initrd, &manifest.default_initrd)?;
         tar.append_path_with_name(&image.rootfs, &manifest.default_rootfs)?;
-        tar.append_dir_all(&manifest.default_work_seed, &image.work_seed)?;
+        match &image.work_seed {
+            Some(seed) => tar.append_dir_all(&manifest.default_work_seed, seed)?,
+            // /root starts empty: the bundle holds an empty seed directory.
+            None => {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o700);
+                header.set_cksum();
+                tar.append_data(&mut header, &manifest.default_work_seed, std::io::empty())?;
+            }
+        }
         let mut header = tar::Header::new_gnu();
         header.set_size(packages.len() as u64);
         header.set_mode(0o644);

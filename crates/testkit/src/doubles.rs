@@ -70,11 +70,17 @@ impl Network for FakeNetwork {
                 self.bridges.lock().unwrap().insert(bridge.clone());
             }
             Op::CreateTap { tap, bridge } => {
+                // Failures as `ip` reports them.
+                let refused = |stderr: String| HostError::CommandFailed {
+                    command: format!("ip tuntap add dev {tap} mode tap"),
+                    status: "exit status: 2".into(),
+                    stderr,
+                };
                 if self.fail_tap {
-                    return Err(HostError::Other("injected: cannot create TAP".into()));
+                    return Err(refused("ioctl(TUNSETIFF): Operation not permitted (injected)".into()));
                 }
                 if !self.bridges.lock().unwrap().contains(bridge) {
-                    return Err(HostError::Other(format!("bridge {bridge} does not exist")));
+                    return Err(refused(format!("Cannot find device \"{bridge}\"")));
                 }
                 self.taps.lock().unwrap().insert(tap.clone());
             }
@@ -149,17 +155,16 @@ pub fn placeholder_image(dir: &std::path::Path) -> Image {
     for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
         std::fs::write(dir.join(f), b"").unwrap();
     }
-    let p = |f: &str| dir.join(f).display().to_string();
     Image {
         name: "default".into(),
         managed: true,
-        rootfs: p("rootfs.ext4"),
-        kernel: p("vmlinux"),
-        initrd: p("initrd.img"),
+        rootfs: dir.join("rootfs.ext4"),
+        kernel: dir.join("vmlinux"),
+        initrd: dir.join("initrd.img"),
         kernel_version: "test".into(),
-        work_seed: p("work-seed"),
+        work_seed: Some(dir.join("work-seed")),
         packages_sha256: "x".into(),
         agent: false,
-        created_at: "now".into(),
+        created_at: time::OffsetDateTime::now_utc(),
     }
 }

@@ -16,8 +16,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use banger_api::{CreateVmRequest, VmState};
+use banger_client::agent::Unusable;
 use banger_daemon::progress::Reporter;
-use banger_daemon::vms::{create, lifecycle, stats};
+use banger_daemon::vms::VmError;
 use common::*;
 
 /// A real agent on a Unix socket, for the whole test binary.
@@ -50,14 +51,12 @@ async fn an_image_with_the_agent_is_ready_when_the_agent_answers() {
     // The SSH probe would take an hour: only the agent can make it ready.
     let d = daemon(Duration::from_secs(3600));
     let app = d.app.clone();
-    let mut image = app.store.get_image("default").unwrap().unwrap();
+    let mut image = app.store().get_image("default").unwrap().unwrap();
     image.agent = true;
-    app.store.put_image(&image).unwrap();
+    app.store().put_image(&image).unwrap();
 
     let started = Instant::now();
-    let vm = create::create(
-        app.clone(),
-        CreateVmRequest {
+    let vm = app.vms().clone().create(CreateVmRequest {
             name: Some("agented".into()),
             ..Default::default()
         },
@@ -72,24 +71,22 @@ async fn an_image_with_the_agent_is_ready_when_the_agent_answers() {
     assert_spec_clean(dir);
 
     // The guest's own figures come through the same socket.
-    let figures = stats::stats(&app, &vm).await.unwrap();
+    let figures = app.vms().stats(&vm.name).await.unwrap();
     let guest = figures.guest.expect("guest figures");
     assert!(guest.memory_total_bytes > 0);
     assert_eq!(figures.guest_error, None);
 
     // Stop and start: ready through the agent again.
-    lifecycle::stop(app.clone(), "agented".into(), false)
+    app.vms().clone().stop("agented".into(), false)
         .await
         .unwrap();
-    let stopped = stats::stats(&app, &app.store.resolve_vm("agented").unwrap())
-        .await
-        .unwrap();
+    let stopped = app.vms().stats("agented").await.unwrap();
     assert!(stopped.guest.is_none() && stopped.guest_error.is_none());
-    let vm = lifecycle::start(app.clone(), "agented".into(), Reporter::silent())
+    let vm = app.vms().clone().start("agented".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(vm.state, VmState::Running);
-    lifecycle::delete(app.clone(), "agented".into(), true)
+    app.vms().clone().delete("agented".into(), true)
         .await
         .unwrap();
     assert!(!dir.exists());
@@ -101,9 +98,7 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
     let d = daemon(Duration::from_millis(200));
     let app = d.app.clone();
     let started = Instant::now();
-    let vm = create::create(
-        app.clone(),
-        CreateVmRequest {
+    let vm = app.vms().clone().create(CreateVmRequest {
             name: Some("plain".into()),
             ..Default::default()
         },
@@ -116,18 +111,21 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
     // there is no agent: readiness came from the probe, with no agent grace.
     assert!(started.elapsed() < Duration::from_secs(10));
     // Guest features say why they are missing, and how to get them.
-    let figures = stats::stats(&app, &vm).await.unwrap();
+    let figures = app.vms().stats(&vm.name).await.unwrap();
     assert!(figures.guest.is_none());
     let why = figures.guest_error.unwrap();
     assert!(
         why.contains("made without one") && why.contains("banger image build --name default"),
         "{why}"
     );
-    let err = banger_daemon::vms::ports::ports(&app, &vm)
+    let err = app.vms().ports(&vm.name)
         .await
         .unwrap_err();
-    assert!(err.message.contains("no guest agent"), "{}", err.message);
-    lifecycle::delete(app.clone(), "plain".into(), true)
+    assert!(
+        matches!(err, VmError::Agent(Unusable::NotInImage { ref image, .. }) if image == "default"),
+        "{err:?}"
+    );
+    app.vms().clone().delete("plain".into(), true)
         .await
         .unwrap();
 }

@@ -10,15 +10,14 @@ use std::time::Duration;
 
 use banger_api::{CreateVmRequest, UpdateVmRequest, Vm};
 use banger_daemon::app::App;
+use banger_daemon::caps::CapError;
 use banger_daemon::progress::Reporter;
-use banger_daemon::vms::{create, lifecycle, reconcile, settings};
+use banger_daemon::vms::VmError;
 use banger_host::privileged::{NatRule, Op};
 use common::*;
 
 async fn make(app: &std::sync::Arc<App>, name: &str, nat: bool) -> Vm {
-    create::create(
-        app.clone(),
-        CreateVmRequest {
+    app.vms().clone().create(CreateVmRequest {
             name: Some(name.into()),
             nat,
             ..Default::default()
@@ -38,7 +37,7 @@ fn nat(value: bool) -> UpdateVmRequest {
 
 async fn pool_reaches(app: &App, n: usize) {
     for _ in 0..200 {
-        if app.tap_pool.idle_count() == n {
+        if app.tap_pool().idle_count() == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -50,8 +49,8 @@ async fn pool_reaches(app: &App, n: usize) {
 async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
     let d = daemon(Duration::from_millis(50));
     let app = d.app.clone();
-    tokio::spawn(app.tap_pool.clone().run(app.clone()));
-    let names = || async { app.dns.names().await };
+    tokio::spawn(app.tap_pool().clone().run());
+    let names = || async { app.dns().names().await };
 
     // The first create makes its own TAP (the pool starts once a bridge exists).
     let web = make(&app, "web", true).await;
@@ -62,7 +61,7 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
         rule,
         NatRule {
             tag: format!("banger-{}", web.id),
-            source: web.ip.parse().unwrap(),
+            source: web.ip,
             bridge: "banger0".into(),
         }
     );
@@ -84,18 +83,18 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
     assert_eq!(names().await, ["db.vm.", "web.vm."]);
 
     // NAT on and off on a running VM.
-    settings::update(app.clone(), "db".into(), nat(true))
+    app.vms().clone().update("db".into(), nat(true))
         .await
         .unwrap();
     assert!(d.net.nat_tags().contains(&format!("banger-{}", db.id)));
-    let off = settings::update(app.clone(), "db".into(), nat(false))
+    let off = app.vms().clone().update("db".into(), nat(false))
         .await
         .unwrap();
     assert!(!off.nat);
     assert!(!d.net.nat_tags().contains(&format!("banger-{}", db.id)));
 
     // Stop removes the rules and the record; NAT stays a setting of the VM.
-    let web = lifecycle::stop(app.clone(), "web".into(), false)
+    let web = app.vms().clone().stop("web".into(), false)
         .await
         .unwrap();
     assert!(web.nat);
@@ -104,14 +103,14 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
     assert!(!d.net.taps().contains(&web.tap), "TAP removed on stop");
     // Setting NAT on a stopped VM changes nothing on the host until it starts.
     let ops = d.net.ops.lock().unwrap().len();
-    let off = settings::update(app.clone(), "web".into(), nat(false))
+    let off = app.vms().clone().update("web".into(), nat(false))
         .await
         .unwrap();
     assert!(
-        !off.nat && !app.store.resolve_vm("web").unwrap().nat,
+        !off.nat && !app.store().resolve_vm("web").unwrap().nat,
         "stored"
     );
-    settings::update(app.clone(), "web".into(), nat(true))
+    app.vms().clone().update("web".into(), nat(true))
         .await
         .unwrap();
     let nat_ops = d.net.ops.lock().unwrap()[ops..]
@@ -119,7 +118,7 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
         .filter(|op| matches!(op, Op::AddNat(_) | Op::RemoveNat { .. }))
         .count();
     assert_eq!(nat_ops, 0, "no NAT change on the host for a stopped VM");
-    let web = lifecycle::start(app.clone(), "web".into(), Reporter::silent())
+    let web = app.vms().clone().start("web".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
@@ -145,21 +144,21 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
         .collect();
     assert_eq!(old_idle.len(), 2);
     let app = restart(&d.root, d.net.clone(), Duration::from_millis(50));
-    reconcile::reconcile(&app).await.unwrap();
+    app.vms().reconcile().await.unwrap();
     assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
-    assert_eq!(app.dns.names().await, ["db.vm.", "web.vm."]);
+    assert_eq!(app.dns().names().await, ["db.vm.", "web.vm."]);
     let taps = d.net.taps();
     assert!(taps.contains(&web.tap) && taps.contains(&db.tap));
     assert!(old_idle.iter().all(|t| !taps.contains(t)), "{taps:?}");
 
     // Delete leaves no rule, record or TAP of either VM.
     for name in ["web", "db"] {
-        lifecycle::delete(app.clone(), name.into(), false)
+        app.vms().clone().delete(name.into(), false)
             .await
             .unwrap();
     }
     assert!(d.net.nat_tags().is_empty());
-    assert!(app.dns.names().await.is_empty());
+    assert!(app.dns().names().await.is_empty());
     assert!(d.net.taps().is_empty(), "{:?}", d.net.taps());
 }
 
@@ -167,9 +166,7 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
 async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
     let d = daemon(Duration::from_millis(50));
     *d.net.no_uplink.lock().unwrap() = true;
-    let err = create::create(
-        d.app.clone(),
-        CreateVmRequest {
+    let err = d.app.vms().clone().create(CreateVmRequest {
             name: Some("lonely".into()),
             nat: true,
             ..Default::default()
@@ -178,26 +175,32 @@ async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
     )
     .await
     .unwrap_err();
-    assert!(err.message.contains("default route"), "{}", err.message);
-    assert!(d.app.store.list_vms().unwrap().is_empty(), "rolled back");
+    assert!(
+        matches!(err, VmError::Cap(CapError::NoUplink { ref vm }) if vm == "lonely"),
+        "{err:?}"
+    );
+    assert!(d.app.store().list_vms().unwrap().is_empty(), "rolled back");
     assert!(d.net.taps().is_empty());
     assert!(d.net.nat_tags().is_empty());
 
     // Without NAT the same VM is fine, and switching NAT on is refused
     // with the setting left as it was.
     make(&d.app, "lonely", false).await;
-    let err = settings::update(d.app.clone(), "lonely".into(), nat(true))
+    let err = d.app.vms().clone().update("lonely".into(), nat(true))
         .await
         .unwrap_err();
-    assert!(err.message.contains("default route"), "{}", err.message);
-    assert!(!d.app.store.resolve_vm("lonely").unwrap().nat);
+    assert!(
+        matches!(err, VmError::Cap(CapError::NoUplink { .. })),
+        "{err:?}"
+    );
+    assert!(!d.app.store().resolve_vm("lonely").unwrap().nat);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_tap_left_off_the_bridge_is_replaced_not_used() {
     let d = daemon(Duration::from_millis(50));
     let app = d.app.clone();
-    tokio::spawn(app.tap_pool.clone().run(app.clone()));
+    tokio::spawn(app.tap_pool().clone().run());
     make(&app, "first", false).await;
     pool_reaches(&app, 2).await;
     // Someone recreated the bridge: the idle TAPs are no longer on it.
@@ -214,7 +217,7 @@ async fn a_pool_tap_left_off_the_bridge_is_replaced_not_used() {
         assert!(!d.net.taps().contains(tap), "detached {tap} removed");
     }
     assert!(app
-        .store
+        .store()
         .all_resources()
         .unwrap()
         .iter()

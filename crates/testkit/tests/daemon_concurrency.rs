@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use banger_api::{CreateVmRequest, VmState};
 use banger_daemon::progress::Reporter;
-use banger_daemon::vms::{create, lifecycle};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -21,9 +20,7 @@ async fn twenty_concurrent_creates_get_distinct_resources_and_boot_in_parallel()
         .map(|i| {
             // Half named, half with generated names.
             let name = (i % 2 == 0).then(|| format!("vm-{i}"));
-            let app = d.app.clone();
-            tokio::spawn(create::create(
-                app,
+            tokio::spawn(d.app.vms().clone().create(
                 CreateVmRequest {
                     name,
                     ..Default::default()
@@ -47,8 +44,8 @@ async fn twenty_concurrent_creates_get_distinct_resources_and_boot_in_parallel()
     let distinct =
         |f: fn(&banger_api::Vm) -> String| vms.iter().map(f).collect::<HashSet<_>>().len();
     assert_eq!(distinct(|v| v.name.clone()), 20);
-    assert_eq!(distinct(|v| v.ip.clone()), 20);
-    assert_eq!(distinct(|v| v.mac.clone()), 20);
+    assert_eq!(distinct(|v| v.ip.to_string()), 20);
+    assert_eq!(distinct(|v| v.mac.to_string()), 20);
     assert_eq!(distinct(|v| v.tap.clone()), 20);
     assert_eq!(d.net.taps().len(), 20);
     for vm in &vms {
@@ -59,13 +56,13 @@ async fn twenty_concurrent_creates_get_distinct_resources_and_boot_in_parallel()
     // Deleting them all at once leaves nothing.
     let deletes: Vec<_> = vms
         .iter()
-        .map(|vm| tokio::spawn(lifecycle::delete(d.app.clone(), vm.name.clone(), false)))
+        .map(|vm| tokio::spawn(d.app.vms().clone().delete(vm.name.clone(), false)))
         .collect();
     for task in deletes {
         task.await.unwrap().expect("delete succeeds");
     }
-    assert!(d.app.store.list_vms().unwrap().is_empty());
-    assert!(d.app.store.all_resources().unwrap().is_empty());
+    assert!(d.app.store().list_vms().unwrap().is_empty());
+    assert!(d.app.store().all_resources().unwrap().is_empty());
     assert!(d.net.taps().is_empty());
     for vm in &vms {
         assert!(!Path::new(&vm.dir).exists());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use banger_api::{CreateVmRequest, UpdateVmRequest, Vm, VmState};
 use banger_daemon::progress::Reporter;
-use banger_daemon::vms::{create, lifecycle, reconcile, settings};
+use banger_daemon::vms::VmError;
 use banger_host::process::ProcessId;
 use common::*;
 
@@ -20,7 +20,7 @@ fn process_of(vm: &Vm) -> ProcessId {
 
 async fn wait_state(app: &banger_daemon::app::App, name: &str, state: VmState) -> Vm {
     for _ in 0..100 {
-        let vm = app.store.resolve_vm(name).unwrap();
+        let vm = app.store().resolve_vm(name).unwrap();
         if vm.state == state {
             return vm;
         }
@@ -33,9 +33,7 @@ async fn wait_state(app: &banger_daemon::app::App, name: &str, state: VmState) -
 async fn the_lifecycle_works_with_the_firecracker_driver() {
     let d = daemon(Duration::from_millis(100));
     let app = d.app.clone();
-    let err = create::create(
-        app.clone(),
-        CreateVmRequest {
+    let err = app.vms().clone().create(CreateVmRequest {
             vcpu: Some(3),
             ..Default::default()
         },
@@ -43,15 +41,10 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     )
     .await
     .unwrap_err();
-    assert!(
-        err.message.contains("even"),
-        "Firecracker's vCPU rule: {}",
-        err.message
-    );
+    // Firecracker's vCPU rule.
+    assert!(matches!(err, VmError::FirecrackerVcpu(3)), "{err:?}");
 
-    let vm = create::create(
-        app.clone(),
-        CreateVmRequest {
+    let vm = app.vms().clone().create(CreateVmRequest {
             name: Some("fc".into()),
             ..Default::default()
         },
@@ -64,7 +57,7 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     let first = process_of(&vm);
 
     // Graceful stop: Ctrl-Alt-Del, and the process ends on its own.
-    let stopped = lifecycle::stop(app.clone(), "fc".into(), false)
+    let stopped = app.vms().clone().stop("fc".into(), false)
         .await
         .unwrap();
     assert_eq!(stopped.state, VmState::Stopped);
@@ -75,29 +68,35 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     assert!(d.net.taps().is_empty(), "TAP released on stop");
 
     // Start again; then the VMM crashes: the monitor notices.
-    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     process_of(&vm)
         .signal(nix::sys::signal::Signal::SIGKILL)
         .unwrap();
     let crashed = wait_state(&app, "fc", VmState::Stopped).await;
-    assert!(crashed.stop_reason.unwrap().contains("exited"));
+    // The reason quotes the guest console, from Firecracker's own file
+    // (its standard output), not QEMU's console.log.
+    let reason = crashed.stop_reason.unwrap();
+    assert!(
+        reason.contains("exited without a stop request") && reason.contains("guest booted"),
+        "{reason}"
+    );
     assert!(d.net.taps().is_empty());
 
     // Restart from stopped, then kill with TERM.
-    let vm = lifecycle::restart(app.clone(), "fc".into(), Reporter::silent())
+    let vm = app.vms().clone().restart("fc".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(vm.state, VmState::Running);
-    let killed = lifecycle::kill(app.clone(), "fc".into(), "term".into())
+    let killed = app.vms().clone().kill("fc".into(), "term".into())
         .await
         .unwrap();
     assert_eq!(killed.state, VmState::Stopped);
-    let err = lifecycle::kill(app.clone(), "fc".into(), "NOPE".into())
+    let err = app.vms().clone().kill("fc".into(), "NOPE".into())
         .await
         .unwrap_err();
-    assert!(err.message.contains("unknown signal"));
+    assert!(matches!(err, VmError::UnknownSignal(ref s) if s == "NOPE"), "{err:?}");
 
     // set applies at the next boot: Firecracker gets the new machine config.
     let update = UpdateVmRequest {
@@ -105,10 +104,10 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
         vcpu: Some(4),
         ..Default::default()
     };
-    settings::update(app.clone(), "fc".into(), update)
+    app.vms().clone().update("fc".into(), update)
         .await
         .unwrap();
-    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     let last_config = requests(&dir)
@@ -122,17 +121,17 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     let running = process_of(&vm);
     drop(app);
     let app = restart(&d.root, d.net.clone(), Duration::from_millis(100));
-    reconcile::reconcile(&app).await.unwrap();
-    let adopted = app.store.resolve_vm("fc").unwrap();
+    app.vms().reconcile().await.unwrap();
+    let adopted = app.store().resolve_vm("fc").unwrap();
     assert_eq!(adopted.state, VmState::Running);
     assert!(running.is_alive(), "a daemon restart never kills a VM");
-    lifecycle::stop(app.clone(), "fc".into(), false)
+    app.vms().clone().stop("fc".into(), false)
         .await
         .unwrap();
     assert!(!running.is_alive());
 
     // Host reboot: the process and the TAP are gone before the daemon starts.
-    let vm = lifecycle::start(app.clone(), "fc".into(), Reporter::silent())
+    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     let p = process_of(&vm);
@@ -140,18 +139,18 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     p.wait_exit().await;
     d.net.taps.lock().unwrap().clear();
     let app = restart(&d.root, d.net.clone(), Duration::from_millis(100));
-    reconcile::reconcile(&app).await.unwrap();
-    let after = app.store.resolve_vm("fc").unwrap();
+    app.vms().reconcile().await.unwrap();
+    let after = app.store().resolve_vm("fc").unwrap();
     assert_eq!(after.state, VmState::Stopped);
     // (The previous in-process daemon's monitor may record the exit first;
     // the real-daemon crash test checks the reboot reason itself.)
     assert!(after.stop_reason.is_some());
 
-    lifecycle::delete(app.clone(), "fc".into(), false)
+    app.vms().clone().delete("fc".into(), false)
         .await
         .unwrap();
     assert!(!dir.exists());
-    assert!(app.store.all_resources().unwrap().is_empty());
+    assert!(app.store().all_resources().unwrap().is_empty());
     assert!(d.net.taps().is_empty());
 }
 
@@ -160,9 +159,7 @@ async fn a_forced_delete_interrupts_a_boot_that_hangs() {
     // The guest never answers: the create would wait out boot_timeout_secs.
     let d = daemon(Duration::from_secs(3600));
     let app = d.app.clone();
-    let create = tokio::spawn(create::create(
-        app.clone(),
-        CreateVmRequest {
+    let create = tokio::spawn(app.vms().clone().create(CreateVmRequest {
             name: Some("stuck".into()),
             ..Default::default()
         },
@@ -171,7 +168,7 @@ async fn a_forced_delete_interrupts_a_boot_that_hangs() {
     // Wait until its VMM runs and the create is waiting on the guest.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while app
-        .store
+        .store()
         .resolve_vm("stuck")
         .ok()
         .and_then(|vm| vm.pid)
@@ -184,7 +181,7 @@ async fn a_forced_delete_interrupts_a_boot_that_hangs() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
-    let deleted = lifecycle::delete(app.clone(), "stuck".into(), true).await;
+    let deleted = app.vms().clone().delete("stuck".into(), true).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the forced delete waited {:?}",
@@ -194,7 +191,7 @@ async fn a_forced_delete_interrupts_a_boot_that_hangs() {
     assert!(create_result.is_err(), "the interrupted create fails");
     // Whichever finished the job, nothing of the VM is left.
     let _ = deleted;
-    assert!(app.store.list_vms().unwrap().is_empty());
-    assert!(app.store.all_resources().unwrap().is_empty());
+    assert!(app.store().list_vms().unwrap().is_empty());
+    assert!(app.store().all_resources().unwrap().is_empty());
     assert!(d.net.taps().is_empty());
 }

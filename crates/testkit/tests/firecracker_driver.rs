@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use banger_host::process::ProcessId;
-use banger_vmm::firecracker::Firecracker;
-use banger_vmm::{DriveSpec, VmSpec, Vmm};
+use banger_vmm::firecracker::{Firecracker, FirecrackerError};
+use banger_vmm::{DriveSpec, VmSpec, Vmm, VmmError};
 
 const FAKE: &str = env!("CARGO_BIN_EXE_fake-firecracker");
 
@@ -60,7 +60,7 @@ impl Fixture {
                 },
             ],
             tap: "bg-ab12cd34ef56".into(),
-            mac: "52:54:00:ab:12:cd".into(),
+            mac: "52:54:00:ab:12:cd".parse().unwrap(),
         }
     }
 
@@ -89,7 +89,7 @@ fn driver() -> Firecracker {
     Firecracker::new(PathBuf::from(FAKE))
 }
 
-async fn launch(fx: &Fixture) -> (Result<ProcessId, banger_vmm::VmmError>, Option<ProcessId>) {
+async fn launch(fx: &Fixture) -> (Result<ProcessId, VmmError>, Option<ProcessId>) {
     let seen = Mutex::new(None);
     let result = driver()
         .launch(&fx.spec(), &|_, p| *seen.lock().unwrap() = Some(p))
@@ -152,7 +152,7 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     assert_eq!(requests[6]["body"]["guest_cid"], 3);
     assert_eq!(
         requests[6]["body"]["uds_path"],
-        banger_vmm::vsock_socket(fx.dir.path())
+        banger_api::files::VmFiles::new(fx.dir.path()).vsock()
             .display()
             .to_string(),
         "the agent is reached through the VM's own vsock socket"
@@ -190,12 +190,9 @@ async fn each_refused_api_call_fails_the_launch_and_leaves_no_process() {
         let fx = Fixture::new();
         fx.faults(&format!(r#"{{"fail": ["{call}"]}}"#));
         let (result, spawned) = launch(&fx).await;
-        let err = result.expect_err(call).to_string();
-        let path = call.split(' ').nth(1).unwrap();
-        assert!(
-            err.contains(path) && err.contains("injected failure"),
-            "{call}: {err}"
-        );
+        let (path, fault) = refused(result.expect_err(call));
+        assert_eq!(path, call.split(' ').nth(1).unwrap(), "{call}");
+        assert!(fault.contains("injected failure"), "{call}: {fault}");
         let process = spawned.expect("the process was reported before the failure");
         assert!(
             !process.is_alive(),
@@ -209,16 +206,29 @@ async fn each_refused_api_call_fails_the_launch_and_leaves_no_process() {
     }
 }
 
+/// The request Firecracker refused, and what it said.
+fn refused(err: VmmError) -> (String, String) {
+    match err {
+        VmmError::Configure {
+            source: FirecrackerError::Refused { path, fault, .. },
+            ..
+        } => (path, fault),
+        other => panic!("not a refused request: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_crash_during_configuration_is_reported_with_the_log() {
     let fx = Fixture::new();
     fx.faults(r#"{"crash": ["PUT /boot-source"]}"#);
     let (result, spawned) = launch(&fx).await;
-    let err = result.unwrap_err().to_string();
-    assert!(
-        err.contains("crashing on PUT /boot-source"),
-        "the error carries the log tail: {err}"
-    );
+    // The error carries the log tail.
+    match result.unwrap_err() {
+        VmmError::Configure { log, .. } => {
+            assert!(log.contains("crashing on PUT /boot-source"), "{log}")
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(!spawned.unwrap().is_alive());
 }
 
@@ -227,11 +237,9 @@ async fn a_missing_kernel_is_refused_at_instance_start() {
     let fx = Fixture::new();
     std::fs::remove_file(fx.path("vmlinux")).unwrap();
     let (result, spawned) = launch(&fx).await;
-    let err = result.unwrap_err().to_string();
-    assert!(
-        err.contains("PUT /actions") && err.contains("vmlinux"),
-        "{err}"
-    );
+    let (path, fault) = refused(result.unwrap_err());
+    assert_eq!(path, "/actions");
+    assert!(fault.contains("vmlinux"), "{fault}");
     assert!(!spawned.unwrap().is_alive());
 }
 

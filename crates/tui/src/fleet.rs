@@ -2,7 +2,7 @@
 //! tested against a fake.
 
 use async_trait::async_trait;
-use banger_api::{CreateVmRequest, Image, Progress, Vm, VmPort, VmStats};
+use banger_api::{CreateVmRequest, Image, Progress, SshTarget, Vm, VmPort, VmStats};
 use banger_client::DaemonClient;
 
 pub type Result<T> = std::result::Result<T, String>;
@@ -22,6 +22,8 @@ pub trait Fleet: Send + Sync {
     async fn stop(&self, name: &str) -> Result<Vm>;
     async fn delete(&self, name: &str) -> Result<Vm>;
     async fn delete_image(&self, name: &str) -> Result<Image>;
+    /// What `ssh` needs to reach a running VM.
+    async fn ssh_target(&self, name: &str) -> Result<SshTarget>;
 }
 
 /// The error as a user reads it: message and, when there is one, the fix.
@@ -66,5 +68,8 @@ impl Fleet for DaemonClient {
     }
     async fn delete_image(&self, name: &str) -> Result<Image> {
         DaemonClient::delete_image(self, name).await.map_err(say)
+    }
+    async fn ssh_target(&self, name: &str) -> Result<SshTarget> {
+        DaemonClient::ssh_target(self, name).await.map_err(say)
     }
 }

@@ -7,9 +7,11 @@
 //! - [`ui`] — drawing the model with ratatui (pure: no I/O)
 //! - [`actions`] — running actions in the background, reporting progress
 //! - [`run`] — the terminal loop: refresh, keys, SSH hand-over
+//! - [`foreground`] — handing the terminal to a child (ssh)
 
 pub mod actions;
 pub mod fleet;
+pub mod foreground;
 pub mod keys;
 pub mod model;
 pub mod run;

@@ -61,7 +61,7 @@ impl CreateForm {
         };
         let name = text(0);
         if let Some(name) = &name {
-            banger_api::names::validate_name(name).map_err(|e| e.message)?;
+            banger_api::names::validate_name(name).map_err(|e| e.to_string())?;
         }
         let number = |i: usize| -> Result<Option<u32>, String> {
             text(i)
@@ -74,7 +74,7 @@ impl CreateForm {
         };
         let disk = text(4);
         if let Some(d) = &disk {
-            banger_api::parse_size(d).map_err(|e| e.message)?;
+            banger_api::parse_size(d).map_err(|e| e.to_string())?;
         }
         Ok(CreateVmRequest {
             name,
@@ -289,11 +289,7 @@ impl Model {
         if vm.state != VmState::Running {
             return None;
         }
-        let started = OffsetDateTime::parse(
-            vm.started_at.as_deref()?,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .ok()?;
+        let started = vm.started_at?;
         let secs = (self.now - started).whole_seconds().max(0);
         Some(match secs {
             s if s < 60 => format!("{s}s"),

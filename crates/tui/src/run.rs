@@ -1,9 +1,8 @@
 //! The terminal loop: draw, read keys, apply messages from background work,
 //! refresh from the daemon every two seconds, and hand the terminal to
-//! `banger vm ssh` when asked.
+//! `ssh` (with the same arguments `banger vm ssh` uses) when asked.
 
 use std::io::Stdout;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +25,6 @@ const REFRESH: Duration = Duration::from_secs(2);
 pub struct Options {
     pub fleet: Arc<dyn Fleet>,
     pub socket: String,
-    /// The `banger` binary, for `vm ssh`.
-    pub banger: PathBuf,
     /// False under `NO_COLOR`.
     pub color: bool,
 }
@@ -117,23 +114,33 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         match keys::handle(&mut model, key) {
             None => {}
             Some(Action::Ssh(name)) => {
+                // Asked on the runtime; this loop is not async.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let fleet = options.fleet.clone();
+                let asked = name.clone();
+                handle.spawn(async move {
+                    let _ = tx.send(fleet.ssh_target(&asked).await);
+                });
+                let target = rx
+                    .recv()
+                    .unwrap_or_else(|_| Err("the daemon request was dropped".into()));
                 // Hand the terminal over; no key reader competes for stdin.
                 leave(&mut terminal);
-                let status = std::process::Command::new(&options.banger)
-                    .args(["vm", "ssh", &name])
-                    .status();
+                let status = target.map(|target| {
+                    let mut ssh = std::process::Command::new("ssh");
+                    ssh.args(target.ssh_args());
+                    crate::foreground::run_foreground(ssh)
+                });
                 match enter() {
                     Ok(t) => terminal = t,
                     Err(e) => break Err(e),
                 }
                 let _ = terminal.clear();
                 model.message = Some(match status {
-                    Ok(s) if s.success() => (format!("back from {name}"), false),
-                    Ok(s) => (format!("ssh {name} ended with {s}"), true),
-                    Err(e) => (
-                        format!("cannot run {}: {e}", options.banger.display()),
-                        true,
-                    ),
+                    Ok(Ok(0)) => (format!("back from {name}"), false),
+                    Ok(Ok(code)) => (format!("ssh {name} ended with exit code {code}"), true),
+                    Ok(Err(e)) => (format!("cannot run ssh: {e}"), true),
+                    Err(e) => (format!("ssh {name}: {e}"), true),
                 });
                 refresh_now.notify_one();
             }
@@ -166,26 +173,8 @@ fn load_console(model: &mut Model, last: &mut Option<(String, Instant)>) {
     if fresh {
         return;
     }
-    let path = std::path::Path::new(&vm.dir).join("console.log");
+    // The console file of the VM's own VMM (Firecracker and QEMU differ).
+    let path = vm.console_log();
     *last = Some((vm.id.clone(), Instant::now()));
-    model.console = tail(&path, 20);
-}
-
-/// The last `n` non-empty lines of a file, without terminal control bytes.
-pub fn tail(path: &std::path::Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| l.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
+    model.console = banger_api::files::tail_file(&path, 20);
 }

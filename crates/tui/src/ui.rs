@@ -154,7 +154,7 @@ fn draw_vms(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
         let address = if wide {
             format!("{} {}.vm", vm.ip, vm.name)
         } else {
-            vm.ip.clone()
+            vm.ip.to_string()
         };
         Row::new(vec![
             Cell::from(vm.name.clone()),
@@ -309,7 +309,7 @@ fn draw_images(frame: &mut Frame, area: Rect, model: &Model, theme: &Theme) {
             .to_string(),
             image.kernel_version.clone(),
             users.len().to_string(),
-            image.created_at.chars().take(10).collect(),
+            date(&image.created_at),
         ])
     });
     let table = Table::new(
@@ -340,16 +340,28 @@ fn draw_image_detail(frame: &mut Frame, area: Rect, model: &Model) {
     };
     let users = model.users_of(&image.name);
     let lines: Vec<Line> = [
-        ("rootfs", image.rootfs.clone()),
+        ("rootfs", image.rootfs.display().to_string()),
         (
             "kernel",
-            format!("{} ({})", image.kernel, image.kernel_version),
+            format!("{} ({})", image.kernel.display(), image.kernel_version),
         ),
-        ("initrd", image.initrd.clone()),
-        ("work seed", image.work_seed.clone()),
+        ("initrd", image.initrd.display().to_string()),
+        (
+            "work seed",
+            image
+                .work_seed
+                .as_ref()
+                .map_or_else(|| "none (/root starts empty)".into(), |p| p.display().to_string()),
+        ),
         ("packages", image.packages_sha256.chars().take(16).collect()),
         ("agent", if image.agent { "yes" } else { "no" }.to_string()),
-        ("created", image.created_at.clone()),
+        (
+            "created",
+            image
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        ),
         (
             "used by",
             if users.is_empty() {
@@ -529,4 +541,9 @@ fn short_size(bytes: u64) -> String {
     } else {
         format!("{:.0}K", b / 1024.0)
     }
+}
+
+/// "2026-11-28".
+fn date(t: &time::OffsetDateTime) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
 }

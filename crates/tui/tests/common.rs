@@ -21,18 +21,18 @@ pub fn vm(name: &str, state: VmState, ip: &str) -> Vm {
         state,
         image: "default".into(),
         vmm: VmmKind::Qemu,
-        accel: "tcg".into(),
+        accel: banger_api::Accel::Tcg,
         vcpu: 2,
         memory_mib: 1024,
         disk_size_bytes: 8 << 30,
         overlay_size_bytes: 4 << 30,
         nat: false,
-        ip: ip.into(),
-        mac: "52:54:00:00:00:01".into(),
+        ip: ip.parse().unwrap(),
+        mac: "52:54:00:00:00:01".parse().unwrap(),
         tap: "bg-000000000001".into(),
         pid: (state == VmState::Running).then_some(4242),
-        created_at: "2026-11-29T08:00:00Z".into(),
-        started_at: (state == VmState::Running).then(|| "2026-11-29T08:57:00Z".into()),
+        created_at: datetime!(2026-11-29 08:00:00 UTC),
+        started_at: (state == VmState::Running).then_some(datetime!(2026-11-29 08:57:00 UTC)),
         stop_reason: None,
         dir: "/nonexistent/vm".into(),
     }
@@ -42,14 +42,14 @@ pub fn image(name: &str) -> Image {
     Image {
         name: name.into(),
         managed: true,
-        rootfs: format!("/var/lib/banger/images/{name}/rootfs.ext4"),
-        kernel: format!("/var/lib/banger/images/{name}/vmlinux"),
-        initrd: format!("/var/lib/banger/images/{name}/initrd.img"),
+        rootfs: format!("/var/lib/banger/images/{name}/rootfs.ext4").into(),
+        kernel: format!("/var/lib/banger/images/{name}/vmlinux").into(),
+        initrd: format!("/var/lib/banger/images/{name}/initrd.img").into(),
         kernel_version: "6.1.0-28-cloud-amd64".into(),
-        work_seed: format!("/var/lib/banger/images/{name}/work-seed"),
+        work_seed: Some(format!("/var/lib/banger/images/{name}/work-seed").into()),
         packages_sha256: "0123456789abcdef0123".into(),
         agent: true,
-        created_at: "2026-11-28T10:00:00Z".into(),
+        created_at: datetime!(2026-11-28 10:00:00 UTC),
     }
 }
 
@@ -160,10 +160,17 @@ pub fn assert_snapshot(name: &str, screen: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !path.exists() {
+    // Snapshots are written only when asked: a missing one is a failure,
+    // never a pass that records whatever the screen happened to show.
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, screen).unwrap();
         return;
     }
+    assert!(
+        path.exists(),
+        "no snapshot {}; review the screen below, then run with UPDATE_SNAPSHOTS=1 to record it:\n{screen}",
+        path.display()
+    );
     let expected = std::fs::read_to_string(&path).unwrap();
     assert!(
         expected == screen,
@@ -255,5 +262,16 @@ impl Fleet for FakeFleet {
     async fn delete_image(&self, name: &str) -> Result<Image> {
         self.record(format!("delete-image {name}"))?;
         Ok(image(name))
+    }
+    async fn ssh_target(&self, name: &str) -> Result<banger_api::SshTarget> {
+        self.record(format!("ssh {name}"))?;
+        Ok(banger_api::SshTarget {
+            name: name.into(),
+            ip: "172.30.0.9".parse().unwrap(),
+            user: "root".into(),
+            key_path: "/k".into(),
+            known_hosts_path: "/kh".into(),
+            host_key_alias: format!("banger-{name}"),
+        })
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use banger_api::files::{tail_summary, VmFiles};
-use banger_api::VmmKind;
+use banger_api::{Accel, VmmKind};
 use banger_host::process::ProcessId;
 use banger_host::HostError;
 
@@ -107,8 +107,8 @@ pub type Result<T> = std::result::Result<T, VmmError>;
 pub trait Vmm: Send + Sync {
     fn kind(&self) -> VmmKind;
 
-    /// "kvm" or "tcg".
-    fn accel(&self) -> &'static str;
+    /// How it runs guests here.
+    fn accel(&self) -> Accel;
 
     /// Starts the VMM process (and any helper it needs) and boots the guest.
     /// `spawned` is called with each process's identity as soon as it

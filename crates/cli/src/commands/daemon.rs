@@ -31,8 +31,8 @@ pub async fn run(cmd: DaemonCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("pid       {}", status.pid);
                 println!("version   {}", status.version);
-                println!("socket    {}", status.socket);
-                println!("log       {}", status.log);
+                println!("socket    {}", status.socket.display());
+                println!("log       {}", status.log.display());
                 match &status.dns_error {
                     None => println!("dns       {} (udp+tcp, zone .vm)", status.dns),
                     Some(e) => println!("dns       {} — not serving: {e}", status.dns),
@@ -41,7 +41,7 @@ pub async fn run(cmd: DaemonCommand) -> anyhow::Result<ExitCode> {
                     "tap pool  {}/{} idle",
                     status.tap_pool_idle, status.tap_pool_size
                 );
-                println!("state     {}", status.state_dir);
+                println!("state     {}", status.state_dir.display());
                 println!("vmm       {} ({})", status.vmm, status.accel);
             }
         }

@@ -1,28 +1,23 @@
-//! `banger doctor`: the daemon's readiness checks, run here and printed.
+//! `banger doctor`: the daemon's readiness checks of this host, run by the
+//! daemon with its own privileges, paths and config; printed here.
 
 use std::process::ExitCode;
 
-use banger_api::paths::Paths;
-use banger_daemon::config::Config;
-use banger_daemon::doctor::{self, Check, Status};
+use banger_api::{Check, CheckStatus};
 
-use crate::output;
+use crate::{autostart, output};
 
-pub fn run(json: bool) -> anyhow::Result<ExitCode> {
-    let paths = Paths::from_env();
-    let checks = match Config::load(&paths.config_file()) {
-        Ok(config) => {
-            let images = config
-                .images_dir
-                .clone()
-                .unwrap_or_else(|| paths.images_dir());
-            doctor::run(&paths, &config, &images)
-        }
+pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
+    let checks = match autostart::connect().await {
+        Ok(client) => client.doctor().await?,
+        // No daemon to ask (a config it refuses, say): that is the finding.
         Err(err) => vec![Check {
-            name: "config".into(),
-            status: Status::Fail,
-            detail: err.message.clone(),
-            hint: err.hint.clone(),
+            name: "daemon".into(),
+            status: CheckStatus::Fail,
+            detail: format!("{err:#}"),
+            hint: Some(
+                "fix what the message names, then run `banger doctor` again".into(),
+            ),
         }],
     };
     if json {
@@ -30,17 +25,17 @@ pub fn run(json: bool) -> anyhow::Result<ExitCode> {
     } else {
         for c in &checks {
             let tag = match c.status {
-                Status::Pass => "pass",
-                Status::Warn => "WARN",
-                Status::Fail => "FAIL",
+                CheckStatus::Pass => "pass",
+                CheckStatus::Warn => "WARN",
+                CheckStatus::Fail => "FAIL",
             };
             println!("{tag}  {:<20} {}", c.name, c.detail);
-            if let (Some(hint), true) = (&c.hint, c.status != Status::Pass) {
+            if let (Some(hint), true) = (&c.hint, c.status != CheckStatus::Pass) {
                 println!("      {:<20} → {hint}", "");
             }
         }
     }
-    Ok(if doctor::failed(&checks) {
+    Ok(if banger_api::status::any_failed(&checks) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

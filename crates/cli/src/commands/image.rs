@@ -92,10 +92,8 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             base_rootfs,
             json,
         } => {
-            let base_rootfs = match base_rootfs {
-                Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
-                None => None,
-            };
+            // The daemon reads these files: give it absolute paths.
+            let base_rootfs = base_rootfs.map(std::path::absolute).transpose()?;
             // A local mirror directory is read by the daemon: make it absolute.
             let mirror = match mirror {
                 Some(m) if !m.contains("://") && std::path::Path::new(&m).is_dir() => {
@@ -103,11 +101,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 }
                 other => other,
             };
-            // The daemon reads the file: give it an absolute path.
-            let packages = match packages {
-                Some(p) => Some(std::path::absolute(&p)?.display().to_string()),
-                None => None,
-            };
+            let packages = packages.map(std::path::absolute).transpose()?;
             let mut view = ProgressView::new();
             let result = client
                 .build_image(
@@ -145,13 +139,10 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             // The daemon resolves nothing relative to its own directory.
-            let abs = |p: Option<String>| -> anyhow::Result<Option<String>> {
-                p.map(|p| Ok(std::path::absolute(&p)?.display().to_string()))
-                    .transpose()
-            };
+            let abs = |p: Option<String>| p.map(std::path::absolute).transpose();
             let request = banger_api::RegisterImageRequest {
                 name,
-                rootfs: std::path::absolute(&rootfs)?.display().to_string(),
+                rootfs: std::path::absolute(&rootfs)?,
                 work_seed: abs(work_seed)?,
                 kernel: abs(kernel)?,
                 initrd: abs(initrd)?,
@@ -162,7 +153,11 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             if json {
                 output::json(&image);
             } else {
-                println!("registered image {} ({})", image.name, image.rootfs);
+                println!(
+                    "registered image {} ({})",
+                    image.name,
+                    image.rootfs.display()
+                );
             }
         }
         ImageCommand::Show { name, json } => {
@@ -175,24 +170,35 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     "registered"
                 };
+                let path = |p: &std::path::Path| p.display().to_string();
                 for (key, value) in [
-                    ("name", image.name.as_str()),
-                    ("kind", kind),
-                    ("kernel", image.kernel_version.as_str()),
-                    ("rootfs", image.rootfs.as_str()),
-                    ("vmlinux", image.kernel.as_str()),
-                    ("initrd", image.initrd.as_str()),
-                    ("work seed", image.work_seed.as_str()),
-                    ("packages", image.packages_sha256.as_str()),
+                    ("name", image.name.clone()),
+                    ("kind", kind.into()),
+                    ("kernel", image.kernel_version.clone()),
+                    ("rootfs", path(&image.rootfs)),
+                    ("vmlinux", path(&image.kernel)),
+                    ("initrd", path(&image.initrd)),
+                    (
+                        "work seed",
+                        image.work_seed.as_deref().map(path).unwrap_or_default(),
+                    ),
+                    ("packages", image.packages_sha256.clone()),
                     (
                         "agent",
                         if image.agent {
                             "yes (vm exec, vm ports, guest stats)"
                         } else {
                             "no (VMs are ready when sshd answers)"
-                        },
+                        }
+                        .into(),
                     ),
-                    ("created", image.created_at.as_str()),
+                    (
+                        "created",
+                        image
+                            .created_at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default(),
+                    ),
                 ] {
                     println!("{key:<10} {value}");
                 }
@@ -218,7 +224,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                                 "registered".into()
                             },
                             i.kernel_version.clone(),
-                            i.rootfs.clone(),
+                            i.rootfs.display().to_string(),
                         ]
                     })
                     .collect();

@@ -1,6 +1,5 @@
 pub mod daemon;
 pub mod doctor;
-pub mod guest;
 pub mod image;
 pub mod runtime;
 pub mod tui;

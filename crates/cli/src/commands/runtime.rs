@@ -1,12 +1,11 @@
 //! `banger runtime ...`: the runtime bundle.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use banger_api::paths::Paths;
-use banger_daemon::config::Config;
-use banger_runtime::{fetch, package, resolve, Bundle};
+use banger_api::FetchRuntimeRequest;
+use banger_runtime::package;
 use clap::Subcommand;
 
 use crate::{autostart, output};
@@ -32,53 +31,45 @@ pub enum RuntimeCommand {
     },
 }
 
-fn config() -> anyhow::Result<Config> {
-    Config::load(&Paths::from_env().config_file()).map_err(|e| anyhow!(e.display_full()))
-}
-
 pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
-    let location = resolve::locate_here(config()?.runtime_dir);
+    let client = autostart::connect().await?;
     match cmd {
         RuntimeCommand::Show { json } => {
-            let bundle = Bundle::open(&location.dir);
+            let info = client.runtime().await?;
             if json {
-                output::json(&serde_json::json!({
-                    "dir": location.dir,
-                    "source": location.source,
-                    "manifest": bundle.as_ref().ok().map(|b| &b.manifest),
-                    "error": bundle.as_ref().err().map(|e| e.to_string()),
-                }));
-            } else {
-                println!("dir      {} ({})", location.dir.display(), location.source);
-                match bundle {
-                    Ok(b) => {
-                        println!(
-                            "kernel   {} ({})",
-                            b.manifest.default_kernel, b.manifest.kernel_version
-                        );
-                        println!("rootfs   {}", b.manifest.default_rootfs);
-                        println!(
-                            "binaries {}",
-                            if b.manifest.binaries.is_empty() {
-                                "-".into()
-                            } else {
-                                b.manifest.binaries.join(", ")
-                            }
-                        );
-                    }
-                    Err(e) if !location.dir.exists() => println!("no bundle installed ({e})"),
-                    Err(e) => return Err(anyhow!("the bundle is broken: {e}")),
+                output::json(&info);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("dir      {} ({})", info.dir.display(), info.source);
+            match (&info.bundle, &info.error) {
+                (Some(b), _) => {
+                    println!("kernel   {} ({})", b.kernel, b.kernel_version);
+                    println!("rootfs   {}", b.rootfs);
+                    println!(
+                        "binaries {}",
+                        if b.binaries.is_empty() {
+                            "-".into()
+                        } else {
+                            b.binaries.join(", ")
+                        }
+                    );
+                }
+                (None, Some(e)) if !info.exists => println!("no bundle installed ({e})"),
+                (None, e) => {
+                    return Err(anyhow!(
+                        "the bundle is broken: {}",
+                        e.as_deref().unwrap_or("unknown")
+                    ))
                 }
             }
         }
         RuntimeCommand::Package { image, out } => {
-            let client = autostart::connect().await?;
             let images = client.list_images().await?;
             let image = images
                 .into_iter()
                 .find(|i| i.name == image)
                 .ok_or_else(|| anyhow!("no image named {image:?}\nhint: `banger image build --name {image}` builds it"))?;
-            let packages = Path::new(&image.rootfs).with_file_name("packages.apt");
+            let packages = image.rootfs.with_file_name("packages.apt");
             let packages = std::fs::read_to_string(&packages).unwrap_or_default();
             let binaries: Vec<PathBuf> = banger_host::tools::find("firecracker")
                 .into_iter()
@@ -89,11 +80,15 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
             println!("sha256 {sha}");
         }
         RuntimeCommand::Fetch { manifest } => {
-            let bundle = fetch::fetch(&manifest, &location.dir)?;
+            // The daemon reads the manifest: give it an absolute path.
+            let request = FetchRuntimeRequest {
+                manifest: std::path::absolute(&manifest)?,
+            };
+            let info = client.fetch_runtime(&request).await?;
             println!(
                 "installed the runtime bundle in {} ({})",
-                bundle.dir.display(),
-                location.source
+                info.dir.display(),
+                info.source
             );
         }
     }

@@ -29,7 +29,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
     banger_tui::run(banger_tui::Options {
         fleet: Arc::new(client),
         socket: paths.socket().display().to_string(),
-        banger: std::env::current_exe()?,
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     })?;
     Ok(ExitCode::SUCCESS)

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use banger_api::{Vm, VmState};
 
-use super::Capability;
-use crate::app::App;
+use super::{CapResult, Capability};
 use crate::dns::VmDns;
-use crate::errors::OpResult;
 
 pub struct Dns {
-    pub dns: Arc<VmDns>,
+    pub zone: Arc<VmDns>,
 }
 
 #[async_trait]
@@ -21,25 +19,23 @@ impl Capability for Dns {
         "dns"
     }
 
-    async fn running(&self, _app: &App, vm: &Vm) -> OpResult<()> {
-        if let Ok(ip) = vm.ip.parse() {
-            self.dns.set(&vm.name, ip).await;
-        }
+    async fn running(&self, vm: &Vm) -> CapResult {
+        self.zone.set(&vm.name, vm.ip).await;
         Ok(())
     }
 
-    async fn stopped(&self, _app: &App, vm: &Vm) -> OpResult<()> {
-        self.dns.remove(&vm.name).await;
+    async fn stopped(&self, vm: &Vm) -> CapResult {
+        self.zone.remove(&vm.name).await;
         Ok(())
     }
 
-    async fn reconcile(&self, _app: &Arc<App>, vms: &[Vm]) -> OpResult<()> {
+    async fn reconcile(&self, vms: &[Vm]) -> CapResult {
         let entries: Vec<_> = vms
             .iter()
             .filter(|vm| vm.state == VmState::Running)
-            .filter_map(|vm| Some((vm.name.clone(), vm.ip.parse().ok()?)))
+            .map(|vm| (vm.name.clone(), vm.ip))
             .collect();
-        self.dns.replace_all(&entries).await;
+        self.zone.replace_all(&entries).await;
         Ok(())
     }
 }

@@ -1,20 +1,20 @@
-//! The persistent `/root` work disk: made once at create (from the image's
-//! work seed when it has one), kept across stops, removed with the VM's
-//! directory on delete. The guest mounts it by label (see guest_config).
+//! The persistent `/root` disk, made once at create from the image's work
+//! seed: an ext4 image is cloned and grown, a directory is copied in by
+//! mkfs, and without a seed `/root` starts empty.
 
-use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use banger_api::{format_size, Image, Vm};
+use banger_host::disk::Disks;
 use banger_image::LABEL_WORK;
 
-use super::Capability;
-use crate::app::App;
-use crate::errors::{self, OpResult};
+use super::{CapResult, Capability};
 use crate::progress::Reporter;
-use crate::vms::VmFiles;
 
-pub struct WorkDisk;
+pub struct WorkDisk {
+    pub disks: Arc<dyn Disks>,
+}
 
 #[async_trait]
 impl Capability for WorkDisk {
@@ -22,7 +22,7 @@ impl Capability for WorkDisk {
         "work-disk"
     }
 
-    async fn create(&self, app: &App, vm: &Vm, image: &Image, r: &Reporter) -> OpResult<()> {
+    async fn create(&self, vm: &Vm, image: &Image, r: &Reporter) -> CapResult {
         r.say(
             "vm.work",
             format!(
@@ -31,21 +31,20 @@ impl Capability for WorkDisk {
             ),
             Some(0.75),
         );
-        let seed = Path::new(&image.work_seed);
-        let work = VmFiles::new(Path::new(&vm.dir)).work();
-        let disks = &app.host.disks;
-        // A seed image is cloned and grown; a seed directory is copied in
-        // by mkfs; without a seed /root starts empty.
-        let made = if seed.is_file() {
-            disks
-                .clone_ext4(seed, &work, vm.disk_size_bytes, LABEL_WORK)
-                .await
-        } else {
-            let contents = seed.is_dir().then_some(seed);
-            disks
-                .create_ext4(&work, vm.disk_size_bytes, LABEL_WORK, contents)
-                .await
-        };
-        made.map_err(errors::host)
+        let work = vm.files().work();
+        match image.work_seed.as_deref() {
+            Some(seed) if seed.is_file() => {
+                self.disks
+                    .clone_ext4(seed, &work, vm.disk_size_bytes, LABEL_WORK)
+                    .await?
+            }
+            seed => {
+                let contents = seed.filter(|s| s.is_dir());
+                self.disks
+                    .create_ext4(&work, vm.disk_size_bytes, LABEL_WORK, contents)
+                    .await?
+            }
+        }
+        Ok(())
     }
 }

@@ -3,16 +3,14 @@
 //! never the files). Everything is checked before anything is recorded.
 
 use std::io::Read;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
 use banger_api::names::validate_name;
-use banger_api::{ApiError, Image, RegisterImageRequest, VmmKind};
+use banger_api::{Image, RegisterImageRequest, VmmKind};
+use banger_host::HostError;
 use sha2::{Digest, Sha256};
 
-use super::users_of;
-use crate::app::{now, App};
-use crate::errors::{self, OpResult};
+use super::{FileProblem, ImageError, Images, Result};
 
 /// ext4's superblock starts at byte 1024; its magic is at offset 56 in it.
 fn is_ext4(path: &Path) -> bool {
@@ -31,179 +29,122 @@ fn is_elf(path: &Path) -> bool {
         && magic == *b"\x7fELF"
 }
 
-fn invalid(what: &str, path: &str, why: &str, hint: &str) -> ApiError {
-    ApiError::invalid(format!("{what} {path}: {why}")).with_hint(hint.to_string())
+fn bad(what: &'static str, path: &Path, problem: FileProblem) -> ImageError {
+    ImageError::BadFile {
+        what,
+        path: path.to_path_buf(),
+        problem,
+    }
 }
 
 /// A file that must exist and be absolute (the daemon resolves nothing
 /// relative to its own directory).
-fn existing_file(what: &str, path: &str) -> OpResult<()> {
-    let p = Path::new(path);
-    if !p.is_absolute() {
-        return Err(invalid(
-            what,
-            path,
-            "is not an absolute path",
-            "pass the full path",
-        ));
+fn existing_file(what: &'static str, path: &Path) -> Result<()> {
+    if !path.is_absolute() {
+        return Err(bad(what, path, FileProblem::NotAbsolute));
     }
-    if !p.is_file() {
-        return Err(invalid(
-            what,
-            path,
-            "does not exist or is not a file",
-            "check the path",
-        ));
+    if !path.is_file() {
+        return Err(bad(what, path, FileProblem::Missing));
     }
     Ok(())
 }
 
 /// An absolute path to an existing ext4 image.
-pub fn check_rootfs(what: &str, path: &str) -> OpResult<()> {
+pub fn check_rootfs(what: &'static str, path: &Path) -> Result<()> {
     existing_file(what, path)?;
-    if !is_ext4(Path::new(path)) {
-        return Err(invalid(
-            what,
-            path,
-            "is not an ext4 filesystem image",
-            "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)",
-        ));
+    if !is_ext4(path) {
+        return Err(bad(what, path, FileProblem::NotExt4));
     }
     Ok(())
 }
 
-pub async fn register(app: &Arc<App>, request: RegisterImageRequest) -> OpResult<Image> {
-    validate_name(&request.name)?;
-    let _images = app.image_lock.lock().await;
-    let existing = app.store.get_image(&request.name).map_err(errors::store)?;
-    if let Some(image) = existing.as_ref().filter(|i| i.managed) {
-        return Err(ApiError::conflict(format!(
-            "image {} was built by banger; registering would replace it",
-            image.name
-        ))
-        .with_hint("register under another --name, or `banger image delete` it first"));
-    }
-
-    check_rootfs("rootfs", &request.rootfs)?;
-    let default = app
-        .store
-        .get_image(&app.config.default_image)
-        .map_err(errors::store)?;
-    let kernel = match (&request.kernel, &default) {
-        (Some(k), _) => k.clone(),
-        (None, Some(d)) => d.kernel.clone(),
-        (None, None) => {
-            return Err(ApiError::invalid(
-                "no --kernel given and no default image to take one from",
-            )
-            .with_hint("pass --kernel (and --initrd), or build the default image first"))
+impl Images {
+    pub async fn register(&self, request: RegisterImageRequest) -> Result<Image> {
+        validate_name(&request.name)?;
+        let _images = self.lock.lock().await;
+        let existing = self.store.get_image(&request.name)?;
+        if let Some(image) = existing.as_ref().filter(|i| i.managed) {
+            return Err(ImageError::Managed(image.name.clone()));
         }
-    };
-    existing_file("kernel", &kernel)?;
-    if app.vmm == VmmKind::Firecracker && !is_elf(Path::new(&kernel)) {
-        return Err(invalid(
-            "kernel",
-            &kernel,
-            "is not an ELF vmlinux, and Firecracker boots only those",
-            "pass the uncompressed vmlinux (extract-vmlinux turns a bzImage into one)",
-        ));
-    }
-    // An initrd goes with the kernel it was made for.
-    let initrd = match (&request.initrd, request.kernel.is_some(), &default) {
-        (Some(i), _, _) => i.clone(),
-        (None, false, Some(d)) => d.initrd.clone(),
-        (None, _, _) => {
-            return Err(ApiError::invalid("--kernel needs an --initrd too")
-                .with_hint("banger's guests assemble their overlay root in the initrd; pass one made for this kernel"))
+        check_rootfs("rootfs", &request.rootfs)?;
+        let default = self.store.get_image(&self.config.default_image)?;
+        let kernel: PathBuf = match (&request.kernel, &default) {
+            (Some(k), _) => k.clone(),
+            (None, Some(d)) => d.kernel.clone(),
+            (None, None) => return Err(ImageError::NoKernel),
+        };
+        existing_file("kernel", &kernel)?;
+        if self.vmm == VmmKind::Firecracker && !is_elf(&kernel) {
+            return Err(bad("kernel", &kernel, FileProblem::NotElf));
         }
-    };
-    existing_file("initrd", &initrd)?;
-    let work_seed = match &request.work_seed {
-        Some(seed) => {
-            let p = Path::new(seed);
-            let ok = p.is_absolute() && (p.is_dir() || (p.is_file() && is_ext4(p)));
+        // An initrd goes with the kernel it was made for.
+        let initrd = match (&request.initrd, request.kernel.is_some(), &default) {
+            (Some(i), _, _) => i.clone(),
+            (None, false, Some(d)) => d.initrd.clone(),
+            (None, _, _) => return Err(ImageError::InitrdNeeded),
+        };
+        existing_file("initrd", &initrd)?;
+        if let Some(seed) = &request.work_seed {
+            let ok = seed.is_absolute() && (seed.is_dir() || (seed.is_file() && is_ext4(seed)));
             if !ok {
-                return Err(invalid(
-                    "work seed",
-                    seed,
-                    "is neither a directory nor an ext4 image",
-                    "pass the prepared /root as a directory or an ext4 image",
-                ));
+                return Err(bad("work seed", seed, FileProblem::NotSeed));
             }
-            seed.clone()
         }
-        None => String::new(),
-    };
-    let kernel_version = match &request.modules {
-        Some(dir) => {
-            let p = Path::new(dir);
-            if !p.is_dir() {
-                return Err(invalid(
-                    "modules",
-                    dir,
-                    "is not a directory",
-                    "pass lib/modules/<version>",
-                ));
+        let kernel_version = match &request.modules {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(bad("modules", dir, FileProblem::NotDir));
+                }
+                dir.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             }
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            None if request.kernel.is_none() => default
+                .as_ref()
+                .map(|d| d.kernel_version.clone())
+                .unwrap_or_default(),
+            None => "unknown".into(),
+        };
+        let packages_sha256 = match &request.packages {
+            Some(file) => {
+                existing_file("packages", file)?;
+                let text = std::fs::read(file)
+                    .map_err(|e| HostError::path_io("cannot read", file, e))?;
+                format!("{:x}", Sha256::digest(&text))
+            }
+            None => String::new(),
+        };
+        // Existing VMs keep their overlay on top of this rootfs: it must not
+        // change under them.
+        if let Some(old) = &existing {
+            let users = self.users_of(&old.name)?;
+            if old.rootfs != request.rootfs && !users.is_empty() {
+                return Err(ImageError::OverlaysOnRootfs {
+                    image: old.name.clone(),
+                    users,
+                });
+            }
         }
-        None if request.kernel.is_none() => default
-            .as_ref()
-            .map(|d| d.kernel_version.clone())
-            .unwrap_or_default(),
-        None => "unknown".into(),
-    };
-    let packages_sha256 = match &request.packages {
-        Some(file) => {
-            existing_file("packages", file)?;
-            let text = std::fs::read(file).map_err(|e| {
-                errors::host(banger_host::HostError::path_io(
-                    "cannot read",
-                    Path::new(file),
-                    e,
-                ))
-            })?;
-            format!("{:x}", Sha256::digest(&text))
-        }
-        None => String::new(),
-    };
-    // Existing VMs keep their overlay on top of this rootfs: it must not
-    // change under them.
-    if let Some(old) = &existing {
-        let users = users_of(app, &old.name)?;
-        if old.rootfs != request.rootfs && !users.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "VMs use image {} and their system overlays sit on its current rootfs: {}",
-                old.name,
-                users.join(", ")
-            ))
-            .with_hint("register the new rootfs under another --name, or delete those VMs first"));
-        }
+        let agent = self
+            .disks
+            .has_file(&request.rootfs, &format!("/{}", banger_image::AGENT_PATH))
+            .await?;
+        let image = Image {
+            agent,
+            name: request.name.clone(),
+            managed: false,
+            rootfs: request.rootfs,
+            kernel,
+            initrd,
+            kernel_version,
+            work_seed: request.work_seed,
+            packages_sha256,
+            created_at: existing
+                .map(|e| e.created_at)
+                .unwrap_or_else(time::OffsetDateTime::now_utc),
+        };
+        self.store.put_image(&image)?;
+        tracing::info!(image = %image.name, rootfs = %image.rootfs.display(), "image registered");
+        Ok(image)
     }
-    let agent = app
-        .host
-        .disks
-        .has_file(
-            Path::new(&request.rootfs),
-            &format!("/{}", banger_image::build::AGENT_PATH),
-        )
-        .await
-        .map_err(errors::host)?;
-    let image = Image {
-        agent,
-        name: request.name.clone(),
-        managed: false,
-        rootfs: request.rootfs,
-        kernel,
-        initrd,
-        kernel_version,
-        work_seed,
-        packages_sha256,
-        created_at: existing.map(|e| e.created_at).unwrap_or_else(now),
-    };
-    app.store.put_image(&image).map_err(errors::store)?;
-    tracing::info!(image = %image.name, rootfs = %image.rootfs, "image registered");
-    Ok(image)
 }

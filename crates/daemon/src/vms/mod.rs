@@ -1,72 +1,157 @@
 //! VM orchestration: the lifecycle operations and what keeps them honest
 //! across failures and restarts.
 //!
-//! - [`create`] — validate, make disks and guest config, boot; roll back on failure
-//! - [`boot`] — the start path shared by create and start
+//! - [`create`] — validate ([`shape`]), claim an address ([`claim`]), make
+//!   the disks and guest configuration ([`disks`]), boot; roll back on failure
+//! - [`boot`] — the start path shared by create and start; [`ready`] waits
+//!   for the guest
 //! - [`lifecycle`] — start, stop, restart, kill, delete
-//! - [`settings`] — `vm set` on a stopped VM
-//! - [`stats`] — host-side resource use, and the guest's own figures
-//! - [`ports`] — the guest's listening sockets as host endpoints
-//! - [`journal`] — undoing recorded host resources
-//! - [`monitor`] — noticing VMM exits
+//! - [`teardown`] — releasing what a VM holds, rolling a create back, and
+//!   what happens when a VMM exits by itself ([`monitor`] notices)
+//! - [`settings`] — `vm set`
+//! - [`stats`], [`ports`], [`ssh`] — what a running VM looks like from the host
 //! - [`reconcile`] — the daemon-start pass over recorded state
 
 pub mod boot;
+pub mod claim;
 pub mod create;
-pub mod journal;
+pub mod disks;
+mod error;
 pub mod lifecycle;
 pub mod monitor;
 pub mod ports;
+pub mod ready;
 pub mod reconcile;
 pub mod settings;
+pub mod shape;
+pub mod ssh;
 pub mod stats;
+pub mod teardown;
 
-use std::path::{Path, PathBuf};
+pub use error::{Result, VmError};
 
-/// The VM's address, as stored.
-pub fn vm_ip(vm: &banger_api::Vm) -> crate::errors::OpResult<std::net::Ipv4Addr> {
-    vm.ip.parse().map_err(|_| {
-        banger_api::ApiError::internal(format!(
-            "stored IP {:?} of VM {} is invalid",
-            vm.ip, vm.name
-        ))
-    })
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use banger_api::paths::Paths;
+use banger_api::Vm;
+use banger_store::Store;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::caps::Pipeline;
+use crate::config::{Config, Subnet};
+use crate::drivers::Drivers;
+use crate::host::Host;
+use crate::images::Images;
+use crate::journal::Journal;
+
+/// What VM operations act on and through.
+pub struct Vms {
+    pub(crate) store: Arc<Store>,
+    pub(crate) journal: Journal,
+    pub(crate) host: Host,
+    pub(crate) drivers: Arc<dyn Drivers>,
+    pub(crate) caps: Pipeline,
+    pub(crate) images: Arc<Images>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) subnet: Subnet,
+    pub(crate) paths: Paths,
+    /// Serialises id/name/IP allocation with the insert that claims them
+    /// (shared with image deletes, which check for users under it).
+    pub(crate) alloc: Arc<Mutex<()>>,
+    locks: VmLocks,
+    /// Concurrent first creates must not race to generate the SSH key.
+    key_lock: Mutex<()>,
+    /// What each guest listener turned out to be (`vm ports`).
+    probes: ports::ProbeCache,
 }
 
-/// Whether the VM's image carries the guest agent (unknown image: assume so,
-/// and let the agent's answer tell).
-pub fn image_has_agent(app: &crate::app::App, vm: &banger_api::Vm) -> bool {
-    app.store
-        .get_image(&vm.image)
-        .ok()
-        .flatten()
-        .is_none_or(|image| image.agent)
+/// The parts [`Vms`] is made of.
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub journal: Journal,
+    pub host: Host,
+    pub drivers: Arc<dyn Drivers>,
+    pub caps: Pipeline,
+    pub images: Arc<Images>,
+    pub config: Arc<Config>,
+    pub subnet: Subnet,
+    pub paths: Paths,
+    pub alloc: Arc<Mutex<()>>,
 }
 
-/// Files of a VM's directory.
-pub struct VmFiles {
-    pub dir: PathBuf,
-}
-
-impl VmFiles {
-    pub fn new(dir: &Path) -> Self {
-        VmFiles {
-            dir: dir.to_path_buf(),
+impl Vms {
+    pub fn new(parts: Parts) -> Vms {
+        Vms {
+            store: parts.store,
+            journal: parts.journal,
+            host: parts.host,
+            drivers: parts.drivers,
+            caps: parts.caps,
+            images: parts.images,
+            config: parts.config,
+            subnet: parts.subnet,
+            paths: parts.paths,
+            alloc: parts.alloc,
+            locks: VmLocks::default(),
+            key_lock: Mutex::new(()),
+            probes: ports::ProbeCache::default(),
         }
     }
-    pub fn overlay(&self) -> PathBuf {
-        self.dir.join("overlay.ext4")
+
+    pub fn list(&self) -> Result<Vec<Vm>> {
+        Ok(self.store.list_vms()?)
     }
-    pub fn work(&self) -> PathBuf {
-        self.dir.join("work.ext4")
+
+    /// A user's VM reference: a name, an id or an unambiguous id prefix.
+    pub fn resolve(&self, reference: &str) -> Result<Vm> {
+        Ok(self.store.resolve_vm(reference)?)
     }
-    pub fn host_key(&self) -> PathBuf {
-        self.dir.join("ssh_host_ed25519_key")
+
+    /// Reloads a VM after taking its lock (it may have changed while we waited).
+    pub(crate) fn reload(&self, id: &str) -> Result<Vm> {
+        self.store
+            .get_vm(id)?
+            .ok_or_else(|| VmError::DeletedMeanwhile(id.to_string()))
     }
-    pub fn known_hosts(&self) -> PathBuf {
-        self.dir.join("known_hosts")
+
+    /// Whether the VM's image carries the guest agent (unknown image: assume
+    /// so, and let the agent's answer tell).
+    pub(crate) fn image_has_agent(&self, vm: &Vm) -> bool {
+        self.store
+            .get_image(&vm.image)
+            .ok()
+            .flatten()
+            .is_none_or(|image| image.agent)
     }
-    pub fn console_log(&self) -> PathBuf {
-        self.dir.join("console.log")
+}
+
+/// One lock per VM: operations on a VM are serialised, different VMs run
+/// in parallel.
+#[derive(Default)]
+struct VmLocks(std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>);
+
+impl VmLocks {
+    async fn lock(&self, id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(id.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+impl Vms {
+    /// Takes the lock of one VM for the length of an operation.
+    pub(crate) async fn lock(&self, id: &str) -> OwnedMutexGuard<()> {
+        self.locks.lock(id).await
+    }
+
+    pub(crate) fn forget_lock(&self, id: &str) {
+        self.locks.forget(id)
     }
 }

@@ -7,19 +7,17 @@
 //! probed (newer OpenSSH penalises clients that fail to speak SSH).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use banger_api::agent::Listener;
-use banger_api::{ApiError, ErrorCode, Vm, VmPort, VmState};
-use banger_client::agent;
+use banger_api::{VmPort, VmState};
+use banger_client::agent::{self, Unusable};
 use banger_host::probe::web_protocol;
 
-use crate::app::App;
-use crate::errors::OpResult;
+use super::{Result, VmError, Vms};
 
 /// Each web probe is short: a port that does not answer quickly is not a
 /// web server worth a link.
@@ -58,73 +56,73 @@ fn never_probe(port: &VmPort) -> bool {
     l.protocol != "tcp" || l.port == 22 || l.process.as_deref() == Some("sshd")
 }
 
-pub async fn ports(app: &App, vm: &Vm) -> OpResult<Vec<VmPort>> {
-    let cache = &app.web_probes;
-    if vm.state != VmState::Running {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "VM {} is {}; ports are listed for running VMs",
-                vm.name, vm.state
-            ),
-        )
-        .with_hint(format!("start it with `banger vm start {}`", vm.name)));
-    }
-    if !super::image_has_agent(app, vm) {
-        return Err(agent::not_in_image(&vm.name, &vm.image));
-    }
-    let listeners = agent::for_vm_dir(Path::new(&vm.dir))
-        .ports()
-        .await
-        .map_err(|e| agent::unavailable(&vm.name, &e))?;
-    let ip = super::vm_ip(vm)?;
-    let mut ports: Vec<VmPort> = host_usable(listeners)
-        .into_iter()
-        .map(|l| VmPort {
-            endpoint: format!("{}.vm:{}", vm.name, l.port),
-            ip_endpoint: format!("{}:{}", vm.ip, l.port),
-            web: None,
-            url: None,
-            listener: Listener {
-                process: l.process.as_deref().map(printable),
-                command: l.command.as_deref().map(printable),
-                ..l
-            },
-        })
-        .collect();
-    // Owned inputs first: the probes run on the server's Send futures.
-    let jobs: Vec<(ListenerKey, Option<Option<String>>, bool)> = ports
-        .iter()
-        .map(|p| {
-            let l = &p.listener;
-            let key = (vm.id.clone(), l.protocol.clone(), l.port, l.pid);
-            let known = cache.get(&key);
-            (key, known, never_probe(p))
-        })
-        .collect();
-    let probes = jobs.into_iter().map(|(key, known, skip)| async move {
-        let web = match (skip, known) {
-            (true, _) => None,
-            (false, Some(known)) => known,
-            (false, None) => web_protocol(ip, key.2, PROBE_TIMEOUT)
-                .await
-                .map(String::from),
-        };
-        (key, web)
-    });
-    // `buffered` keeps the order of `ports`.
-    let found: Vec<_> = futures::stream::iter(probes)
-        .buffered(PROBES_AT_ONCE)
-        .collect()
-        .await;
-    for (port, (_, web)) in ports.iter_mut().zip(&found) {
-        if let Some(scheme) = web {
-            port.url = Some(format!("{scheme}://{}/", port.endpoint));
-            port.web = Some(scheme.clone());
+impl Vms {
+    pub async fn ports(&self, reference: &str) -> Result<Vec<VmPort>> {
+        let vm = self.resolve(reference)?;
+        let cache = &self.probes;
+        if vm.state != VmState::Running {
+            return Err(VmError::NotRunning {
+                vm: vm.name,
+                state: vm.state,
+                what: "ports are listed",
+            });
         }
+        if !self.image_has_agent(&vm) {
+            return Err(super::stats::not_in_image(&vm).into());
+        }
+        let listeners = agent::for_vm_dir(&vm.dir)
+            .ports()
+            .await
+            .map_err(|e| Unusable::new(&vm.name, e))?;
+        let ip = vm.ip;
+        let mut ports: Vec<VmPort> = host_usable(listeners)
+            .into_iter()
+            .map(|l| VmPort {
+                endpoint: format!("{}.vm:{}", vm.name, l.port),
+                ip_endpoint: format!("{}:{}", vm.ip, l.port),
+                web: None,
+                url: None,
+                listener: Listener {
+                    process: l.process.as_deref().map(printable),
+                    command: l.command.as_deref().map(printable),
+                    ..l
+                },
+            })
+            .collect();
+        // Owned inputs first: the probes run on the server's Send futures.
+        let jobs: Vec<(ListenerKey, Option<Option<String>>, bool)> = ports
+            .iter()
+            .map(|p| {
+                let l = &p.listener;
+                let key = (vm.id.clone(), l.protocol.clone(), l.port, l.pid);
+                let known = cache.get(&key);
+                (key, known, never_probe(p))
+            })
+            .collect();
+        let probes = jobs.into_iter().map(|(key, known, skip)| async move {
+            let web = match (skip, known) {
+                (true, _) => None,
+                (false, Some(known)) => known,
+                (false, None) => web_protocol(ip, key.2, PROBE_TIMEOUT)
+                    .await
+                    .map(String::from),
+            };
+            (key, web)
+        });
+        // `buffered` keeps the order of `ports`.
+        let found: Vec<_> = futures::stream::iter(probes)
+            .buffered(PROBES_AT_ONCE)
+            .collect()
+            .await;
+        for (port, (_, web)) in ports.iter_mut().zip(&found) {
+            if let Some(scheme) = web {
+                port.url = Some(format!("{scheme}://{}/", port.endpoint));
+                port.web = Some(scheme.clone());
+            }
+        }
+        cache.replace(&vm.id, found);
+        Ok(ports)
     }
-    cache.replace(&vm.id, found);
-    Ok(ports)
 }
 
 /// Guest processes choose their names and command lines: control

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use banger_api::paths::Paths;
-use banger_daemon::app::{App, Host};
+use banger_daemon::app::App;
 use banger_daemon::config::{Config, VmmChoice};
+use banger_daemon::drivers::SystemDrivers;
+use banger_daemon::host::Host;
 use banger_host::disk::Ext4Disks;
 use banger_host::runner::SystemRunner;
 use banger_store::Store;
@@ -68,7 +70,8 @@ pub fn restart_with(
         disks: Arc::new(Ext4Disks::new(SystemRunner)),
         probe: Arc::new(DelayedProbe::new(boot_delay)),
     };
-    Arc::new(App::new(paths, config, store, host).unwrap())
+    let drivers = Arc::new(SystemDrivers::new(&config));
+    Arc::new(App::new(paths, config, store, host, drivers).unwrap())
 }
 
 /// Fails the test if the fake Firecracker of a VM saw a request the spec forbids.

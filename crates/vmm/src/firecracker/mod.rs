@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use banger_api::VmmKind;
+use banger_api::{Accel, VmmKind};
 use banger_host::process::{self, ProcessId};
 
 pub use client::{FirecrackerClient, FirecrackerError};
@@ -105,8 +105,8 @@ impl Vmm for Firecracker {
         VmmKind::Firecracker
     }
 
-    fn accel(&self) -> &'static str {
-        "kvm"
+    fn accel(&self) -> Accel {
+        Accel::Kvm
     }
 
     async fn launch(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use banger_api::VmmKind;
+use banger_api::{Accel, VmmKind};
 use banger_host::process::{self, ProcessId};
 
 use crate::{tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID};
@@ -213,11 +213,11 @@ impl Vmm for Qemu {
         VmmKind::Qemu
     }
 
-    fn accel(&self) -> &'static str {
+    fn accel(&self) -> Accel {
         if self.kvm {
-            "kvm"
+            Accel::Kvm
         } else {
-            "tcg"
+            Accel::Tcg
         }
     }
 

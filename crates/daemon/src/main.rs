@@ -1,4 +1,4 @@
-//! `bangerd`, the daemon; its code is the `banger-daemon` crate.
+//! `bangerd`, the daemon.
 
 fn main() -> anyhow::Result<()> {
     banger_daemon::entry::main()

@@ -10,24 +10,51 @@ use std::time::Duration;
 
 use banger_api::agent::{ExecFrame, ExecRequest};
 use banger_api::{ApiError, ErrorCode, Vm, VmState};
-use banger_client::{agent, ClientError, DaemonClient};
+use banger_client::agent::{self, Unusable};
+use banger_client::{ClientError, DaemonClient};
 use base64::Engine;
 use bytes::Bytes;
+use clap::Args;
 
 use crate::output;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    vm: String,
+    /// Set an environment variable (KEY=VALUE); repeatable
+    #[arg(long, short, value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Working directory in the guest
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Give the command no input (as `ssh -n`): for running in the background
+    #[arg(long, short = 'n')]
+    no_stdin: bool,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// `--env KEY=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
 
 /// Exit code when the command could not be run at all (as ssh does).
 const UNREACHABLE: u8 = 255;
 
-pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Result<()> {
+pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Result<ExitCode> {
     let ports = client.vm_ports(vm).await?;
     if json {
         output::json(&ports);
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     if ports.is_empty() {
         println!("nothing in the guest listens on an address the host can reach");
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = ports
         .iter()
@@ -47,19 +74,20 @@ pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Resul
         &rows,
         &links,
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `argv` in the guest: stdin is streamed in, stdout and stderr come
 /// back as they are written, and the exit code is the command's.
-pub async fn exec(
-    client: &DaemonClient,
-    vm: &str,
-    request: ExecRequest,
-    with_stdin: bool,
-) -> anyhow::Result<ExitCode> {
-    let vm = running(client, vm).await?;
-    let agent = agent::for_vm_dir(Path::new(&vm.dir));
+pub async fn exec(client: &DaemonClient, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let with_stdin = !args.no_stdin;
+    let request = ExecRequest {
+        argv: args.command,
+        env: args.env,
+        cwd: args.cwd,
+    };
+    let vm = running(client, &args.vm).await?;
+    let agent = agent::for_vm_dir(&vm.dir);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     // A plain thread, not a runtime task: a command that never reads its
     // input must not keep this process alive waiting on the terminal.
@@ -135,12 +163,14 @@ pub async fn exec(
         },
         Err(e) => {
             // Say why: an image without the agent, or an agent not answering.
-            let api = match client.get_image(&vm.image).await {
-                Ok(image) if !image.agent => agent::not_in_image(&vm.name, &image.name),
-                _ => agent::unavailable(&vm.name, &e),
+            let unusable = match client.get_image(&vm.image).await {
+                Ok(image) if !image.agent => Unusable::NotInImage {
+                    vm: vm.name.clone(),
+                    image: image.name,
+                },
+                _ => Unusable::new(&vm.name, e),
             };
-            let err = anyhow::Error::new(ClientError::Api(api));
-            output::print_error(&err);
+            output::print_failure(&unusable, Some(&unusable.hint()));
             Ok(ExitCode::from(UNREACHABLE))
         }
     }
@@ -172,11 +202,11 @@ async fn running(client: &DaemonClient, reference: &str) -> anyhow::Result<Vm> {
 
 /// After an interactive `vm ssh`: one line saying the VM still runs, when
 /// someone is looking (stdout is a terminal) and the guest still answers.
-pub async fn ssh_reminder(vm_dir: &str, vm_name: &str) {
+pub async fn ssh_reminder(vm_dir: &Path, vm_name: &str) {
     if !std::io::stdout().is_terminal() {
         return;
     }
-    let alive = agent::for_vm_dir(Path::new(vm_dir))
+    let alive = agent::for_vm_dir(vm_dir)
         .with_timeout(Duration::from_secs(1))
         .health()
         .await

@@ -9,7 +9,8 @@ use std::io::Read;
 
 use serde::Deserialize;
 
-use super::fetch::{self, FetchError};
+use super::archive::decompress;
+use crate::download::Unreachable;
 
 /// The only architecture the builder supports (glibc, not musl).
 pub const ARCH: &str = "x86_64";
@@ -69,7 +70,7 @@ pub fn repodata_name(arch: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error(transparent)]
-    Fetch(#[from] FetchError),
+    Unreachable(#[from] Unreachable),
     #[error("{0} is not a Void repository index: {1}")]
     Malformed(String, String),
     #[error("the Void repository at {repo} has no package {missing} (needed by {wanted_by})")]
@@ -84,7 +85,7 @@ pub enum RepoError {
 /// directory, `arch` the repodata's architecture).
 pub fn fetch_index(repo: &str, arch: &str) -> Result<Index, RepoError> {
     let url = format!("{}/{}", repo.trim_end_matches('/'), repodata_name(arch));
-    let repodata = crate::download::get(&url, 256 << 20).map_err(FetchError::from)?;
+    let repodata = crate::download::get(&url, 256 << 20)?;
     parse_index(&url, repodata)
 }
 
@@ -113,7 +114,7 @@ fn check_entry(key: &str, package: &Package) -> Result<(), String> {
 /// Reads a repodata archive (`what` names it in errors).
 pub fn parse_index(what: &str, repodata: Vec<u8>) -> Result<Index, RepoError> {
     let malformed = |e: String| RepoError::Malformed(what.to_string(), e);
-    let tar = fetch::decompress(&repodata).map_err(malformed)?;
+    let tar = decompress(&repodata).map_err(|e| malformed(e.to_string()))?;
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut plist = None;
     for entry in archive.entries().map_err(|e| malformed(e.to_string()))? {

@@ -1,0 +1,192 @@
+//! `banger vm list`, `vm show`, `vm stats`
+
+use std::process::ExitCode;
+
+use banger_api::{format_size, Vm, VmStats};
+use banger_client::DaemonClient;
+
+use crate::output;
+
+pub async fn list(client: &DaemonClient, json: bool) -> anyhow::Result<ExitCode> {
+    let vms = client.list_vms().await?;
+    if json {
+        output::json(&vms);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = vms
+        .iter()
+        .map(|vm| {
+            vec![
+                vm.name.clone(),
+                vm.id.clone(),
+                vm.state.to_string(),
+                vm.image.clone(),
+                vm.ip.to_string(),
+                vm.vcpu.to_string(),
+                format!("{}M", vm.memory_mib),
+                if vm.nat { "on" } else { "-" }.to_string(),
+                short_time(&vm.created_at),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "NAME", "ID", "STATE", "IMAGE", "IP", "VCPU", "MEM", "NAT", "CREATED",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(client: &DaemonClient, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let vm = client.get_vm(reference).await?;
+    if json {
+        output::json(&vm);
+    } else {
+        print_vm(&vm);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn stats(client: &DaemonClient, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let stats = client.vm_stats(reference).await?;
+    if json {
+        output::json(&stats);
+    } else {
+        print_stats(&stats);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "2026-11-28 16:42", in UTC.
+fn short_time(t: &time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+fn rfc3339(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn print_stats(stats: &VmStats) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("{:<9} {}", "name", stats.name);
+    println!("{:<9} {}", "state", stats.state);
+    println!("{:<9} {}", "pid", opt(stats.pid.map(|p| p.to_string())));
+    println!(
+        "{:<9} {}",
+        "cpu",
+        opt(stats.cpu_percent.map(|c| format!("{c:.1}% (VMM process)")))
+    );
+    println!(
+        "{:<9} {}",
+        "memory",
+        opt(stats
+            .rss_bytes
+            .map(|b| format!("{} resident (VMM process)", format_size(b))))
+    );
+    println!(
+        "{:<9} {}",
+        "uptime",
+        opt(stats
+            .uptime_secs
+            .map(|s| format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)))
+    );
+    println!(
+        "{:<9} {} used of {}",
+        "overlay",
+        format_size(stats.overlay_used_bytes),
+        format_size(stats.overlay_size_bytes)
+    );
+    println!(
+        "{:<9} {} used of {}",
+        "work",
+        format_size(stats.work_used_bytes),
+        format_size(stats.work_size_bytes)
+    );
+    if let Some(guest) = &stats.guest {
+        println!("guest:");
+        println!(
+            "  {:<7} {:.2} {:.2} {:.2}",
+            "load", guest.load[0], guest.load[1], guest.load[2]
+        );
+        println!(
+            "  {:<7} {} used of {}",
+            "memory",
+            format_size(guest.memory_used_bytes()),
+            format_size(guest.memory_total_bytes)
+        );
+        for disk in &guest.disks {
+            println!(
+                "  {:<7} {} used of {}",
+                disk.path,
+                format_size(disk.used_bytes),
+                format_size(disk.total_bytes)
+            );
+        }
+    } else if let Some(error) = &stats.guest_error {
+        println!("guest:    no figures: {error}");
+    }
+}
+
+fn print_vm(vm: &Vm) {
+    let fields: Vec<(&str, String)> = vec![
+        ("name", vm.name.clone()),
+        ("id", vm.id.clone()),
+        ("state", vm.state.to_string()),
+        ("image", vm.image.clone()),
+        ("vmm", format!("{} ({})", vm.vmm, vm.accel)),
+        ("vcpu", vm.vcpu.to_string()),
+        ("memory", format!("{} MiB", vm.memory_mib)),
+        (
+            "disk",
+            format!("{} (/root)", format_size(vm.disk_size_bytes)),
+        ),
+        (
+            "overlay",
+            format!("{} (/)", format_size(vm.overlay_size_bytes)),
+        ),
+        ("ip", vm.ip.to_string()),
+        ("dns", format!("{}.vm", vm.name)),
+        ("mac", vm.mac.to_string()),
+        ("tap", vm.tap.clone()),
+        ("nat", if vm.nat { "on".into() } else { "off".into() }),
+        (
+            "pid",
+            vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        ),
+        ("created", rfc3339(&vm.created_at)),
+        (
+            "started",
+            vm.started_at
+                .as_ref()
+                .map(rfc3339)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        ("dir", vm.dir.display().to_string()),
+    ];
+    for (key, value) in fields {
+        println!("{key:<9} {value}");
+    }
+    if let Some(reason) = &vm.stop_reason {
+        println!("{:<9} {reason}", "stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_times_are_short() {
+        let t = time::macros::datetime!(2026-11-28 16:42:47.46 UTC);
+        assert_eq!(short_time(&t), "2026-11-28 16:42");
+    }
+}

@@ -1,0 +1,119 @@
+//! `banger vm ...`: one file per group of subcommands.
+//!
+//! - [`create`] — create
+//! - [`inspect`] — list, show, stats
+//! - [`ssh`] — an interactive shell or a command over SSH
+//! - [`guest`] — exec and ports, through the guest agent
+//! - [`power`] — start, restart, stop, kill, delete (several VMs at once)
+//! - [`set`] — change a VM's shape or NAT
+
+mod create;
+mod guest;
+mod inspect;
+mod power;
+mod set;
+mod ssh;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::autostart;
+
+#[derive(Subcommand)]
+pub enum VmCommand {
+    /// Create a VM and boot it
+    Create(create::CreateArgs),
+    /// List VMs
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every field of a VM
+    Show {
+        /// VM name or id prefix
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a shell in a VM, or run a command given after `--`
+    Ssh {
+        vm: String,
+        /// Command and arguments to run instead of a shell
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Run a command in a VM through its agent (no SSH): stdin, stdout,
+    /// stderr and the exit code behave like a local command's
+    Exec(guest::ExecArgs),
+    /// What listens in a VM, as endpoints the host can use (web servers as URLs)
+    Ports {
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start stopped VMs
+    Start {
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
+    /// Stop and start VMs
+    Restart {
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
+    /// Send a signal to VMs' VMM processes
+    Kill {
+        /// TERM, KILL, INT, HUP, ... (with or without SIG)
+        #[arg(long, short, default_value = "TERM")]
+        signal: String,
+        #[arg(required = true)]
+        vms: Vec<String>,
+    },
+    /// Resource use: VMM CPU and memory, disk usage, and the guest's own figures
+    Stats {
+        vm: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change stopped VMs: memory, vCPUs, work disk size (grow only); NAT any time
+    Set(set::SetArgs),
+    /// Stop VMs (graceful guest shutdown, then escalate)
+    Stop {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        /// Kill the VMM instead of asking the guest to shut down
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete VMs: process, TAP device, overlay and work disk (the image stays)
+    #[command(alias = "rm")]
+    Delete {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        /// Kill a running VM instead of shutting it down gracefully
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
+    let client = autostart::connect().await?;
+    match cmd {
+        VmCommand::Create(args) => create::run(&client, args).await,
+        VmCommand::List { json } => inspect::list(&client, json).await,
+        VmCommand::Show { vm, json } => inspect::show(&client, &vm, json).await,
+        VmCommand::Stats { vm, json } => inspect::stats(&client, &vm, json).await,
+        VmCommand::Ssh { vm, command } => ssh::run(&client, &vm, &command).await,
+        VmCommand::Exec(args) => guest::exec(&client, args).await,
+        VmCommand::Ports { vm, json } => guest::ports(&client, &vm, json).await,
+        VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
+        VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
+        VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
+        VmCommand::Stop { vms, force } => power::stop(&client, vms, force).await,
+        VmCommand::Delete { vms, force } => power::delete(&client, vms, force).await,
+        VmCommand::Set(args) => set::run(&client, args).await,
+    }
+}

@@ -1,0 +1,105 @@
+//! Can this host run VMs: KVM, Firecracker, QEMU and its vsock helper.
+
+use std::path::Path;
+
+use banger_api::{Check, CheckStatus, VmmKind};
+use banger_host::tools;
+use banger_vmm::kvm;
+
+use super::check;
+use crate::config::{Config, VmmChoice};
+use crate::drivers;
+
+/// First line a program prints for `--version`.
+fn version(program: &Path) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+}
+
+fn found(path: &Path) -> String {
+    format!(
+        "{} ({})",
+        version(path).unwrap_or_else(|| "version unknown".into()),
+        path.display()
+    )
+}
+
+pub fn checks(config: &Config) -> Vec<Check> {
+    let vmm = drivers::choose_vmm(config);
+    let mut checks = vec![match kvm::unusable_reason() {
+        None => check("kvm", CheckStatus::Pass, "/dev/kvm runs ordinary guests", None),
+        Some(reason) if config.vmm == VmmChoice::Firecracker => check(
+            "kvm",
+            CheckStatus::Fail,
+            reason,
+            Some("Firecracker needs hardware KVM; set vmm = \"qemu\"".into()),
+        ),
+        Some(reason) => check(
+            "kvm",
+            CheckStatus::Warn,
+            format!("{reason}; QEMU will use software emulation (slow)"),
+            Some("use a host with hardware virtualisation (kvm_intel/kvm_amd) for fast VMs".into()),
+        ),
+    }];
+
+    checks.push(match (drivers::firecracker_binary(config), vmm) {
+        (Some(path), _) => check("firecracker", CheckStatus::Pass, found(&path), None),
+        (None, VmmKind::Firecracker) => check(
+            "firecracker",
+            CheckStatus::Fail,
+            "the firecracker binary was not found",
+            Some("install Firecracker or set firecracker_bin, or set vmm = \"qemu\"".into()),
+        ),
+        (None, VmmKind::Qemu) => check(
+            "firecracker",
+            CheckStatus::Warn,
+            "not found; VMs run under QEMU",
+            None,
+        ),
+    });
+
+    checks.push(match tools::require(&drivers::qemu_name(config)) {
+        Ok(path) => check("qemu", CheckStatus::Pass, found(&path), None),
+        Err(err) => check(
+            "qemu",
+            if vmm == VmmKind::Qemu {
+                CheckStatus::Fail
+            } else {
+                CheckStatus::Warn
+            },
+            err.to_string(),
+            err.hint(),
+        ),
+    });
+    if vmm == VmmKind::Qemu {
+        checks.push(match (drivers::vsock_helper(config), &config.vsock_helper_bin) {
+            (Some(path), _) => check("vsock helper", CheckStatus::Pass, path.display().to_string(), None),
+            (None, Some(configured)) => check(
+                "vsock helper",
+                CheckStatus::Fail,
+                format!("vsock_helper_bin {} was not found: QEMU VMs cannot start", configured.display()),
+                Some("fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)".into()),
+            ),
+            (None, None) => check(
+                "vsock helper",
+                CheckStatus::Warn,
+                "vhost-device-vsock not found: QEMU guests get no agent (no `vm ports`, `vm exec`, guest stats)",
+                Some("`cargo install vhost-device-vsock --root /usr/local`, or set vsock_helper_bin".into()),
+            ),
+        });
+    }
+    checks.push(check(
+        "vmm",
+        CheckStatus::Pass,
+        format!("new VMs use {vmm}"),
+        None,
+    ));
+    checks
+}

@@ -1,0 +1,42 @@
+//! `/v1/images`: list, build, register, show and delete images.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use banger_api::{BuildImageRequest, Image, RegisterImageRequest};
+
+use super::stream::{stream, to_completion, Reply};
+use super::AppState;
+
+pub async fn list(State(app): State<AppState>) -> Reply<Vec<Image>> {
+    Ok(Json(app.images.list()?))
+}
+
+pub async fn get(State(app): State<AppState>, Path(image): Path<String>) -> Reply<Image> {
+    Ok(Json(app.images.get(&image)?))
+}
+
+pub async fn delete(State(app): State<AppState>, Path(image): Path<String>) -> Reply<Image> {
+    let images = app.images.clone();
+    to_completion(&app.inflight, async move { images.delete(&image).await }).await
+}
+
+pub async fn register(
+    State(app): State<AppState>,
+    Path(image): Path<String>,
+    Json(mut request): Json<RegisterImageRequest>,
+) -> Reply<Image> {
+    request.name = image;
+    let images = app.images.clone();
+    to_completion(&app.inflight, async move { images.register(request).await }).await
+}
+
+pub async fn build(
+    State(app): State<AppState>,
+    Json(request): Json<BuildImageRequest>,
+) -> Response {
+    let images = app.images.clone();
+    stream(&app.inflight, move |reporter| async move {
+        images.build(request, reporter).await
+    })
+}

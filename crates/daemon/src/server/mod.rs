@@ -1,0 +1,58 @@
+//! The HTTP API on the daemon's Unix socket: routes, handlers, and
+//! ([`edge`]) the one place internal errors become API errors.
+
+mod daemon;
+mod edge;
+mod images;
+mod stream;
+mod vms;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use banger_api::{ApiError, API_PREFIX};
+
+use crate::app::App;
+use edge::Failure;
+
+type AppState = Arc<App>;
+
+pub fn router(app: AppState) -> Router {
+    let api = Router::new()
+        .route("/daemon", get(daemon::status))
+        .route("/daemon/shutdown", post(daemon::shutdown))
+        .route("/doctor", get(daemon::doctor))
+        .route("/runtime", get(daemon::runtime).post(daemon::fetch_runtime))
+        .route("/vms", get(vms::list).post(vms::create))
+        .route(
+            "/vms/{vm}",
+            get(vms::get).delete(vms::delete).patch(vms::update),
+        )
+        .route("/vms/{vm}/start", post(vms::start))
+        .route("/vms/{vm}/stop", post(vms::stop))
+        .route("/vms/{vm}/restart", post(vms::restart))
+        .route("/vms/{vm}/kill", post(vms::kill))
+        .route("/vms/{vm}/stats", get(vms::stats))
+        .route("/vms/{vm}/ports", get(vms::ports))
+        .route("/vms/{vm}/ssh", get(vms::ssh_target))
+        .route("/images", get(images::list).post(images::build))
+        // PUT registers (or updates in place) an image made elsewhere.
+        .route(
+            "/images/{image}",
+            get(images::get)
+                .delete(images::delete)
+                .put(images::register),
+        );
+    Router::new()
+        .nest(API_PREFIX, api)
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found() -> Failure {
+    Failure(
+        ApiError::not_found("no such API route")
+            .with_hint("client and daemon versions may differ; restart the daemon"),
+    )
+}

@@ -1,0 +1,84 @@
+//! `/v1/vms`: create, inspect, start, stop, kill, change and delete VMs.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::Json;
+use banger_api::{CreateVmRequest, KillRequest, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats};
+use serde::Deserialize;
+
+use super::stream::{stream, to_completion, Reply};
+use super::AppState;
+
+#[derive(Deserialize)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn list(State(app): State<AppState>) -> Reply<Vec<Vm>> {
+    Ok(Json(app.vms.list()?))
+}
+
+pub async fn get(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vm> {
+    Ok(Json(app.vms.resolve(&vm)?))
+}
+
+pub async fn create(State(app): State<AppState>, Json(request): Json<CreateVmRequest>) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| vms.create(request, reporter))
+}
+
+pub async fn start(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| vms.start(vm, reporter))
+}
+
+pub async fn restart(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| vms.restart(vm, reporter))
+}
+
+pub async fn stop(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Reply<Vm> {
+    // Run to completion even if the client goes away.
+    to_completion(&app.inflight, app.vms.clone().stop(vm, q.force)).await
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Reply<Vm> {
+    to_completion(&app.inflight, app.vms.clone().delete(vm, q.force)).await
+}
+
+pub async fn kill(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(req): Json<KillRequest>,
+) -> Reply<Vm> {
+    to_completion(&app.inflight, app.vms.clone().kill(vm, req.signal)).await
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(req): Json<UpdateVmRequest>,
+) -> Reply<Vm> {
+    to_completion(&app.inflight, app.vms.clone().update(vm, req)).await
+}
+
+pub async fn ports(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vec<VmPort>> {
+    Ok(Json(app.vms.ports(&vm).await?))
+}
+
+pub async fn stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmStats> {
+    Ok(Json(app.vms.stats(&vm).await?))
+}
+
+pub async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {
+    Ok(Json(app.vms.ssh_target(&vm)?))
+}

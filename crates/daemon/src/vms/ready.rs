@@ -1,0 +1,85 @@
+//! Waiting until a booting guest is ready: its agent's health answer over
+//! vsock (it starts after sshd), or, for images without the agent, the SSH
+//! banner; failing early when the VMM dies.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use banger_api::files::tail_summary;
+use banger_client::agent::AgentClient;
+use banger_host::probe::GuestProbe;
+use banger_host::process::ProcessId;
+
+use super::{Result, VmError};
+
+/// How long a guest whose sshd is up may take to start its agent before it
+/// counts as ready without one (an agent that fails in the guest must not
+/// make the VM unusable: it is still reachable over SSH).
+const AGENT_GRACE: Duration = Duration::from_secs(15);
+
+/// What to wait for.
+pub struct Readiness {
+    pub ip: Ipv4Addr,
+    pub process: ProcessId,
+    pub timeout: Duration,
+    /// The guest's console, quoted when it never becomes ready.
+    pub console: PathBuf,
+    /// The VM's vsock socket, for an image with the agent.
+    pub agent: Option<PathBuf>,
+}
+
+/// Waits until the guest is ready; returns whether the agent answered.
+/// Without a vsock, or when sshd has answered for [`AGENT_GRACE`] without
+/// the agent, the SSH banner is enough.
+pub async fn wait_ready(probe: &dyn GuestProbe, r: &Readiness) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + r.timeout;
+    let client = r
+        .agent
+        .as_ref()
+        .filter(|socket| socket.exists())
+        .map(|socket| AgentClient::new(socket).with_timeout(Duration::from_secs(2)));
+    let has_vsock = client.is_some();
+    let mut ssh_since: Option<tokio::time::Instant> = None;
+    loop {
+        if !r.process.is_alive() {
+            return Err(VmError::ExitedWhileBooting {
+                console: tail_summary(&r.console, 8),
+            });
+        }
+        if let Some(client) = &client {
+            if client.health().await.is_ok() {
+                return Ok(true);
+            }
+        }
+        if ssh_since.is_none() && probe.ready(r.ip).await {
+            ssh_since = Some(tokio::time::Instant::now());
+        }
+        if let Some(since) = ssh_since {
+            if !has_vsock {
+                return Ok(false);
+            }
+            if since.elapsed() >= AGENT_GRACE {
+                tracing::warn!(ip = %r.ip, "guest ready by SSH; its agent did not answer (no `vm ports`, `vm exec` or guest stats)");
+                return Ok(false);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if ssh_since.is_some() {
+                // sshd answered: a silent agent must not cost the VM.
+                tracing::warn!(ip = %r.ip, "boot timeout reached with sshd up and no agent answer; ready by SSH");
+                return Ok(false);
+            }
+            return Err(VmError::NotReady {
+                seconds: r.timeout.as_secs(),
+                waited_for: if has_vsock {
+                    format!("its agent over vsock, nor from sshd on {}:22", r.ip)
+                } else {
+                    format!("sshd on {}:22", r.ip)
+                },
+                console: tail_summary(&r.console, 8),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

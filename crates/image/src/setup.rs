@@ -1,0 +1,207 @@
+//! What every image gets, whatever it was built from: root's shell and tmux
+//! set up in the work seed, banger's sshd drop-in, Docker's data on
+//! `/root`, the guest agent, and the npm tools (mise, opencode).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use banger_host::runner::{Cmd, Runner};
+
+use crate::fsutil::blocking;
+use crate::progress::Say;
+use crate::tools::{NpmTool, ToolError, TOOLS};
+use crate::BuildError;
+
+pub(crate) const SSHD_CONFIG: &str = "\
+# Written by banger's image builder.
+# The daemon puts the installation's public key and a per-VM host key on the
+# VM's own disk; no key is baked into the image.
+AuthorizedKeysFile .ssh/authorized_keys /etc/banger/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+HostKey /etc/ssh/ssh_host_ed25519_key
+UseDNS no
+";
+
+/// Where the guest agent lives in an image.
+pub const AGENT_PATH: &str = "usr/local/bin/banger-agent";
+
+/// Added to root's `.bashrc` in the work seed: mise for interactive and
+/// login shells (Debian's root `.profile` sources `.bashrc`).
+const BASHRC_MISE: &str = "
+# Added by banger: mise manages per-project tool versions (https://mise.jdx.dev).
+if [ -x /usr/local/bin/mise ]; then
+    eval \"$(/usr/local/bin/mise activate bash)\"
+fi
+";
+
+/// Docker (`--docker`): `/` is an overlayfs, on which Docker's overlay2
+/// cannot stack (it falls back to devicemapper, which fails), so its data
+/// lives on the ext4 `/root` disk — which also keeps images and volumes
+/// across stops. Harmless in images without Docker.
+const DOCKER_DAEMON_JSON: &str =
+    "{\n  \"data-root\": \"/root/.local/share/docker\",\n  \"storage-driver\": \"overlay2\"\n}\n";
+
+/// Root's tmux configuration in the work seed.
+pub const TMUX_CONF: &str = "\
+# Written by banger's image builder.
+set -g mouse on
+set -g history-limit 50000
+set -g default-terminal \"tmux-256color\"
+set -g escape-time 10
+# Sessions survive VM stops (banger-tmux-sessions, like tmux-resurrect and
+# tmux-continuum): saved every 15 minutes from the status line and on
+# prefix + C-s; restored only when asked, with prefix + C-r.
+set -g status-interval 15
+set -g status-right '#(banger-tmux-sessions autosave)\"#{=21:pane_title}\" %H:%M %d-%b-%y'
+bind C-s run-shell 'banger-tmux-sessions save'
+bind C-r run-shell 'banger-tmux-sessions restore'
+";
+
+/// Saves and restores tmux sessions (see the script's header).
+pub const TMUX_SESSIONS: &str = include_str!("../assets/banger-tmux-sessions");
+const TMUX_SESSIONS_PATH: &str = "usr/local/bin/banger-tmux-sessions";
+
+/// What the shared setup puts into an image, for the build's identity.
+pub(crate) fn identity() -> String {
+    let tools: String = TOOLS
+        .iter()
+        .map(|t| format!("{}={}:{}\n", t.name, t.version, t.integrity))
+        .collect();
+    format!(
+        "{}{SSHD_CONFIG}{BASHRC_MISE}{DOCKER_DAEMON_JSON}{TMUX_CONF}{TMUX_SESSIONS}{tools}",
+        crate::INIT_SCRIPT
+    )
+}
+
+/// Root's dotfiles, tmux, sshd, Docker's data root, no host keys.
+pub(crate) fn configure_rootfs(root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join("root"))?;
+    // /root becomes the work seed: root's shell and tmux set up (once: a
+    // --base-rootfs tree may have it already). A base whose /root is empty
+    // (a banger image's is: its /root went to its work seed) gets Debian's
+    // root dotfiles back first, so login shells still read .bashrc.
+    for dot in ["profile", "bashrc"] {
+        let (skeleton, target) = (
+            root.join(format!("usr/share/base-files/dot.{dot}")),
+            root.join(format!("root/.{dot}")),
+        );
+        // symlink_metadata: a dangling link in the base is not "missing"
+        // (copying through it would write outside the tree).
+        if skeleton.is_file() && target.symlink_metadata().is_err() {
+            std::fs::copy(&skeleton, &target)?;
+        }
+    }
+    let bashrc = root.join("root/.bashrc");
+    if !std::fs::read_to_string(&bashrc)
+        .unwrap_or_default()
+        .contains(BASHRC_MISE)
+    {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&bashrc)?
+            .write_all(BASHRC_MISE.as_bytes())?;
+    }
+    std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
+    let script = root.join(TMUX_SESSIONS_PATH);
+    std::fs::create_dir_all(script.parent().expect("has a parent"))?;
+    std::fs::write(&script, TMUX_SESSIONS)?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::create_dir_all(root.join("etc/docker"))?;
+    std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
+    std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
+    std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
+    // Host keys are per VM (the daemon writes them); none ship in the image.
+    for entry in std::fs::read_dir(root.join("etc/ssh"))? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    std::fs::create_dir_all(root.join("etc/banger"))?;
+    std::fs::write(root.join("etc/hostname"), "banger\n")?;
+    std::fs::write(
+        root.join("etc/fstab"),
+        "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n",
+    )?;
+    Ok(())
+}
+
+/// The guest agent's binary (its service is the init system's part).
+pub(crate) fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
+    let target = root.join(AGENT_PATH);
+    std::fs::create_dir_all(target.parent().expect("AGENT_PATH has a parent"))?;
+    std::fs::copy(agent, &target)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display())))?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The agent is built on the host, against the host's glibc: make sure the
+/// image's own libc runs it (a newer host glibc than the image's would not),
+/// by running it in the tree (chroot, as root; skipped otherwise).
+pub(crate) async fn check_agent_runs(
+    runner: &dyn Runner,
+    root: &Path,
+    agent: &Path,
+) -> Result<(), BuildError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    runner
+        .run(
+            Cmd::new("chroot")
+                .arg(root)
+                .arg(format!("/{AGENT_PATH}"))
+                .arg("--version"),
+        )
+        .await
+        .map(drop)
+        .map_err(|source| BuildError::AgentIncompatible {
+            agent: agent.to_path_buf(),
+            source,
+        })
+}
+
+/// The npm tools' tarballs, downloading while the tree is bootstrapped.
+pub(crate) type Downloads =
+    tokio::task::JoinHandle<Result<Vec<(NpmTool, Vec<u8>)>, ToolError>>;
+
+/// Starts fetching every tool (verified, from the cache when it is there).
+pub(crate) fn download_tools(registry: String, cache: std::path::PathBuf) -> Downloads {
+    tokio::task::spawn_blocking(move || {
+        TOOLS
+            .iter()
+            .map(|tool| crate::tools::fetch(tool, &registry, &cache).map(|t| (*tool, t)))
+            .collect()
+    })
+}
+
+/// mise and opencode, from their (verified) npm tarballs.
+pub(crate) async fn install_tools(
+    downloads: Downloads,
+    rootdir: &Path,
+    say: &Say<'_>,
+) -> Result<(), BuildError> {
+    let names: Vec<String> = TOOLS
+        .iter()
+        .map(|t| format!("{} {}", t.name, t.version))
+        .collect();
+    say(
+        "image.tools",
+        format!("installing {} from the npm registry", names.join(", ")),
+        0.7,
+    );
+    let tarballs = downloads.await.expect("tool downloads do not panic")?;
+    let dir = rootdir.to_path_buf();
+    blocking(move || {
+        tarballs
+            .iter()
+            .try_for_each(|(tool, tarball)| crate::tools::install(tool, tarball, &dir).map(drop))
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! Debian's init system, as both Debian sources set it up: the agent's
+//! unit, units masked that only slow a dev VM's boot, Docker waiting for
+//! `/root`, a fresh machine id per VM.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+const AGENT_UNIT: &str = "\
+# Written by banger's image builder: the agent answers the host over vsock.
+[Unit]
+Description=banger guest agent (vsock)
+# Debian's sshd reports readiness: once the agent answers, SSH works too.
+After=ssh.service
+
+[Service]
+ExecStartPre=-/sbin/modprobe vmw_vsock_virtio_transport
+ExecStart=/usr/local/bin/banger-agent --listen vsock:{port}
+# `vm exec` runs commands as root would see them after `vm ssh`.
+Environment=HOME=/root USER=root LANG=C.UTF-8
+WorkingDirectory=-/root
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const DOCKER_DROP_IN: &str = "\
+# Written by banger's image builder: Docker's data is on /root.
+[Unit]
+RequiresMountsFor=/root
+";
+
+/// Units that slow a boot down and do nothing useful in a dev VM.
+const MASKED_UNITS: &[&str] = &[
+    "systemd-networkd-wait-online.service",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+];
+
+/// The agent's unit, listening on the port the host asks for.
+fn agent_unit() -> String {
+    AGENT_UNIT.replace("{port}", &banger_api::agent::AGENT_PORT.to_string())
+}
+
+/// What this setup puts into an image, for the build's identity.
+pub fn identity() -> String {
+    format!("{} {DOCKER_DROP_IN} {MASKED_UNITS:?}", agent_unit())
+}
+
+/// Units, machine id, the agent's service.
+pub fn configure(root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join("etc/systemd/system/docker.service.d"))?;
+    std::fs::write(
+        root.join("etc/systemd/system/docker.service.d/banger.conf"),
+        DOCKER_DROP_IN,
+    )?;
+    // systemd generates a fresh machine id on each VM's first boot.
+    std::fs::write(root.join("etc/machine-id"), "")?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    for unit in MASKED_UNITS {
+        let link = root.join("etc/systemd/system").join(unit);
+        let _ = std::fs::remove_file(&link);
+        symlink("/dev/null", link)?;
+    }
+    // The initramfs configures eth0; make sure nothing else fights over it.
+    let _ = std::fs::remove_file(
+        root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"),
+    );
+    let units = root.join("etc/systemd/system");
+    std::fs::write(units.join("banger-agent.service"), agent_unit())?;
+    let wants = units.join("multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    let link = wants.join("banger-agent.service");
+    let _ = std::fs::remove_file(&link);
+    symlink("/etc/systemd/system/banger-agent.service", link)?;
+    Ok(())
+}

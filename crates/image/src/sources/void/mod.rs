@@ -1,0 +1,483 @@
+//! The experimental Void Linux image (`image build --distro void`): a lean
+//! x86_64-glibc userspace under runit, on the default image's kernel.
+//!
+//! 1. [`repo`] reads the mirror's index and resolves the package list (with
+//!    dependencies) before anything else, so a mirror that is unreachable
+//!    or lacks a package fails in seconds, naming it ([`mirror`] decides
+//!    which mirrors may be used);
+//! 2. [`fetch`] downloads the packages into a local repository in the build
+//!    directory, each checked against the index's sha256 and cached, and
+//!    the static XBPS tools Void publishes beside its repositories;
+//! 3. Void's own `xbps-install.static` installs them into the tree (package
+//!    scripts, alternatives and its package database done by xbps itself);
+//! 4. the default kernel's modules are copied in from its image, and the
+//!    tree is set up for banger: services under runit, root's shell bash.
+
+pub mod archive;
+pub mod fetch;
+pub mod mirror;
+pub mod repo;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use banger_host::runner::{Cmd, Runner};
+
+use super::{Cx, Profile, Source};
+use crate::fsutil::{blocking, copy, create_dir, write};
+use crate::packages::parse_packages;
+use crate::BuildError;
+
+/// Void's primary mirror; `--mirror` or `void_mirror` point elsewhere.
+pub const DEFAULT_MIRROR: &str = "https://repo-default.voidlinux.org";
+
+/// Packages every Void image has, whatever `packages.void` says.
+pub const BASE_PACKAGES: &[&str] = &[
+    "base-minimal",
+    "bash",
+    "openssh",
+    "iproute2",
+    "kmod",
+    "xbps",
+];
+
+/// The kernel a Void image boots: the default image's.
+#[derive(Debug, Clone)]
+pub struct BaseKernel {
+    pub vmlinux: PathBuf,
+    pub initrd: PathBuf,
+    pub version: String,
+    /// The image whose `/usr/lib/modules/<version>` the tree gets.
+    pub rootfs: PathBuf,
+}
+
+pub static PROFILE: Profile = Profile {
+    default_packages: crate::VOID_PACKAGES,
+    docker_packages: &["docker", "docker-compose"],
+    // xbps comes from the mirror; the kernel modules come out of the
+    // default image with debugfs.
+    tools: &["debugfs"],
+    borrows_default_kernel: true,
+    apt_list: false,
+};
+
+/// What can go wrong building a Void image.
+#[derive(Debug, thiserror::Error)]
+pub enum VoidError {
+    /// The index is unsigned and packages are checked against it: it must
+    /// not come over a channel anyone could change.
+    #[error("the Void mirror {0} is plain HTTP: anyone on the way could change its index and with it every package")]
+    PlainHttp(String),
+    #[error("the Void mirror {mirror} must be reachable from this host")]
+    Unreachable {
+        mirror: String,
+        #[source]
+        source: crate::download::Unreachable,
+    },
+    /// A package the list names is not in the repository.
+    #[error(transparent)]
+    Index(repo::RepoError),
+    #[error(transparent)]
+    Fetch(fetch::FetchError),
+    /// The default image lacks its kernel's modules.
+    #[error("the default image {} has no {modules}", .rootfs.display())]
+    NoModules { rootfs: PathBuf, modules: String },
+}
+
+impl VoidError {
+    /// A mirror's failure, telling an unreachable mirror apart.
+    fn of_fetch(mirror: &str, error: fetch::FetchError) -> VoidError {
+        match error {
+            fetch::FetchError::Unreachable(source)
+            | fetch::FetchError::Index(repo::RepoError::Unreachable(source)) => {
+                VoidError::Unreachable {
+                    mirror: mirror.to_string(),
+                    source,
+                }
+            }
+            other => VoidError::Fetch(other),
+        }
+    }
+
+    fn of_index(mirror: &str, error: repo::RepoError) -> VoidError {
+        match error {
+            repo::RepoError::Unreachable(source) => VoidError::Unreachable {
+                mirror: mirror.to_string(),
+                source,
+            },
+            other => VoidError::Index(other),
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            VoidError::PlainHttp(_) => "use an https:// mirror or a local mirror directory".into(),
+            VoidError::Unreachable { .. } => "pass --mirror URL (or a local mirror directory), or set void_mirror in config.toml".into(),
+            VoidError::Index(repo::RepoError::Missing { .. }) => {
+                "check the package list (packages.void)".into()
+            }
+            VoidError::NoModules { .. } => "rebuild the default image".into(),
+            _ => return None,
+        })
+    }
+
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            VoidError::PlainHttp(_) | VoidError::Index(repo::RepoError::Missing { .. })
+        )
+    }
+}
+
+/// The experimental Void image, on the default image's kernel.
+#[derive(Debug)]
+pub struct Void {
+    mirror: String,
+    kernel: BaseKernel,
+}
+
+impl Void {
+    pub fn new(mirror: String, kernel: BaseKernel) -> Result<Void, BuildError> {
+        mirror::check_mirror(&mirror)?;
+        Ok(Void { mirror, kernel })
+    }
+}
+
+/// The agent's runit service: waits (up to a minute) for sshd to listen, so
+/// that an answering agent means SSH works too, as on Debian.
+const AGENT_RUN: &str = "#!/bin/sh
+# Written by banger's image builder: the agent answers the host over vsock.
+exec 2>&1
+modprobe -q vmw_vsock_virtio_transport
+i=0
+while [ $i -lt 300 ] && ! grep -qE ':0016 [0-9A-F:]+ 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
+    sleep 0.2
+    i=$((i + 1))
+done
+cd /root 2>/dev/null || cd /
+# runit starts services with PATH=/usr/bin:/usr/sbin; `vm exec` gets what a login would.
+export HOME=/root USER=root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
+exec /usr/local/bin/banger-agent --listen vsock:{port}
+";
+
+/// Docker's kernel prerequisites, loaded by runit's core services.
+const DOCKER_MODULES: &str = "\
+# Written by banger's image builder: what Docker's networking needs.
+overlay
+br_netfilter
+iptable_nat
+iptable_filter
+xt_conntrack
+xt_MASQUERADE
+";
+const DOCKER_SYSCTL: &str = "\
+# Written by banger's image builder: Docker forwards container traffic.
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+";
+
+/// Login shells source `.bashrc` (mise is activated there).
+const BASH_PROFILE: &str =
+    "# Written by banger's image builder.\n[ -f ~/.bashrc ] && . ~/.bashrc\n";
+
+/// Bumped whenever the Void steps change what they produce.
+const VOID_BUILDER_VERSION: &str = "banger-void-builder 1";
+
+fn agent_run() -> String {
+    AGENT_RUN.replace("{port}", &banger_api::agent::AGENT_PORT.to_string())
+}
+
+#[async_trait]
+impl Source for Void {
+    fn identity(&self) -> String {
+        // A rebuilt default kernel means a rebuilt Void image (identified
+        // by size and mtime: hashing 50 MB on every request would be slow).
+        let kernel = [&self.kernel.vmlinux, &self.kernel.initrd]
+            .map(|f| crate::download::file_identity(f));
+        format!(
+            "{VOID_BUILDER_VERSION} {BASE_PACKAGES:?} {AGENT_RUN} {DOCKER_MODULES} {DOCKER_SYSCTL} {BASH_PROFILE} guest-mirror={} kernel={} {kernel:?}",
+            mirror::guest_mirror(&self.mirror),
+            self.kernel.version
+        )
+    }
+
+    fn manifest_name(&self) -> &'static str {
+        "packages.void"
+    }
+
+    /// Steps 1–4 (above): the Void tree in `rootdir`.
+    async fn bootstrap(&self, cx: &Cx<'_>, rootdir: &Path) -> Result<(), BuildError> {
+        // xbps keeps the packages' owners and runs their scripts in the tree
+        // (chrooted) only as root.
+        if !nix::unistd::geteuid().is_root() {
+            return Err(BuildError::NeedsRoot("building a Void image"));
+        }
+        let mirror = &self.mirror;
+        let repo_url = repo::repo_url(mirror);
+        (cx.say)(
+            "image.index",
+            format!("reading the Void repository index at {repo_url}"),
+            0.02,
+        );
+        let url = repo_url.clone();
+        let index = blocking(move || repo::fetch_index(&url, repo::ARCH))
+            .await
+            .map_err(|e| VoidError::of_index(mirror, e))?;
+        let mut wanted: Vec<String> = BASE_PACKAGES.iter().map(|s| s.to_string()).collect();
+        wanted.extend(parse_packages(cx.packages));
+        let resolved = index
+            .resolve(&repo_url, &wanted)
+            .map_err(|e| VoidError::of_index(mirror, e))?;
+        let total: u64 = resolved.iter().map(|p| p.size).sum();
+
+        let local_repo = cx.stage.join("repo");
+        create_dir(&local_repo)?;
+        let cache = cx.download_cache.join("void");
+        let mut done = 0u64;
+        for (n, package) in resolved.iter().enumerate() {
+            (cx.say)(
+                "image.download",
+                format!(
+                    "downloading {} ({}/{}, {} of {})",
+                    package.pkgver,
+                    n + 1,
+                    resolved.len(),
+                    banger_api::format_size(done),
+                    banger_api::format_size(total)
+                ),
+                0.05 + 0.45 * fraction(done, total),
+            );
+            let (package, url, cache, dir) = (
+                package.clone(),
+                repo_url.clone(),
+                cache.clone(),
+                local_repo.clone(),
+            );
+            done += package.size;
+            blocking(move || fetch::package(&package, &url, &cache, &dir))
+                .await
+                .map_err(|e| VoidError::of_fetch(mirror, e))?;
+        }
+        write(
+            &local_repo.join(repo::repodata_name(repo::ARCH)),
+            &index.repodata,
+        )?;
+
+        (cx.say)(
+            "image.xbps",
+            "downloading the static XBPS tools".into(),
+            0.5,
+        );
+        let (m, dir) = (mirror.clone(), cx.stage.join("xbps"));
+        let xbps = blocking(move || fetch::xbps_static(&m, &cache, &dir))
+            .await
+            .map_err(|e| VoidError::of_fetch(mirror, e))?;
+
+        (cx.say)(
+            "image.rootfs",
+            format!("installing {} Void packages (xbps-install)", resolved.len()),
+            0.52,
+        );
+        create_dir(rootdir)?;
+        let names: Vec<String> = resolved
+            .iter()
+            .map(|p| repo::pkgname(&p.pkgver).to_string())
+            .collect();
+        cx.runner
+            .run(
+                Cmd::new(&xbps.to_string_lossy())
+                    .args(["-y", "-i", "-r"])
+                    .arg(rootdir)
+                    .arg("-R")
+                    .arg(&local_repo)
+                    .arg("--")
+                    .args(&names)
+                    .env("XBPS_ARCH", repo::ARCH)
+                    .log_to(cx.log),
+            )
+            .await?;
+        // The packages are in the tree now; neither the local repository nor
+        // the tools are part of the image.
+        let _ = std::fs::remove_dir_all(&local_repo);
+        let _ = std::fs::remove_dir_all(cx.stage.join("xbps"));
+
+        (cx.say)(
+            "image.modules",
+            format!("copying the modules of kernel {}", self.kernel.version),
+            0.68,
+        );
+        copy_modules(cx.runner.as_ref(), &self.kernel, rootdir, cx.log).await
+    }
+
+    fn configure(&self, root: &Path) -> std::io::Result<()> {
+        configure(root, &self.mirror)
+    }
+
+    async fn kernel(&self, cx: &Cx<'_>, _rootdir: &Path) -> Result<(), BuildError> {
+        (cx.say)(
+            "image.kernel",
+            format!("using the default image's kernel {}", self.kernel.version),
+            0.8,
+        );
+        copy(&self.kernel.vmlinux, &cx.stage.join("vmlinux"))?;
+        copy(&self.kernel.initrd, &cx.stage.join("initrd.img"))?;
+        write(
+            &cx.stage.join("kernel-version"),
+            self.kernel.version.as_bytes(),
+        )?;
+        Ok(())
+    }
+}
+
+/// How far `done` is into `total`, for progress.
+fn fraction(done: u64, total: u64) -> f32 {
+    done as f32 / total.max(1) as f32
+}
+
+/// The default kernel's modules, read out of its image with debugfs.
+async fn copy_modules(
+    runner: &dyn Runner,
+    kernel: &BaseKernel,
+    rootdir: &Path,
+    log: &Path,
+) -> Result<(), BuildError> {
+    let dest = rootdir.join("usr/lib/modules");
+    create_dir(&dest)?;
+    let source = format!("/usr/lib/modules/{}", kernel.version);
+    runner
+        .run(
+            Cmd::new("debugfs")
+                .arg("-R")
+                // debugfs splits its request on spaces unless quoted.
+                .arg(format!("rdump \"{source}\" \"{}\"", dest.display()))
+                .arg(&kernel.rootfs)
+                .log_to(log),
+        )
+        .await?;
+    // debugfs exits 0 even when the path is missing.
+    if !dest.join(&kernel.version).join("modules.dep").is_file() {
+        return Err(VoidError::NoModules {
+            rootfs: kernel.rootfs.clone(),
+            modules: source,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Void-specific setup: runit services, root's shell, sshd reading
+/// banger's drop-in, the mirror for later `xbps-install`s, Docker's kernel
+/// prerequisites. (What all images share is done by the common builder.)
+fn configure(root: &Path, mirror: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let sv = root.join("etc/sv/banger-agent");
+    std::fs::create_dir_all(&sv)?;
+    std::fs::write(sv.join("run"), agent_run())?;
+    std::fs::set_permissions(sv.join("run"), std::fs::Permissions::from_mode(0o755))?;
+    let enabled = root.join("etc/runit/runsvdir/default");
+    std::fs::create_dir_all(&enabled)?;
+    for service in ["sshd", "banger-agent", "docker"] {
+        if !root.join("etc/sv").join(service).is_dir() {
+            continue; // docker only when the package list has it
+        }
+        let link = enabled.join(service);
+        let _ = std::fs::remove_file(&link);
+        symlink(format!("/etc/sv/{service}"), link)?;
+    }
+    set_root_shell(&root.join("etc/passwd"), "/bin/bash")?;
+    include_sshd_drop_ins(&root.join("etc/ssh/sshd_config"))?;
+    std::fs::create_dir_all(root.join("etc/xbps.d"))?;
+    std::fs::write(
+        root.join("etc/xbps.d/00-repository-main.conf"),
+        format!(
+            "# Written by banger's image builder: the mirror this image came from.\nrepository={}\n",
+            repo::repo_url(mirror::guest_mirror(mirror))
+        ),
+    )?;
+    std::fs::create_dir_all(root.join("etc/modules-load.d"))?;
+    std::fs::write(
+        root.join("etc/modules-load.d/banger-docker.conf"),
+        DOCKER_MODULES,
+    )?;
+    std::fs::create_dir_all(root.join("etc/sysctl.d"))?;
+    std::fs::write(root.join("etc/sysctl.d/banger-docker.conf"), DOCKER_SYSCTL)?;
+    std::fs::create_dir_all(root.join("root"))?;
+    let profile = root.join("root/.bash_profile");
+    if !profile.exists() {
+        std::fs::write(profile, BASH_PROFILE)?;
+    }
+    Ok(())
+}
+
+/// Root logs in to bash; `/bin/sh` stays the distro's.
+fn set_root_shell(passwd: &Path, shell: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(passwd)?;
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(':').collect();
+            if fields.first() == Some(&"root") && fields.len() == 7 {
+                found = true;
+                fields[6] = shell;
+            }
+            fields.join(":")
+        })
+        .collect();
+    if !found {
+        return Err(std::io::Error::other(format!(
+            "{} has no root entry",
+            passwd.display()
+        )));
+    }
+    std::fs::write(passwd, lines.join("\n") + "\n")
+}
+
+/// sshd keeps the first value it reads, so banger's drop-in is included at
+/// the top of Void's (upstream) `sshd_config`.
+fn include_sshd_drop_ins(config: &Path) -> std::io::Result<()> {
+    const INCLUDE: &str = "Include /etc/ssh/sshd_config.d/*.conf";
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    if text.lines().any(|l| l.trim() == INCLUDE) {
+        return Ok(());
+    }
+    std::fs::write(
+        config,
+        format!("# Added by banger's image builder.\n{INCLUDE}\n\n{text}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_gets_bash_and_other_users_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:99:99:Unprivileged User:/dev/null:/bin/false\n",
+        )
+        .unwrap();
+        set_root_shell(&passwd, "/bin/bash").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&passwd).unwrap(),
+            "root:x:0:0:root:/root:/bin/bash\nnobody:x:99:99:Unprivileged User:/dev/null:/bin/false\n"
+        );
+        std::fs::write(&passwd, "nobody:x:99:99::/:/bin/false\n").unwrap();
+        assert!(set_root_shell(&passwd, "/bin/bash").is_err());
+    }
+
+    #[test]
+    fn sshd_includes_the_drop_ins_first_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(&config, "PermitRootLogin yes\n").unwrap();
+        include_sshd_drop_ins(&config).unwrap();
+        include_sshd_drop_ins(&config).unwrap();
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert_eq!(text.matches("Include").count(), 1);
+        assert!(text.find("Include").unwrap() < text.find("PermitRootLogin").unwrap());
+    }
+}
