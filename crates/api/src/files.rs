@@ -5,7 +5,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::VmmKind;
+use crate::vmm::VmmKind;
 
 /// The host end of a VM's vsock in its directory: a Unix socket with
 /// Firecracker's `CONNECT <port>` handshake, whichever VMM runs the VM.

@@ -4,7 +4,7 @@
 //! agree on one set of types. The API is versioned by path prefix
 //! ([`API_PREFIX`]); a breaking change gets a new prefix.
 //!
-//! - [`vm`], [`image`], [`status`] — the resources and requests
+//! - [`vm`], [`vmm`], [`image`], [`status`] — the resources and requests
 //! - [`error`] — the error body every failed call returns
 //! - [`events`] — progress of long operations
 //! - [`files`] — the layout of a VM's directory
@@ -22,6 +22,7 @@ pub mod paths;
 pub mod size;
 pub mod status;
 pub mod vm;
+pub mod vmm;
 
 pub use error::{ApiError, ErrorCode};
 pub use events::{Event, Progress};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use banger_api::Image;
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{format_timestamp, timestamp, Result, Store};
+use crate::db::{format_timestamp, timestamp, Result, Store};
 
 const COLUMNS: &str =
     "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at, agent";

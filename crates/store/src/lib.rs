@@ -6,94 +6,12 @@
 //! gone. A failed or interrupted operation can therefore always be rolled
 //! back, and the daemon reconciles the journal against reality at start.
 
+mod db;
 mod images;
 mod migrations;
+mod resource;
 mod resources;
 pub mod vms;
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-
-use rusqlite::Connection;
-
-pub use resources::{Resource, ResourceKind};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the state database failed")]
-    Sqlite(#[from] rusqlite::Error),
-    /// Another VM has this name.
-    #[error("a VM named {0:?} already exists")]
-    NameTaken(String),
-    /// Another VM has this id.
-    #[error("a VM with id {0} already exists")]
-    IdTaken(String),
-    /// Another VM holds one of this VM's unique resources (IP, MAC, TAP).
-    #[error("VM {name:?} collides with an existing VM ({detail})")]
-    Collision { name: String, detail: String },
-    /// A row holds a value this version cannot read.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
-
-/// The database. Cheap to share behind an `Arc`; every call is a short
-/// transaction, so a plain mutex is the right lock.
-pub struct Store {
-    conn: Mutex<Connection>,
-}
-
-impl Store {
-    pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Self::with_connection(conn)
-    }
-
-    pub fn open_in_memory() -> Result<Store> {
-        Self::with_connection(Connection::open_in_memory()?)
-    }
-
-    fn with_connection(mut conn: Connection) -> Result<Store> {
-        migrations::apply(&mut conn)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (each call
-        // is its own transaction), so a poisoned lock is still usable.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Whether SQLite refused a write for a unique constraint; its detail names
-/// the column (`vms.name`).
-fn constraint_detail(err: &rusqlite::Error) -> Option<&str> {
-    match err {
-        rusqlite::Error::SqliteFailure(e, detail)
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Some(detail.as_deref().unwrap_or(""))
-        }
-        _ => None,
-    }
-}
-
-/// An RFC 3339 timestamp as stored.
-fn timestamp(text: &str) -> std::result::Result<time::OffsetDateTime, StoreError> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {text:?}")))
-}
-
-fn format_timestamp(t: &time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("an OffsetDateTime formats as RFC 3339")
-}
+pub use db::{RefError, Result, Store, StoreError};
+pub use resource::{Resource, ResourceKind};

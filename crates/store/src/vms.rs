@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use banger_api::{Accel, Vm, VmState, VmmKind};
 use rusqlite::{params, OptionalExtension, Row};
 
-use crate::{constraint_detail, format_timestamp, timestamp, Result, Store, StoreError};
+use crate::db::{constraint_detail, format_timestamp, timestamp, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, name, state, image, vmm, accel, vcpu, memory_mib, disk_size_bytes, \
     overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir";
@@ -94,20 +94,7 @@ impl Raw {
     }
 }
 
-/// Why a VM reference did not resolve to exactly one VM.
-#[derive(Debug, thiserror::Error)]
-pub enum RefError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("no VM named or with id {0:?}")]
-    NotFound(String),
-    /// The reference is a prefix of several ids: `(name, id)` of each.
-    #[error("{reference:?} is ambiguous: it is a prefix of the ids of {}", .matches.iter().map(|(n, i)| format!("{n} ({i})")).collect::<Vec<_>>().join(", "))]
-    Ambiguous {
-        reference: String,
-        matches: Vec<(String, String)>,
-    },
-}
+pub use crate::db::RefError;
 
 impl Store {
     /// Inserts a new VM; a taken name, IP, MAC or TAP is a conflict.

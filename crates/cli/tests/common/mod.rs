@@ -36,6 +36,14 @@ pub fn require_root_tools() {
         nix::unistd::geteuid().is_root(),
         "end-to-end tests need root (network namespaces, TAP devices)"
     );
+    // banger starts the bangerd beside it; it is another package's binary,
+    // built by `cargo test --workspace`.
+    let bangerd = Path::new(BANGER).with_file_name("bangerd");
+    assert!(
+        bangerd.is_file(),
+        "{} is missing: run the end-to-end tier as `cargo test --workspace --all-features`",
+        bangerd.display()
+    );
     for tool in [
         "ip",
         "qemu-system-x86_64",

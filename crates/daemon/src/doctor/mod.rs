@@ -66,7 +66,7 @@ pub fn run(inputs: &Inputs<'_>) -> Vec<Check> {
         "daemon",
         CheckStatus::Pass,
         format!(
-            "bangerd {} answering on {} (pid {})",
+            "bangerd {} listening on {} (pid {})",
             env!("CARGO_PKG_VERSION"),
             inputs.paths.socket().display(),
             std::process::id()

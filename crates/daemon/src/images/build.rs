@@ -8,7 +8,8 @@ use banger_image::sources::void::BaseKernel;
 use banger_image::sources::Profile;
 use banger_image::{build_image, cached_image, BuildRequest, Mirrors, Origin};
 
-use super::{check_rootfs, ImageError, Images, Result};
+use super::register::check_rootfs;
+use super::{ImageError, Images, Result};
 use crate::progress::Reporter;
 
 /// Host tools every image needs besides its source's.

@@ -4,10 +4,9 @@
 
 mod build;
 mod error;
-mod register;
+pub mod register;
 
 pub use error::{FileProblem, ImageError};
-pub use register::check_rootfs;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -287,10 +287,13 @@ mod tests {
         let err = api(VmError::NotRunning {
             vm: "web".into(),
             state: VmState::Stopped,
-            what: "ports are listed",
+            what: "ports are listed for running VMs",
         });
         assert_eq!(err.code, ErrorCode::Conflict);
-        assert_eq!(err.message, "VM web is stopped; ports are listed for running VMs");
+        assert_eq!(
+            err.message,
+            "VM web is stopped, not running: ports are listed for running VMs"
+        );
         assert_eq!(err.hint.as_deref(), Some("start it with `banger vm start web`"));
 
         // A wrapped cause is part of the message, and its hint comes along.

@@ -8,17 +8,8 @@ use banger_api::names::generated_name;
 use banger_api::{Image, MacAddr, Vm, VmState};
 use rand::Rng;
 
+use super::shape::Shape;
 use super::{Result, VmError, Vms};
-
-/// What a new VM is asked to be.
-#[derive(Debug, Clone, Copy)]
-pub struct Shape {
-    pub vcpu: u32,
-    pub memory_mib: u32,
-    pub disk_size_bytes: u64,
-    pub overlay_size_bytes: u64,
-    pub nat: bool,
-}
 
 impl Vms {
     pub(crate) fn ensure_name_free(&self, name: &str) -> Result<()> {

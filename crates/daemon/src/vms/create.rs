@@ -8,7 +8,7 @@ use banger_api::names::validate_name;
 use banger_api::{parse_size, CreateVmRequest, Vm};
 use banger_host::{ssh, tools};
 
-use super::claim::Shape;
+use super::shape::Shape;
 use super::{shape, Result, VmError, Vms};
 use crate::crash;
 use crate::progress::Reporter;

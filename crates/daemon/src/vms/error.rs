@@ -92,7 +92,7 @@ pub enum VmError {
         asked: String,
     },
     /// The operation needs a running VM.
-    #[error("VM {vm} is {state}; {what} for running VMs")]
+    #[error("VM {vm} is {state}, not running: {what}")]
     NotRunning {
         vm: String,
         state: VmState,

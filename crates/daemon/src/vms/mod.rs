@@ -20,6 +20,7 @@ mod error;
 pub mod lifecycle;
 pub mod monitor;
 pub mod ports;
+mod probes;
 pub mod ready;
 pub mod reconcile;
 pub mod settings;
@@ -63,7 +64,7 @@ pub struct Vms {
     /// Concurrent first creates must not race to generate the SSH key.
     key_lock: Mutex<()>,
     /// What each guest listener turned out to be (`vm ports`).
-    probes: ports::ProbeCache,
+    probes: probes::ProbeCache,
 }
 
 /// The parts [`Vms`] is made of.
@@ -95,7 +96,7 @@ impl Vms {
             alloc: parts.alloc,
             locks: VmLocks::default(),
             key_lock: Mutex::new(()),
-            probes: ports::ProbeCache::default(),
+            probes: probes::ProbeCache::default(),
         }
     }
 

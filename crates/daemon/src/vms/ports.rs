@@ -6,8 +6,6 @@
 //! every two seconds) do not knock on guest servers again. sshd is never
 //! probed (newer OpenSSH penalises clients that fail to speak SSH).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -17,6 +15,7 @@ use banger_api::{VmPort, VmState};
 use banger_client::agent::{self, Unusable};
 use banger_host::probe::web_protocol;
 
+use super::probes::ListenerKey;
 use super::{Result, VmError, Vms};
 
 /// Each web probe is short: a port that does not answer quickly is not a
@@ -25,30 +24,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Probes at once per call, at most.
 const PROBES_AT_ONCE: usize = 8;
-
-/// A listener: VM id, protocol, port and the listening process.
-type ListenerKey = (String, String, u16, Option<u32>);
-
-/// Web classification of listeners already probed (`None`: not web).
-#[derive(Default)]
-pub struct ProbeCache(Mutex<HashMap<ListenerKey, Option<String>>>);
-
-impl ProbeCache {
-    fn get(&self, key: &ListenerKey) -> Option<Option<String>> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Records this call's answers and forgets the VM's listeners that are gone.
-    fn replace(&self, vm_id: &str, found: Vec<(ListenerKey, Option<String>)>) {
-        let mut map = self.lock();
-        map.retain(|key, _| key.0 != vm_id);
-        map.extend(found);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ListenerKey, Option<String>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// Ports whose servers must not be sent a web request.
 fn never_probe(port: &VmPort) -> bool {
@@ -64,7 +39,7 @@ impl Vms {
             return Err(VmError::NotRunning {
                 vm: vm.name,
                 state: vm.state,
-                what: "ports are listed",
+                what: "ports are listed for running VMs",
             });
         }
         if !self.image_has_agent(&vm) {
@@ -195,23 +170,6 @@ mod tests {
         assert!(never_probe(&port("tcp", 2222, "sshd")));
         assert!(never_probe(&port("udp", 8000, "python3")));
         assert!(!never_probe(&port("tcp", 8000, "python3")));
-    }
-
-    #[test]
-    fn the_cache_keeps_a_vms_current_listeners_only() {
-        let cache = ProbeCache::default();
-        let key = |vm: &str, port| (vm.to_string(), "tcp".to_string(), port, Some(7));
-        cache.replace(
-            "a",
-            vec![(key("a", 80), Some("http".into())), (key("a", 81), None)],
-        );
-        cache.replace("b", vec![(key("b", 80), None)]);
-        assert_eq!(cache.get(&key("a", 80)), Some(Some("http".into())));
-        assert_eq!(cache.get(&key("a", 81)), Some(None), "known: not web");
-        // a's 81 is gone: forgotten; b is untouched.
-        cache.replace("a", vec![(key("a", 80), Some("http".into()))]);
-        assert_eq!(cache.get(&key("a", 81)), None);
-        assert_eq!(cache.get(&key("b", 80)), Some(None));
     }
 
     #[test]

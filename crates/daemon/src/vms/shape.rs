@@ -22,6 +22,16 @@ pub fn validate(vmm: VmmKind, vcpu: u32, memory_mib: u32) -> Result<()> {
     Ok(())
 }
 
+/// What a new VM is asked to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub vcpu: u32,
+    pub memory_mib: u32,
+    pub disk_size_bytes: u64,
+    pub overlay_size_bytes: u64,
+    pub nat: bool,
+}
+
 /// The smallest `/root` disk accepted.
 pub const MIN_DISK: u64 = 64 << 20;
 

@@ -13,7 +13,7 @@ impl Vms {
             return Err(VmError::NotRunning {
                 vm: vm.name,
                 state: vm.state,
-                what: "ssh works",
+                what: "ssh needs a running VM",
             });
         }
         Ok(SshTarget {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use banger_host::runner::Cmd;
 use banger_host::HostError;
 
-use super::{Cx, Profile, Source};
+use super::source::{Cx, Profile, Source};
 use crate::fsutil::{blocking, version_key, write};
 use crate::packages::debian_packages;
 use crate::progress::Say;

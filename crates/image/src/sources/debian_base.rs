@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use banger_host::runner::Cmd;
 
 use super::debian::BASE_PACKAGES;
-use super::{Cx, Profile, Source};
+use super::source::{Cx, Profile, Source};
 use crate::fsutil::create_dir;
 use crate::packages::debian_packages;
 use crate::BuildError;

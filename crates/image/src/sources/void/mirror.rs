@@ -1,6 +1,7 @@
 //! Which Void mirrors a build may use, and which one the image keeps.
 
-use super::{VoidError, DEFAULT_MIRROR};
+use super::error::VoidError;
+use super::DEFAULT_MIRROR;
 use crate::BuildError;
 
 /// Void's packages are signed, but its index is not, and banger checks
