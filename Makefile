@@ -6,7 +6,7 @@ ARGS ?=
 
 RUNTIME_MANIFEST ?= runtime-bundle.toml
 
-.PHONY: build test bench-create install uninstall deps runtime-package runtime-bundle
+.PHONY: build test test-fast bench-create install install-unit uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -14,7 +14,12 @@ deps:
 build:
 	cargo build --release --workspace --bins
 
+# Both tiers (see README.md, Development); as root.
 test: deps
+	cargo test --workspace --all-features
+
+# The fast tier only: no root, no guests.
+test-fast:
 	cargo test --workspace
 
 # dist/banger-runtime.tar.gz from the default image; prints its sha256.
@@ -28,10 +33,9 @@ runtime-bundle: build
 bench-create:
 	./scripts/bench-create $(ARGS)
 
-# Binaries, shell completions and a systemd unit for bangerd. The daemon
-# creates bridges and TAP devices, so it runs as root for now: install with
-# PREFIX=/usr/local as root and enable the unit as a system unit, or run
-# banger as root and let it start the daemon on demand.
+# Binaries and shell completions. The daemon creates bridges and TAP
+# devices, so it runs as root for now: run banger as root and let it start
+# the daemon on demand, or install the system unit (install-unit).
 install: build
 	install -Dm755 target/release/banger $(DESTDIR)$(BINDIR)/banger
 	install -Dm755 target/release/bangerd $(DESTDIR)$(BINDIR)/bangerd
@@ -40,14 +44,18 @@ install: build
 	target/release/banger completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/banger
 	target/release/banger completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_banger
 	target/release/banger completions fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/banger.fish
-	install -d $(DESTDIR)$(DATADIR)/systemd/user
-	sed 's|@BINDIR@|$(BINDIR)|' contrib/bangerd.service > $(DESTDIR)$(DATADIR)/systemd/user/bangerd.service
 	# The runtime bundle, when this checkout has one (./runtime), goes to
 	# $(PREFIX)/lib/banger, where installed binaries look for it.
 	if [ -f runtime/bundle.json ]; then install -d $(DESTDIR)$(PREFIX)/lib/banger && cp -a runtime/. $(DESTDIR)$(PREFIX)/lib/banger/; fi
 
+# bangerd as a *system* unit (it runs as root); as root, after install.
+SYSTEMD_SYSTEM_DIR ?= /etc/systemd/system
+install-unit:
+	install -d $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)
+	sed 's|@BINDIR@|$(BINDIR)|' contrib/bangerd.service > $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/bangerd.service
+
 uninstall:
 	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(BINDIR)/banger-agent $(DATADIR)/bash-completion/completions/banger \
 		$(DATADIR)/zsh/site-functions/_banger $(DATADIR)/fish/vendor_completions.d/banger.fish \
-		$(DATADIR)/systemd/user/bangerd.service
+		$(SYSTEMD_SYSTEM_DIR)/bangerd.service
 	rm -rf $(PREFIX)/lib/banger

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use banger_api::{Vm, VmState};
 use banger_host::process;
 use nix::sys::signal::Signal;
+use tokio::sync::OwnedMutexGuard;
 
 use super::{Result, VmError, Vms};
 use crate::crash;
@@ -112,14 +113,21 @@ impl Vms {
     }
 
     pub async fn stop(self: Arc<Self>, reference: String, force: bool) -> Result<Vm> {
-        let vm = self.resolve(&reference)?;
+        let (vm, _guard) = self.stop_held(&reference, force).await?;
+        Ok(vm)
+    }
+
+    /// Stops the VM and returns it with its lock still held. With `force`
+    /// the VMM is killed first, before waiting for the lock.
+    async fn stop_held(&self, reference: &str, force: bool) -> Result<(Vm, OwnedMutexGuard<()>)> {
+        let vm = self.resolve(reference)?;
         if force {
             self.kill_before_locking(&vm)?;
         }
-        let _guard = self.lock(&vm.id).await;
+        let guard = self.lock(&vm.id).await;
         let mut vm = self.reload(&vm.id)?;
         self.stop_locked(&mut vm, force).await?;
-        Ok(vm)
+        Ok((vm, guard))
     }
 
     /// `--force` must not wait behind an operation that holds the VM's lock
@@ -181,13 +189,7 @@ impl Vms {
     /// Deletes a VM: stops it if running (killing it with `force`), then
     /// removes its process, TAP, disks and directory. The image stays.
     pub async fn delete(self: Arc<Self>, reference: String, force: bool) -> Result<Vm> {
-        let vm = self.resolve(&reference)?;
-        if force {
-            self.kill_before_locking(&vm)?;
-        }
-        let _guard = self.lock(&vm.id).await;
-        let mut vm = self.reload(&vm.id)?;
-        self.stop_locked(&mut vm, force).await?;
+        let (vm, _guard) = self.stop_held(&reference, force).await?;
         crash::point("delete.stopped");
         // The row goes first: if we die while removing files, the journal
         // entries are orphans and the next daemon start finishes the job.

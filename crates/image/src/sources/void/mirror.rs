@@ -9,10 +9,16 @@ use crate::BuildError;
 /// can change on the way. Plain HTTP is accepted only on loopback (a local
 /// proxy or test mirror).
 pub fn check_mirror(mirror: &str) -> Result<(), BuildError> {
-    if crate::download::local(mirror).is_some() || !is_plain_http(mirror) || is_loopback(mirror) {
+    if on_this_host(mirror) || !is_plain_http(mirror) {
         return Ok(());
     }
     Err(VoidError::PlainHttp(mirror.to_string()).into())
+}
+
+/// A directory, or a server on this machine's loopback: nothing on a
+/// network can change it, and no guest can reach it.
+fn on_this_host(mirror: &str) -> bool {
+    crate::download::local(mirror).is_some() || is_loopback(mirror)
 }
 
 fn is_plain_http(url: &str) -> bool {
@@ -23,7 +29,7 @@ fn is_plain_http(url: &str) -> bool {
 }
 
 /// Whether a URL's host (user-info aside) is this machine's loopback.
-pub fn is_loopback(url: &str) -> bool {
+fn is_loopback(url: &str) -> bool {
     url.parse::<http::Uri>()
         .ok()
         .and_then(|uri| uri.host().map(str::to_ascii_lowercase))
@@ -40,7 +46,7 @@ pub fn is_loopback(url: &str) -> bool {
 /// The mirror the image's own xbps uses later: the build's, unless that
 /// was a directory on, or a server local to, the build host.
 pub fn guest_mirror(mirror: &str) -> &str {
-    if crate::download::local(mirror).is_some() || is_loopback(mirror) {
+    if on_this_host(mirror) {
         DEFAULT_MIRROR
     } else {
         mirror
