@@ -114,7 +114,10 @@ mod tests {
         let log = dir.path().join("log");
         std::fs::write(&log, "one\n\n\x1b[2Jtwo\r\nthree\n").unwrap();
         assert_eq!(tail_file(&log, 2), ["[2Jtwo", "three"]);
-        assert_eq!(tail_summary(&log, 1), format!("three (from {})", log.display()));
+        assert_eq!(
+            tail_summary(&log, 1),
+            format!("three (from {})", log.display())
+        );
         assert!(tail_file(&dir.path().join("missing"), 3).is_empty());
         assert!(tail_summary(&dir.path().join("missing"), 3).starts_with("(nothing in"));
     }

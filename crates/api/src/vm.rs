@@ -239,7 +239,13 @@ mod tests {
         let mac: MacAddr = "52:54:00:aa:0b:cc".parse().unwrap();
         assert_eq!(mac, MacAddr([0x52, 0x54, 0, 0xaa, 0x0b, 0xcc]));
         assert_eq!(mac.to_string(), "52:54:00:aa:0b:cc");
-        for bad in ["", "52:54:00:aa:bb", "52:54:00:aa:bb:cc:dd", "5:54:00:aa:bb:cc", "zz:54:00:aa:bb:cc"] {
+        for bad in [
+            "",
+            "52:54:00:aa:bb",
+            "52:54:00:aa:bb:cc:dd",
+            "5:54:00:aa:bb:cc",
+            "zz:54:00:aa:bb:cc",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
@@ -289,8 +295,12 @@ mod tests {
         };
         let args = target.ssh_args();
         assert_eq!(&args[..2], ["-i", "/k/id_ed25519"]);
-        assert!(args.windows(2).any(|w| w == ["-o", "StrictHostKeyChecking=yes"]));
-        assert!(args.windows(2).any(|w| w == ["-o", "UserKnownHostsFile=/v/known_hosts"]));
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-o", "StrictHostKeyChecking=yes"]));
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-o", "UserKnownHostsFile=/v/known_hosts"]));
         assert_eq!(&args[args.len() - 2..], ["--", "root@172.30.0.9"]);
     }
 }

@@ -70,8 +70,7 @@ fn logged(log: &Path, message: &str, name: &str) -> Option<ReadyFields> {
     text.lines()
         .filter_map(|l| serde_json::from_str::<Ready>(l).ok())
         .map(|r| r.fields)
-        .filter(|f| f.message == message && f.vm.as_deref() == Some(name))
-        .last()
+        .rfind(|f| f.message == message && f.vm.as_deref() == Some(name))
 }
 
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
@@ -91,7 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.insert("tap_pool_size", i64::from(args.tap_pool).into());
     config.insert("vmm", args.vmm.clone().into());
     if let Some(bin) = &args.firecracker_bin {
-        config.insert("firecracker_bin", std::path::absolute(bin)?.display().to_string().into());
+        config.insert(
+            "firecracker_bin",
+            std::path::absolute(bin)?.display().to_string().into(),
+        );
     }
     let mut env = BenchEnv::new(&config)?;
 
@@ -105,15 +107,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for i in 1..=args.runs {
         let name = format!("bench-{i}");
         let t0 = Instant::now();
-        let out = env.banger(true, &["vm", "create", "--name", &name, "--image", &args.image])?;
+        let out = env.banger(
+            true,
+            &["vm", "create", "--name", &name, "--image", &args.image],
+        )?;
         let create_ms = ms(t0);
         if !out.status.success() && !args.host_only {
-            bail!("vm create failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "vm create failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let ssh_ready_ms = if args.host_only {
             None
         } else {
-            while !env.banger(true, &["vm", "ssh", &name, "--", "true"])?.status.success() {
+            while !env
+                .banger(true, &["vm", "ssh", &name, "--", "true"])?
+                .status
+                .success()
+            {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             Some(ms(t0))
@@ -131,10 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tap,
             create_ms,
             ssh_ready_ms,
-            host_ms: ready
-                .as_ref()
-                .or(launched.as_ref())
-                .and_then(|r| r.host_ms),
+            host_ms: ready.as_ref().or(launched.as_ref()).and_then(|r| r.host_ms),
             prepare_ms: ready.as_ref().and_then(|r| r.prepare_ms),
             boot_ms: ready.as_ref().and_then(|r| r.boot_ms),
         });

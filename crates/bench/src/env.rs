@@ -44,9 +44,14 @@ impl BenchEnv {
         std::fs::create_dir_all(&config_dir)?;
         std::fs::create_dir_all(env.root.path().join("run"))?;
         std::fs::write(config_dir.join("config.toml"), toml::to_string(config)?)?;
-        let status = Command::new("ip").args(["netns", "add", &env.netns]).status()?;
+        let status = Command::new("ip")
+            .args(["netns", "add", &env.netns])
+            .status()?;
         if !status.success() {
-            bail!("cannot create network namespace {} (benchmarks run as root)", env.netns);
+            bail!(
+                "cannot create network namespace {} (benchmarks run as root)",
+                env.netns
+            );
         }
         run(Command::new("ip").args(["-n", &env.netns, "link", "set", "lo", "up"]))?;
         Ok(env)
@@ -94,7 +99,11 @@ impl BenchEnv {
     }
 
     fn note_daemon(&mut self, in_netns: bool) {
-        let Ok(out) = self.command(in_netns).args(["daemon", "status", "--json"]).output() else {
+        let Ok(out) = self
+            .command(in_netns)
+            .args(["daemon", "status", "--json"])
+            .output()
+        else {
             return;
         };
         let Ok(status) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
@@ -150,7 +159,10 @@ impl Drop for BenchEnv {
         // any daemon that did not go.
         let _ = self.command(true).args(["daemon", "stop"]).output();
         let _ = self.command(false).args(["daemon", "stop"]).output();
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.netns]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
@@ -161,6 +173,8 @@ impl Drop for BenchEnv {
                 let _ = wait_gone(*pid, Duration::from_secs(5));
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }

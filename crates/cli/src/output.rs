@@ -145,7 +145,7 @@ impl ProgressView {
         match &self.bar {
             Some(bar) => {
                 if let Some(f) = progress.fraction {
-                    bar.set_position((f.clamp(0.0, 1.0) * 1000.0) as u64);
+                    bar.set_position(permille(f));
                 }
                 bar.set_message(progress.message.clone());
             }
@@ -158,6 +158,13 @@ impl ProgressView {
             bar.finish_and_clear();
         }
     }
+}
+
+/// A fraction as thousandths, for the progress bar.
+// Clamped to 0.0..=1.0 first, so the result is 0..=1000: nothing to lose.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn permille(fraction: f32) -> u64 {
+    (fraction.clamp(0.0, 1.0) * 1000.0).round() as u64
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ fn a_vm_boots_keeps_its_files_across_stop_start_and_leaves_nothing_when_deleted(
     // A VMM killed behind the daemon's back: the VM shows stopped, with the
     // reason, within a couple of seconds, and its disks are intact.
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pids[0] as i32),
+        nix::unistd::Pid::from_raw(i32::try_from(pids[0]).unwrap()),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();

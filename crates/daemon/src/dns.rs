@@ -147,7 +147,13 @@ impl VmDns {
         let addr: SocketAddr = listen
             .parse()
             .map_err(|_| DnsError::BadAddress(listen.to_string()))?;
-        let bind = |proto, addr| move |source| DnsError::Bind { proto, addr, source };
+        let bind = |proto, addr| {
+            move |source| DnsError::Bind {
+                proto,
+                addr,
+                source,
+            }
+        };
         let udp = tokio::net::UdpSocket::bind(addr)
             .await
             .map_err(bind("udp", addr))?;

@@ -96,10 +96,10 @@ impl Drivers for SystemDrivers {
 
 /// `qemu_bin`, else `qemu-system-x86_64` (looked up in PATH).
 pub fn qemu_name(config: &Config) -> String {
-    config
-        .qemu_bin
-        .as_ref()
-        .map_or_else(|| "qemu-system-x86_64".into(), |p| p.to_string_lossy().into_owned())
+    config.qemu_bin.as_ref().map_or_else(
+        || "qemu-system-x86_64".into(),
+        |p| p.to_string_lossy().into_owned(),
+    )
 }
 
 /// The runtime bundle, when one is installed and valid.

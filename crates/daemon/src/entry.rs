@@ -62,7 +62,13 @@ async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
     let store = Store::open(&paths.database())
         .with_context(|| format!("cannot open {}", paths.database().display()))?;
     let drivers = Arc::new(SystemDrivers::new(&config));
-    let app = Arc::new(App::new(paths.clone(), config, store, Host::system(), drivers)?);
+    let app = Arc::new(App::new(
+        paths.clone(),
+        config,
+        store,
+        Host::system(),
+        drivers,
+    )?);
     tracing::info!(pid = std::process::id(), socket = %paths.socket().display(), vmm = %app.drivers.default_kind(), accel = %app.accel(), crash_points = cfg!(feature = "crash-points"), "bangerd starting");
     app.vms
         .reconcile()

@@ -62,7 +62,11 @@ impl Journal {
     /// Removes one resource from the host, then forgets it. Already-gone
     /// resources count as undone. `vm_dir` finds a VMM whose PID was never
     /// recorded (by the VM directory on its command line).
-    pub async fn undo(&self, resource: &Resource, vm_dir: Option<&Path>) -> Result<(), JournalError> {
+    pub async fn undo(
+        &self,
+        resource: &Resource,
+        vm_dir: Option<&Path>,
+    ) -> Result<(), JournalError> {
         let failed = |source| JournalError::Undo {
             kind: resource.kind,
             value: resource.value.clone(),
@@ -98,7 +102,12 @@ impl Journal {
                 match removed {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(failed(HostError::io(format!("remove {}", resource.value), e))),
+                    Err(e) => {
+                        return Err(failed(HostError::io(
+                            format!("remove {}", resource.value),
+                            e,
+                        )))
+                    }
                 }
             }
         }

@@ -150,7 +150,9 @@ proptest! {
             // TCP: a length prefix that may lie, then the bytes.
             if let Ok(mut tcp) = TcpStream::connect(addr) {
                 tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-                let _ = tcp.write_all(&(packet.len() as u16).to_be_bytes());
+                // Packets here are under 1 KiB; the prefix is a u16.
+                let length = u16::try_from(packet.len()).unwrap();
+                let _ = tcp.write_all(&length.to_be_bytes());
                 let _ = tcp.write_all(packet);
                 let _ = tcp.read(&mut buf);
             }

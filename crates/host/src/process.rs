@@ -46,7 +46,9 @@ impl ProcessId {
         if !self.is_alive() {
             return Ok(());
         }
-        match kill(Pid::from_raw(self.pid as i32), signal) {
+        // Linux PIDs fit an i32 (pid_max is at most 2^22).
+        let pid = Pid::from_raw(i32::try_from(self.pid).unwrap_or(i32::MAX));
+        match kill(pid, signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(source) => Err(HostError::Signal {
                 pid: self.pid,
@@ -90,13 +92,13 @@ impl ProcessId {
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::c_int::try_from(pid).ok()?;
     // SAFETY: plain syscall with integer arguments; the returned fd is owned by us.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0 as libc::c_uint) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd is a fresh descriptor returned by the kernel.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    // A descriptor is a small non-negative int; anything else is an error.
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: fd is a fresh descriptor returned by the kernel, owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// (state letter, start time) of a PID, from /proc.
@@ -249,8 +251,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Its own session: it does not share the test's process group.
-        let sid = nix::unistd::getsid(Some(Pid::from_raw(id.pid as i32))).unwrap();
-        assert_eq!(sid.as_raw() as u32, id.pid);
+        let pid = Pid::from_raw(i32::try_from(id.pid).unwrap());
+        assert_eq!(nix::unistd::getsid(Some(pid)).unwrap(), pid);
         terminate(id, Duration::from_secs(2)).await.unwrap();
         assert!(!id.is_alive());
     }

@@ -79,6 +79,9 @@ mod tests {
     fn versions_compare_by_their_numbers() {
         let mut versions = ["6.1.0-9-cloud", "6.1.0-25-cloud", "6.1.0-10-cloud"];
         versions.sort_by_key(|v| version_key(v));
-        assert_eq!(versions, ["6.1.0-9-cloud", "6.1.0-10-cloud", "6.1.0-25-cloud"]);
+        assert_eq!(
+            versions,
+            ["6.1.0-9-cloud", "6.1.0-10-cloud", "6.1.0-25-cloud"]
+        );
     }
 }

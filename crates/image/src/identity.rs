@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn the_identity_follows_the_package_list_suite_and_size() {
         let a = request_sha256(&request("curl\ngit\n", "bookworm", None));
-        assert_eq!(a, request_sha256(&request("# comment\ncurl\ngit", "bookworm", None)));
+        assert_eq!(
+            a,
+            request_sha256(&request("# comment\ncurl\ngit", "bookworm", None))
+        );
         assert_ne!(a, request_sha256(&request("curl\n", "bookworm", None)));
         assert_ne!(a, request_sha256(&request("curl\ngit\n", "trixie", None)));
         let sized = request_sha256(&request("curl\ngit\n", "bookworm", Some(4 << 30)));

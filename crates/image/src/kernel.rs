@@ -121,9 +121,9 @@ mod tests {
         let mut image = b"MZ decompressor stub \x02\x21 not magic".to_vec();
         image.extend_from_slice(&[0x02, 0x21, 0x4c, 0x18]);
         let block = lz4_flex::block::compress(&elf);
-        image.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        image.extend_from_slice(&u32::try_from(block.len()).unwrap().to_le_bytes());
         image.extend_from_slice(&block);
-        image.extend_from_slice(&(elf.len() as u32).to_le_bytes()); // trailer the kernel appends
+        image.extend_from_slice(&u32::try_from(elf.len()).unwrap().to_le_bytes()); // trailer the kernel appends
         assert_eq!(extract_vmlinux(&image).unwrap(), elf);
     }
 

@@ -101,10 +101,8 @@ async fn build_into(
         say,
     };
     // The tools download while the distribution is bootstrapped.
-    let downloads = setup::download_tools(
-        request.npm_registry.clone(),
-        request.download_cache.clone(),
-    );
+    let downloads =
+        setup::download_tools(request.npm_registry.clone(), request.download_cache.clone());
     let bootstrapped = request.source.bootstrap(&cx, &rootdir).await;
     if let Err(err) = bootstrapped {
         downloads.abort();

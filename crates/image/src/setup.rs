@@ -167,8 +167,7 @@ pub(crate) async fn check_agent_runs(
 }
 
 /// The npm tools' tarballs, downloading while the tree is bootstrapped.
-pub(crate) type Downloads =
-    tokio::task::JoinHandle<Result<Vec<(NpmTool, Vec<u8>)>, ToolError>>;
+pub(crate) type Downloads = tokio::task::JoinHandle<Result<Vec<(NpmTool, Vec<u8>)>, ToolError>>;
 
 /// Starts fetching every tool (verified, from the cache when it is there).
 pub(crate) fn download_tools(registry: String, cache: std::path::PathBuf) -> Downloads {

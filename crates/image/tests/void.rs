@@ -612,7 +612,10 @@ async fn bad_mirrors_and_package_lists_fail_clearly_and_leave_nothing() {
     let (result, _) = build(&req).await;
     match cause(result).0 {
         VoidError::Fetch(FetchError::Mismatch { url, .. }) => {
-            assert!(url.ends_with("/current/docker-27.3.1_1.x86_64.xbps"), "{url}")
+            assert!(
+                url.ends_with("/current/docker-27.3.1_1.x86_64.xbps"),
+                "{url}"
+            )
         }
         other => panic!("{other:?}"),
     }

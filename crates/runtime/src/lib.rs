@@ -47,9 +47,9 @@ pub enum BundleError {
 impl BundleError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            BundleError::Template(_) => Some(
-                "copy it, set url and the sha256 that `banger runtime package` printed",
-            ),
+            BundleError::Template(_) => {
+                Some("copy it, set url and the sha256 that `banger runtime package` printed")
+            }
             BundleError::Incomplete { .. } | BundleError::BadManifest { .. } => Some(
                 "reinstall it with `banger runtime fetch --manifest FILE`, or remove the directory",
             ),

@@ -159,7 +159,10 @@ fn the_template_manifest_is_refused_with_what_to_do() {
     let path = dir.path().join("runtime-bundle.toml");
     std::fs::write(&path, template).unwrap();
     let err = fetch(&path, &dir.path().join("runtime")).unwrap_err();
-    assert!(matches!(&err, BundleError::Template(p) if *p == path), "{err:?}");
+    assert!(
+        matches!(&err, BundleError::Template(p) if *p == path),
+        "{err:?}"
+    );
     assert!(err.hint().unwrap().contains("sha256"));
     assert!(!dir.path().join("runtime").exists());
 }

@@ -210,9 +210,13 @@ mod tests {
             overlay_size_bytes: 4 << 30,
             nat: false,
             ip: ip.parse().unwrap(),
-            mac: format!("52:54:00:00:{}:{}", &id[id.len() - 4..id.len() - 2], &id[id.len() - 2..])
-                .parse()
-                .unwrap(),
+            mac: format!(
+                "52:54:00:00:{}:{}",
+                &id[id.len() - 4..id.len() - 2],
+                &id[id.len() - 2..]
+            )
+            .parse()
+            .unwrap(),
             tap: format!("bgr-{id}"),
             pid: None,
             created_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
@@ -267,7 +271,10 @@ mod tests {
         match store.resolve_vm("ab") {
             Err(RefError::Ambiguous { matches, .. }) => assert_eq!(
                 matches,
-                [("one".into(), "ab12cd".into()), ("two".into(), "ab34ef".into())]
+                [
+                    ("one".into(), "ab12cd".into()),
+                    ("two".into(), "ab34ef".into())
+                ]
             ),
             other => panic!("{other:?}"),
         }

@@ -77,7 +77,9 @@ impl Network for FakeNetwork {
                     stderr,
                 };
                 if self.fail_tap {
-                    return Err(refused("ioctl(TUNSETIFF): Operation not permitted (injected)".into()));
+                    return Err(refused(
+                        "ioctl(TUNSETIFF): Operation not permitted (injected)".into(),
+                    ));
                 }
                 if !self.bridges.lock().unwrap().contains(bridge) {
                     return Err(refused(format!("Cannot find device \"{bridge}\"")));

@@ -56,14 +56,18 @@ async fn an_image_with_the_agent_is_ready_when_the_agent_answers() {
     app.store().put_image(&image).unwrap();
 
     let started = Instant::now();
-    let vm = app.vms().clone().create(CreateVmRequest {
-            name: Some("agented".into()),
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap();
+    let vm = app
+        .vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("agented".into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap();
     assert_eq!(vm.state, VmState::Running);
     assert!(started.elapsed() < Duration::from_secs(20));
     let dir = Path::new(&vm.dir);
@@ -77,16 +81,23 @@ async fn an_image_with_the_agent_is_ready_when_the_agent_answers() {
     assert_eq!(figures.guest_error, None);
 
     // Stop and start: ready through the agent again.
-    app.vms().clone().stop("agented".into(), false)
+    app.vms()
+        .clone()
+        .stop("agented".into(), false)
         .await
         .unwrap();
     let stopped = app.vms().stats("agented").await.unwrap();
     assert!(stopped.guest.is_none() && stopped.guest_error.is_none());
-    let vm = app.vms().clone().start("agented".into(), Reporter::silent())
+    let vm = app
+        .vms()
+        .clone()
+        .start("agented".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(vm.state, VmState::Running);
-    app.vms().clone().delete("agented".into(), true)
+    app.vms()
+        .clone()
+        .delete("agented".into(), true)
         .await
         .unwrap();
     assert!(!dir.exists());
@@ -98,14 +109,18 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
     let d = daemon(Duration::from_millis(200));
     let app = d.app.clone();
     let started = Instant::now();
-    let vm = app.vms().clone().create(CreateVmRequest {
-            name: Some("plain".into()),
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap();
+    let vm = app
+        .vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("plain".into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap();
     assert_eq!(vm.state, VmState::Running);
     // The VMM's vsock exists (and would even answer), but the image says
     // there is no agent: readiness came from the probe, with no agent grace.
@@ -118,14 +133,14 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
         why.contains("made without one") && why.contains("banger image build --name default"),
         "{why}"
     );
-    let err = app.vms().ports(&vm.name)
-        .await
-        .unwrap_err();
+    let err = app.vms().ports(&vm.name).await.unwrap_err();
     assert!(
         matches!(err, VmError::Agent(Unusable::NotInImage { ref image, .. }) if image == "default"),
         "{err:?}"
     );
-    app.vms().clone().delete("plain".into(), true)
+    app.vms()
+        .clone()
+        .delete("plain".into(), true)
         .await
         .unwrap();
 }

@@ -17,15 +17,18 @@ use banger_host::privileged::{NatRule, Op};
 use common::*;
 
 async fn make(app: &std::sync::Arc<App>, name: &str, nat: bool) -> Vm {
-    app.vms().clone().create(CreateVmRequest {
-            name: Some(name.into()),
-            nat,
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap()
+    app.vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some(name.into()),
+                nat,
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap()
 }
 
 fn nat(value: bool) -> UpdateVmRequest {
@@ -83,34 +86,42 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
     assert_eq!(names().await, ["db.vm.", "web.vm."]);
 
     // NAT on and off on a running VM.
-    app.vms().clone().update("db".into(), nat(true))
+    app.vms()
+        .clone()
+        .update("db".into(), nat(true))
         .await
         .unwrap();
     assert!(d.net.nat_tags().contains(&format!("banger-{}", db.id)));
-    let off = app.vms().clone().update("db".into(), nat(false))
+    let off = app
+        .vms()
+        .clone()
+        .update("db".into(), nat(false))
         .await
         .unwrap();
     assert!(!off.nat);
     assert!(!d.net.nat_tags().contains(&format!("banger-{}", db.id)));
 
     // Stop removes the rules and the record; NAT stays a setting of the VM.
-    let web = app.vms().clone().stop("web".into(), false)
-        .await
-        .unwrap();
+    let web = app.vms().clone().stop("web".into(), false).await.unwrap();
     assert!(web.nat);
     assert!(d.net.nat_tags().is_empty());
     assert_eq!(names().await, ["db.vm."]);
     assert!(!d.net.taps().contains(&web.tap), "TAP removed on stop");
     // Setting NAT on a stopped VM changes nothing on the host until it starts.
     let ops = d.net.ops.lock().unwrap().len();
-    let off = app.vms().clone().update("web".into(), nat(false))
+    let off = app
+        .vms()
+        .clone()
+        .update("web".into(), nat(false))
         .await
         .unwrap();
     assert!(
         !off.nat && !app.store().resolve_vm("web").unwrap().nat,
         "stored"
     );
-    app.vms().clone().update("web".into(), nat(true))
+    app.vms()
+        .clone()
+        .update("web".into(), nat(true))
         .await
         .unwrap();
     let nat_ops = d.net.ops.lock().unwrap()[ops..]
@@ -118,7 +129,10 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
         .filter(|op| matches!(op, Op::AddNat(_) | Op::RemoveNat { .. }))
         .count();
     assert_eq!(nat_ops, 0, "no NAT change on the host for a stopped VM");
-    let web = app.vms().clone().start("web".into(), Reporter::silent())
+    let web = app
+        .vms()
+        .clone()
+        .start("web".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(d.net.nat_tags(), [format!("banger-{}", web.id)]);
@@ -153,9 +167,7 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
 
     // Delete leaves no rule, record or TAP of either VM.
     for name in ["web", "db"] {
-        app.vms().clone().delete(name.into(), false)
-            .await
-            .unwrap();
+        app.vms().clone().delete(name.into(), false).await.unwrap();
     }
     assert!(d.net.nat_tags().is_empty());
     assert!(app.dns().names().await.is_empty());
@@ -166,15 +178,20 @@ async fn nat_dns_and_the_tap_pool_follow_the_lifecycle() {
 async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
     let d = daemon(Duration::from_millis(50));
     *d.net.no_uplink.lock().unwrap() = true;
-    let err = d.app.vms().clone().create(CreateVmRequest {
-            name: Some("lonely".into()),
-            nat: true,
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap_err();
+    let err = d
+        .app
+        .vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("lonely".into()),
+                nat: true,
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, VmError::Cap(CapError::NoUplink { ref vm }) if vm == "lonely"),
         "{err:?}"
@@ -186,7 +203,11 @@ async fn nat_without_a_default_route_fails_clearly_and_leaves_nothing() {
     // Without NAT the same VM is fine, and switching NAT on is refused
     // with the setting left as it was.
     make(&d.app, "lonely", false).await;
-    let err = d.app.vms().clone().update("lonely".into(), nat(true))
+    let err = d
+        .app
+        .vms()
+        .clone()
+        .update("lonely".into(), nat(true))
         .await
         .unwrap_err();
     assert!(

@@ -33,33 +33,39 @@ async fn wait_state(app: &banger_daemon::app::App, name: &str, state: VmState) -
 async fn the_lifecycle_works_with_the_firecracker_driver() {
     let d = daemon(Duration::from_millis(100));
     let app = d.app.clone();
-    let err = app.vms().clone().create(CreateVmRequest {
-            vcpu: Some(3),
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap_err();
+    let err = app
+        .vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                vcpu: Some(3),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap_err();
     // Firecracker's vCPU rule.
     assert!(matches!(err, VmError::FirecrackerVcpu(3)), "{err:?}");
 
-    let vm = app.vms().clone().create(CreateVmRequest {
-            name: Some("fc".into()),
-            ..Default::default()
-        },
-        Reporter::silent(),
-    )
-    .await
-    .unwrap();
+    let vm = app
+        .vms()
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("fc".into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap();
     assert_eq!(vm.vmm, banger_api::VmmKind::Firecracker);
     let dir = Path::new(&vm.dir).to_path_buf();
     let first = process_of(&vm);
 
     // Graceful stop: Ctrl-Alt-Del, and the process ends on its own.
-    let stopped = app.vms().clone().stop("fc".into(), false)
-        .await
-        .unwrap();
+    let stopped = app.vms().clone().stop("fc".into(), false).await.unwrap();
     assert_eq!(stopped.state, VmState::Stopped);
     assert!(!first.is_alive());
     assert!(requests(&dir)
@@ -68,7 +74,10 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     assert!(d.net.taps().is_empty(), "TAP released on stop");
 
     // Start again; then the VMM crashes: the monitor notices.
-    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
+    let vm = app
+        .vms()
+        .clone()
+        .start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     process_of(&vm)
@@ -85,18 +94,30 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     assert!(d.net.taps().is_empty());
 
     // Restart from stopped, then kill with TERM.
-    let vm = app.vms().clone().restart("fc".into(), Reporter::silent())
+    let vm = app
+        .vms()
+        .clone()
+        .restart("fc".into(), Reporter::silent())
         .await
         .unwrap();
     assert_eq!(vm.state, VmState::Running);
-    let killed = app.vms().clone().kill("fc".into(), "term".into())
+    let killed = app
+        .vms()
+        .clone()
+        .kill("fc".into(), "term".into())
         .await
         .unwrap();
     assert_eq!(killed.state, VmState::Stopped);
-    let err = app.vms().clone().kill("fc".into(), "NOPE".into())
+    let err = app
+        .vms()
+        .clone()
+        .kill("fc".into(), "NOPE".into())
         .await
         .unwrap_err();
-    assert!(matches!(err, VmError::UnknownSignal(ref s) if s == "NOPE"), "{err:?}");
+    assert!(
+        matches!(err, VmError::UnknownSignal(ref s) if s == "NOPE"),
+        "{err:?}"
+    );
 
     // set applies at the next boot: Firecracker gets the new machine config.
     let update = UpdateVmRequest {
@@ -104,10 +125,11 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
         vcpu: Some(4),
         ..Default::default()
     };
-    app.vms().clone().update("fc".into(), update)
-        .await
-        .unwrap();
-    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
+    app.vms().clone().update("fc".into(), update).await.unwrap();
+    let vm = app
+        .vms()
+        .clone()
+        .start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     let last_config = requests(&dir)
@@ -125,13 +147,14 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     let adopted = app.store().resolve_vm("fc").unwrap();
     assert_eq!(adopted.state, VmState::Running);
     assert!(running.is_alive(), "a daemon restart never kills a VM");
-    app.vms().clone().stop("fc".into(), false)
-        .await
-        .unwrap();
+    app.vms().clone().stop("fc".into(), false).await.unwrap();
     assert!(!running.is_alive());
 
     // Host reboot: the process and the TAP are gone before the daemon starts.
-    let vm = app.vms().clone().start("fc".into(), Reporter::silent())
+    let vm = app
+        .vms()
+        .clone()
+        .start("fc".into(), Reporter::silent())
         .await
         .unwrap();
     let p = process_of(&vm);
@@ -146,9 +169,7 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     // the real-daemon crash test checks the reboot reason itself.)
     assert!(after.stop_reason.is_some());
 
-    app.vms().clone().delete("fc".into(), false)
-        .await
-        .unwrap();
+    app.vms().clone().delete("fc".into(), false).await.unwrap();
     assert!(!dir.exists());
     assert!(app.store().all_resources().unwrap().is_empty());
     assert!(d.net.taps().is_empty());
@@ -159,7 +180,8 @@ async fn a_forced_delete_interrupts_a_boot_that_hangs() {
     // The guest never answers: the create would wait out boot_timeout_secs.
     let d = daemon(Duration::from_secs(3600));
     let app = d.app.clone();
-    let create = tokio::spawn(app.vms().clone().create(CreateVmRequest {
+    let create = tokio::spawn(app.vms().clone().create(
+        CreateVmRequest {
             name: Some("stuck".into()),
             ..Default::default()
         },

@@ -102,17 +102,17 @@ async fn register_checks_files_and_updates_in_place() {
     assert!(matches!(err(no_initrd).await, ImageError::InitrdNeeded));
     let mut bad_seed = request(&rootfs, &vmlinux);
     bad_seed.work_seed = Some(not_ext4.clone());
-    assert_eq!(
-        bad_file(err(bad_seed).await).1,
-        FileProblem::NotSeed
-    );
+    assert_eq!(bad_file(err(bad_seed).await).1, FileProblem::NotSeed);
     // The managed default image is not replaced.
     let e = err(RegisterImageRequest {
         name: "default".into(),
         ..request(&rootfs, &vmlinux)
     })
     .await;
-    assert!(matches!(e, ImageError::Managed(ref n) if n == "default"), "{e:?}");
+    assert!(
+        matches!(e, ImageError::Managed(ref n) if n == "default"),
+        "{e:?}"
+    );
     assert!(d.app.store().get_image("mine").unwrap().is_none());
 
     // Good input: registered, not managed, version from the modules dir.
@@ -303,7 +303,10 @@ async fn build_options_are_checked_before_anything_runs() {
         )
     };
     let e = build("100M").await.unwrap_err();
-    assert!(matches!(e, ImageError::SizeTooSmall(ref s) if s == "100M"), "{e:?}");
+    assert!(
+        matches!(e, ImageError::SizeTooSmall(ref s) if s == "100M"),
+        "{e:?}"
+    );
     assert!(e.hint().unwrap().contains("512M"));
     let e = build("lots").await.unwrap_err();
     assert!(matches!(e, ImageError::Size(_)), "{e:?}");
@@ -328,7 +331,10 @@ async fn build_options_are_checked_before_anything_runs() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, ImageError::Registered(ref n) if n == "mine"), "{e:?}");
+    assert!(
+        matches!(e, ImageError::Registered(ref n) if n == "mine"),
+        "{e:?}"
+    );
     // A mirror that could be read as an option never reaches mmdebstrap.
     let e = images
         .build(
@@ -398,7 +404,10 @@ async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
     .await
     .unwrap_err();
     assert!(
-        matches!(e, ImageError::Build(BuildError::Void(VoidError::PlainHttp(_)))),
+        matches!(
+            e,
+            ImageError::Build(BuildError::Void(VoidError::PlainHttp(_)))
+        ),
         "{e:?}"
     );
     // The Void builder needs root; as root, --mirror reaches it (nothing
@@ -432,7 +441,11 @@ async fn void_builds_take_their_mirror_and_refuse_bad_requests() {
     // A failed build names its log.
     match &e {
         ImageError::Build(BuildError::Failed { log, .. }) => {
-            assert!(log.ends_with("image-build/void-exp.log"), "{}", log.display())
+            assert!(
+                log.ends_with("image-build/void-exp.log"),
+                "{}",
+                log.display()
+            )
         }
         other => panic!("{other:?}"),
     }

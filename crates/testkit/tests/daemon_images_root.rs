@@ -23,7 +23,10 @@ async fn a_build_that_cannot_fit_is_refused_before_it_starts() {
         .arg(&small)
         .output()
         .unwrap();
-    assert!(out.status.success(), "mount tmpfs (this tier runs as root): {out:?}");
+    assert!(
+        out.status.success(),
+        "mount tmpfs (this tier runs as root): {out:?}"
+    );
     let app = restart_with(
         &d.root,
         d.net.clone(),
@@ -61,4 +64,3 @@ async fn a_build_that_cannot_fit_is_refused_before_it_starts() {
     assert!(leftovers.is_empty(), "nothing staged: {leftovers:?}");
     assert!(app.store().get_image("big").unwrap().is_none());
 }
-

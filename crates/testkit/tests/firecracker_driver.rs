@@ -152,7 +152,8 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     assert_eq!(requests[6]["body"]["guest_cid"], 3);
     assert_eq!(
         requests[6]["body"]["uds_path"],
-        banger_api::files::VmFiles::new(fx.dir.path()).vsock()
+        banger_api::files::VmFiles::new(fx.dir.path())
+            .vsock()
             .display()
             .to_string(),
         "the agent is reached through the VM's own vsock socket"

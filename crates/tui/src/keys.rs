@@ -121,8 +121,13 @@ fn move_selection(model: &mut Model, by: i64) {
         Tab::Vms => (&mut model.selected_vm, vms),
         Tab::Images => (&mut model.selected_image, model.images.len()),
     };
-    let max = len.saturating_sub(1) as i64;
-    *selected = (*selected as i64 + by).clamp(0, max) as usize;
+    let max = len.saturating_sub(1);
+    let step = usize::try_from(by.unsigned_abs()).unwrap_or(usize::MAX);
+    *selected = if by < 0 {
+        selected.saturating_sub(step)
+    } else {
+        selected.saturating_add(step).min(max)
+    };
     model.clamp();
 }
 

@@ -348,10 +348,10 @@ fn draw_image_detail(frame: &mut Frame, area: Rect, model: &Model) {
         ("initrd", image.initrd.display().to_string()),
         (
             "work seed",
-            image
-                .work_seed
-                .as_ref()
-                .map_or_else(|| "none (/root starts empty)".into(), |p| p.display().to_string()),
+            image.work_seed.as_ref().map_or_else(
+                || "none (/root starts empty)".into(),
+                |p| p.display().to_string(),
+            ),
         ),
         ("packages", image.packages_sha256.chars().take(16).collect()),
         ("agent", if image.agent { "yes" } else { "no" }.to_string()),
@@ -436,7 +436,7 @@ fn centered(frame: &Frame, width: u16, height: u16) -> Rect {
 }
 
 fn draw_help(frame: &mut Frame) {
-    let area = centered(frame, 44, HELP.len() as u16 + 4);
+    let area = centered(frame, 44, rows(HELP.len()) + 4);
     let mut lines: Vec<Line> = HELP
         .iter()
         .map(|(key, what)| Line::raw(format!(" {key:<9} {what}")))
@@ -475,7 +475,7 @@ fn draw_form(frame: &mut Frame, model: &Model, theme: &Theme) {
     let Mode::Create(form) = &model.mode else {
         return;
     };
-    let area = centered(frame, 50, FORM_FIELDS.len() as u16 + 6);
+    let area = centered(frame, 50, rows(FORM_FIELDS.len()) + 6);
     let placeholder = ["generated", "default", "1024", "2", "8G"];
     let mut lines = Vec::new();
     for (i, label) in FORM_FIELDS.iter().enumerate() {
@@ -546,4 +546,9 @@ fn short_size(bytes: u64) -> String {
 /// "2026-11-28".
 fn date(t: &time::OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// A count of lines as a terminal height (screens are far smaller than u16).
+fn rows(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }

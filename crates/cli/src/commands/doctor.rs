@@ -15,9 +15,7 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
             name: "daemon".into(),
             status: CheckStatus::Fail,
             detail: format!("{err:#}"),
-            hint: Some(
-                "fix what the message names, then run `banger doctor` again".into(),
-            ),
+            hint: Some("fix what the message names, then run `banger doctor` again".into()),
         }],
     };
     if json {

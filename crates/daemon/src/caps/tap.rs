@@ -40,7 +40,12 @@ pub struct TapPool {
 }
 
 impl TapPool {
-    pub fn new(size: usize, net: Arc<dyn Network>, journal: Journal, bridge: Arc<Bridge>) -> TapPool {
+    pub fn new(
+        size: usize,
+        net: Arc<dyn Network>,
+        journal: Journal,
+        bridge: Arc<Bridge>,
+    ) -> TapPool {
         TapPool {
             size,
             net,

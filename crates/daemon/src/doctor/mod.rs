@@ -37,7 +37,9 @@ impl Inputs<'_> {
     /// Reads forwarding from this host's /proc.
     pub fn host_forwarding() -> (Option<String>, bool) {
         const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-        let value = std::fs::read_to_string(PATH).ok().map(|v| v.trim().to_string());
+        let value = std::fs::read_to_string(PATH)
+            .ok()
+            .map(|v| v.trim().to_string());
         let writable = nix::unistd::access(PATH, nix::unistd::AccessFlags::W_OK).is_ok();
         (value, writable)
     }

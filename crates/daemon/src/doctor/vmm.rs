@@ -34,7 +34,12 @@ fn found(path: &Path) -> String {
 pub fn checks(config: &Config) -> Vec<Check> {
     let vmm = drivers::choose_vmm(config);
     let mut checks = vec![match kvm::unusable_reason() {
-        None => check("kvm", CheckStatus::Pass, "/dev/kvm runs ordinary guests", None),
+        None => check(
+            "kvm",
+            CheckStatus::Pass,
+            "/dev/kvm runs ordinary guests",
+            None,
+        ),
         Some(reason) if config.vmm == VmmChoice::Firecracker => check(
             "kvm",
             CheckStatus::Fail,

@@ -82,7 +82,9 @@ impl FileProblem {
         match self {
             FileProblem::NotAbsolute => "pass the full path",
             FileProblem::Missing => "check the path",
-            FileProblem::NotExt4 => "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)",
+            FileProblem::NotExt4 => {
+                "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)"
+            }
             FileProblem::NotElf => {
                 "pass the uncompressed vmlinux (extract-vmlinux turns a bzImage into one)"
             }

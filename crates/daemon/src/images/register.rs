@@ -108,8 +108,8 @@ impl Images {
         let packages_sha256 = match &request.packages {
             Some(file) => {
                 existing_file("packages", file)?;
-                let text = std::fs::read(file)
-                    .map_err(|e| HostError::path_io("cannot read", file, e))?;
+                let text =
+                    std::fs::read(file).map_err(|e| HostError::path_io("cannot read", file, e))?;
                 format!("{:x}", Sha256::digest(&text))
             }
             None => String::new(),

@@ -80,9 +80,7 @@ fn runtime_info(config: &crate::config::Config) -> RuntimeInfo {
             rootfs: b.manifest.default_rootfs.clone(),
             binaries: b.manifest.binaries.clone(),
         }),
-        error: bundle
-            .err()
-            .map(|e| banger_api::error::chain(&e)),
+        error: bundle.err().map(|e| banger_api::error::chain(&e)),
         dir: location.dir,
     }
 }

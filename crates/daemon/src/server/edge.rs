@@ -183,7 +183,9 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
         E::ImageGone { .. } => (ErrorCode::NotFound, None),
         E::ImageFileMissing { image, .. } => (
             ErrorCode::NotFound,
-            Some(format!("rebuild it with `banger image build --name {image}`")),
+            Some(format!(
+                "rebuild it with `banger image build --name {image}`"
+            )),
         ),
         E::VmmStillRunning { vm, .. } => (
             ErrorCode::Conflict,
@@ -194,12 +196,17 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
         E::ExitedWhileBooting { .. } => (ErrorCode::Internal, None),
         E::NotReady { .. } => (
             ErrorCode::Internal,
-            Some("raise boot_timeout_secs in config.toml if this host is slow (software emulation)".into()),
+            Some(
+                "raise boot_timeout_secs in config.toml if this host is slow (software emulation)"
+                    .into(),
+            ),
         ),
         E::DeletedMeanwhile(_) => (ErrorCode::NotFound, None),
         E::StillCreating { vm, .. } => (
             ErrorCode::Conflict,
-            Some(format!("if the create failed, remove it with `banger vm delete {vm}`")),
+            Some(format!(
+                "if the create failed, remove it with `banger vm delete {vm}`"
+            )),
         ),
         E::UnknownSignal(_) => (
             ErrorCode::InvalidInput,
@@ -224,9 +231,9 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
 
 fn bundle(err: &BundleError) -> (ErrorCode, Option<String>) {
     let code = match err {
-        BundleError::BadManifest { .. } | BundleError::Template(_) | BundleError::Checksum { .. } => {
-            ErrorCode::InvalidInput
-        }
+        BundleError::BadManifest { .. }
+        | BundleError::Template(_)
+        | BundleError::Checksum { .. } => ErrorCode::InvalidInput,
         BundleError::Download { .. } => ErrorCode::Unavailable,
         BundleError::Io { .. } | BundleError::Incomplete { .. } => ErrorCode::Internal,
     };
@@ -294,7 +301,10 @@ mod tests {
             err.message,
             "VM web is stopped, not running: ports are listed for running VMs"
         );
-        assert_eq!(err.hint.as_deref(), Some("start it with `banger vm start web`"));
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("start it with `banger vm start web`")
+        );
 
         // A wrapped cause is part of the message, and its hint comes along.
         let missing = HostError::MissingTool {
@@ -308,7 +318,10 @@ mod tests {
         let io = std::io::Error::from_raw_os_error(13);
         let err = api(VmError::Host(HostError::io("cannot create /x", io)));
         assert_eq!(err.code, ErrorCode::Internal);
-        assert_eq!(err.message, "cannot create /x: Permission denied (os error 13)");
+        assert_eq!(
+            err.message,
+            "cannot create /x: Permission denied (os error 13)"
+        );
 
         let err = api(VmError::Ref(RefError::NotFound("nope".into())));
         assert_eq!(err.code, ErrorCode::NotFound);

@@ -113,7 +113,11 @@ impl Vms {
         }
         // Never two VMMs on the same disks: a VMM left from a stop that could
         // not finish must be dealt with first.
-        if let Some(live) = self.journal.recorded_process(&vm.id)?.filter(|p| p.is_alive()) {
+        if let Some(live) = self
+            .journal
+            .recorded_process(&vm.id)?
+            .filter(|p| p.is_alive())
+        {
             return Err(VmError::VmmStillRunning {
                 vm: vm.name.clone(),
                 pid: live.pid,
@@ -138,7 +142,9 @@ impl Vms {
             format!("launching {} ({})", driver.kind(), driver.accel()),
             Some(0.83),
         );
-        let process_row = self.journal.record(&vm.id, ResourceKind::Process, PENDING)?;
+        let process_row = self
+            .journal
+            .record(&vm.id, ResourceKind::Process, PENDING)?;
         let spec = spec(vm, image);
         let store = &self.store;
         let vm_id = vm.id.clone();

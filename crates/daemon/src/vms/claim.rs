@@ -19,7 +19,12 @@ impl Vms {
         Ok(())
     }
 
-    pub(crate) async fn claim(&self, name: Option<String>, image: &Image, shape: Shape) -> Result<Vm> {
+    pub(crate) async fn claim(
+        &self,
+        name: Option<String>,
+        image: &Image,
+        shape: Shape,
+    ) -> Result<Vm> {
         let _alloc = self.alloc.lock().await;
         // `image delete` checks for users under the same lock: the image is
         // either still there for this VM or already refused to it.

@@ -24,7 +24,11 @@ pub const VM_TOOLS: &[&str] = &[
 ];
 
 impl Vms {
-    pub async fn create(self: Arc<Self>, request: CreateVmRequest, reporter: Reporter) -> Result<Vm> {
+    pub async fn create(
+        self: Arc<Self>,
+        request: CreateVmRequest,
+        reporter: Reporter,
+    ) -> Result<Vm> {
         let since = std::time::Instant::now();
         let vcpu = request.vcpu.unwrap_or(self.config.default_vcpu);
         let memory_mib = request.memory_mib.unwrap_or(self.config.default_memory_mib);

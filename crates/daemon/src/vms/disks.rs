@@ -25,7 +25,12 @@ fn read(path: &Path) -> Result<String> {
 }
 
 impl Vms {
-    pub(crate) async fn prepare_disks(&self, vm: &Vm, image: &Image, reporter: &Reporter) -> Result<()> {
+    pub(crate) async fn prepare_disks(
+        &self,
+        vm: &Vm,
+        image: &Image,
+        reporter: &Reporter,
+    ) -> Result<()> {
         let files = vm.files();
         self.journal
             .record(&vm.id, ResourceKind::Dir, &vm.dir.to_string_lossy())?;

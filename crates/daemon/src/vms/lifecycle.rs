@@ -47,7 +47,12 @@ impl Vms {
         Ok(vm)
     }
 
-    async fn start_locked(self: &Arc<Self>, vm: &mut Vm, reporter: &Reporter, since: Instant) -> Result<()> {
+    async fn start_locked(
+        self: &Arc<Self>,
+        vm: &mut Vm,
+        reporter: &Reporter,
+        since: Instant,
+    ) -> Result<()> {
         match vm.state {
             VmState::Running => return Ok(()),
             VmState::Creating => {
@@ -72,10 +77,7 @@ impl Vms {
             Ok(()) => Ok(()),
             Err(err) => {
                 vm.state = VmState::Stopped;
-                vm.stop_reason = Some(format!(
-                    "start failed: {}",
-                    banger_api::error::chain(&err)
-                ));
+                vm.stop_reason = Some(format!("start failed: {}", banger_api::error::chain(&err)));
                 self.store.update_vm(vm)?;
                 Err(err)
             }
@@ -134,7 +136,11 @@ impl Vms {
     /// (a boot that hangs): kill the VMM first, so that operation fails fast
     /// and releases the lock; the forced stop or delete then cleans up.
     fn kill_before_locking(&self, vm: &Vm) -> Result<()> {
-        if let Some(process) = self.journal.recorded_process(&vm.id)?.filter(|p| p.is_alive()) {
+        if let Some(process) = self
+            .journal
+            .recorded_process(&vm.id)?
+            .filter(|p| p.is_alive())
+        {
             tracing::info!(vm = %vm.name, pid = process.pid, "forced: killing the VMM");
             process.signal(Signal::SIGKILL)?;
         }
@@ -152,7 +158,12 @@ impl Vms {
             self.store.update_vm(vm)?;
             let mut exited = false;
             if !force && proc.is_alive() {
-                match self.drivers.driver(vm.vmm)?.request_shutdown(&vm.dir, proc).await {
+                match self
+                    .drivers
+                    .driver(vm.vmm)?
+                    .request_shutdown(&vm.dir, proc)
+                    .await
+                {
                     Ok(()) => {
                         crash::point("stop.requested");
                         exited = proc

@@ -47,7 +47,11 @@ impl Vms {
             self.rollback(&vm).await;
             return Ok(());
         }
-        match self.journal.recorded_process(&vm.id)?.filter(|p| p.is_alive()) {
+        match self
+            .journal
+            .recorded_process(&vm.id)?
+            .filter(|p| p.is_alive())
+        {
             Some(process) => {
                 tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
                 if vm.state != VmState::Running {

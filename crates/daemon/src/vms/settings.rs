@@ -9,7 +9,11 @@ use banger_api::{format_size, parse_size, UpdateVmRequest, Vm, VmState};
 use super::{shape, Result, VmError, Vms};
 
 impl Vms {
-    pub async fn update(self: Arc<Self>, reference: String, request: UpdateVmRequest) -> Result<Vm> {
+    pub async fn update(
+        self: Arc<Self>,
+        reference: String,
+        request: UpdateVmRequest,
+    ) -> Result<Vm> {
         let vm = self.resolve(&reference)?;
         let _guard = self.lock(&vm.id).await;
         let mut vm = self.reload(&vm.id)?;

@@ -40,7 +40,11 @@ impl Vms {
         if vm.state != VmState::Running {
             return Ok(stats);
         }
-        let Some(proc) = self.journal.recorded_process(&vm.id)?.filter(|p| p.is_alive()) else {
+        let Some(proc) = self
+            .journal
+            .recorded_process(&vm.id)?
+            .filter(|p| p.is_alive())
+        else {
             return Ok(stats);
         };
         stats.pid = Some(proc.pid);

@@ -68,8 +68,11 @@ pub fn check_mirror(mirror: Option<&str>) -> Result<Option<String>, BuildError> 
         let scheme_ok = ["http", "https", "file"]
             .iter()
             .any(|s| s.eq_ignore_ascii_case(scheme));
-        let clean = !rest.is_empty() && !mirror.chars().any(|c| c.is_whitespace() || c.is_control());
-        return (scheme_ok && clean).then(|| Some(mirror.to_string())).ok_or_else(bad);
+        let clean =
+            !rest.is_empty() && !mirror.chars().any(|c| c.is_whitespace() || c.is_control());
+        return (scheme_ok && clean)
+            .then(|| Some(mirror.to_string()))
+            .ok_or_else(bad);
     }
     let dir = Path::new(mirror);
     if dir.is_absolute() && dir.is_dir() {
@@ -227,14 +230,21 @@ mod tests {
         assert_eq!(version, "6.1.0-25-cloud-amd64");
         let empty = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(empty.path().join("boot")).unwrap();
-        assert!(matches!(find_kernel(empty.path()), Err(BuildError::NoKernel(_))));
+        assert!(matches!(
+            find_kernel(empty.path()),
+            Err(BuildError::NoKernel(_))
+        ));
     }
 
     #[test]
     fn a_mirror_is_a_url_or_a_directory_never_an_option() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(check_mirror(None).unwrap(), None);
-        for url in ["http://deb.debian.org/debian", "HTTPS://mirror.example/debian", "file:///srv/debian"] {
+        for url in [
+            "http://deb.debian.org/debian",
+            "HTTPS://mirror.example/debian",
+            "file:///srv/debian",
+        ] {
             assert_eq!(check_mirror(Some(url)).unwrap().as_deref(), Some(url));
         }
         assert_eq!(

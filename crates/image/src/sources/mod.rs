@@ -39,12 +39,17 @@ pub struct Mirrors {
 
 impl Origin {
     /// The origin `--distro` and `--base-rootfs` ask for.
-    pub fn choose(distro: Option<&str>, base_rootfs: Option<PathBuf>) -> Result<Origin, BuildError> {
+    pub fn choose(
+        distro: Option<&str>,
+        base_rootfs: Option<PathBuf>,
+    ) -> Result<Origin, BuildError> {
         match (distro, base_rootfs) {
             (None | Some("debian"), None) => Ok(Origin::Debian),
             (None | Some("debian"), Some(base)) => Ok(Origin::DebianBase(base)),
             (Some("void"), None) => Ok(Origin::Void),
-            (Some("void"), Some(_)) => Err(BuildError::Conflicting("--base-rootfs", "--distro void")),
+            (Some("void"), Some(_)) => {
+                Err(BuildError::Conflicting("--base-rootfs", "--distro void"))
+            }
             (Some(other), _) => Err(BuildError::UnknownDistro(other.to_string())),
         }
     }

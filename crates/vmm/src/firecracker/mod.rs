@@ -17,7 +17,9 @@ use models::{
     NetworkInterface, Vsock,
 };
 
-use crate::{tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID};
+use crate::{
+    tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID,
+};
 
 pub struct Firecracker {
     binary: PathBuf,

@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use banger_api::{Accel, VmmKind};
 use banger_host::process::{self, ProcessId};
 
-use crate::{tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID};
+use crate::{
+    tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID,
+};
 
 pub struct Qemu {
     binary: PathBuf,
@@ -274,7 +276,11 @@ mod tests {
 
     #[test]
     fn a_comma_in_a_path_stays_in_the_path() {
-        let qemu = Qemu::new("qemu-system-x86_64".into(), false, Some("vhost-device-vsock".into()));
+        let qemu = Qemu::new(
+            "qemu-system-x86_64".into(),
+            false,
+            Some("vhost-device-vsock".into()),
+        );
         let spec = VmSpec {
             id: "ab".into(),
             dir: "/state/vms,x/ab".into(),
@@ -297,9 +303,17 @@ mod tests {
             drive,
             "id=rootfs,file=/data/img,,v2/rootfs.ext4,,readonly=off,format=raw,if=none,cache=writeback,readonly=on"
         );
-        let console = args.iter().find(|a| a.starts_with("file,id=console")).unwrap();
-        assert!(console.contains("path=/state/vms,,x/ab/console.log,"), "{console}");
-        assert!(args.iter().any(|a| a.contains("path=/state/vms,,x/ab/vhost-vsock.sock")));
+        let console = args
+            .iter()
+            .find(|a| a.starts_with("file,id=console"))
+            .unwrap();
+        assert!(
+            console.contains("path=/state/vms,,x/ab/console.log,"),
+            "{console}"
+        );
+        assert!(args
+            .iter()
+            .any(|a| a.contains("path=/state/vms,,x/ab/vhost-vsock.sock")));
         // Plain arguments (not option strings) are passed as they are.
         assert!(args.iter().any(|a| a == "/img,v2/vmlinux"));
     }

@@ -44,7 +44,11 @@ pub async fn boot_each(
     .await
 }
 
-pub async fn kill(client: &DaemonClient, vms: Vec<String>, signal: String) -> anyhow::Result<ExitCode> {
+pub async fn kill(
+    client: &DaemonClient,
+    vms: Vec<String>,
+    signal: String,
+) -> anyhow::Result<ExitCode> {
     each(vms, |r| {
         let client = client.clone();
         let request = KillRequest {
@@ -60,7 +64,11 @@ pub async fn kill(client: &DaemonClient, vms: Vec<String>, signal: String) -> an
     .await
 }
 
-pub async fn stop(client: &DaemonClient, vms: Vec<String>, force: bool) -> anyhow::Result<ExitCode> {
+pub async fn stop(
+    client: &DaemonClient,
+    vms: Vec<String>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     each(vms, |r| {
         let client = client.clone();
         async move {
@@ -73,7 +81,11 @@ pub async fn stop(client: &DaemonClient, vms: Vec<String>, force: bool) -> anyho
     .await
 }
 
-pub async fn delete(client: &DaemonClient, vms: Vec<String>, force: bool) -> anyhow::Result<ExitCode> {
+pub async fn delete(
+    client: &DaemonClient,
+    vms: Vec<String>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     each(vms, |r| {
         let client = client.clone();
         async move {

@@ -5,7 +5,8 @@ use std::io::Read;
 
 /// The tar inside `bytes`.
 pub fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let err = |format: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{format}: {e}"));
+    let err =
+        |format: &str, e: &dyn std::fmt::Display| std::io::Error::other(format!("{format}: {e}"));
     let mut out = Vec::new();
     match bytes {
         [0x28, 0xb5, 0x2f, 0xfd, ..] => {

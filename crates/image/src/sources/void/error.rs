@@ -55,7 +55,10 @@ impl VoidError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             VoidError::PlainHttp(_) => "use an https:// mirror or a local mirror directory".into(),
-            VoidError::Unreachable { .. } => "pass --mirror URL (or a local mirror directory), or set void_mirror in config.toml".into(),
+            VoidError::Unreachable { .. } => {
+                "pass --mirror URL (or a local mirror directory), or set void_mirror in config.toml"
+                    .into()
+            }
             VoidError::Index(repo::RepoError::Missing { .. }) => {
                 "check the package list (packages.void)".into()
             }

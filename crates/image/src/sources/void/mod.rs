@@ -127,8 +127,8 @@ impl Source for Void {
     fn identity(&self) -> String {
         // A rebuilt default kernel means a rebuilt Void image (identified
         // by size and mtime: hashing 50 MB on every request would be slow).
-        let kernel = [&self.kernel.vmlinux, &self.kernel.initrd]
-            .map(|f| crate::download::file_identity(f));
+        let kernel =
+            [&self.kernel.vmlinux, &self.kernel.initrd].map(|f| crate::download::file_identity(f));
         format!(
             "{VOID_BUILDER_VERSION} {BASE_PACKAGES:?} {AGENT_RUN} {DOCKER_MODULES} {DOCKER_SYSCTL} {BASH_PROFILE} guest-mirror={} kernel={} {kernel:?}",
             mirror::guest_mirror(&self.mirror),
