@@ -1,5 +1,7 @@
 //! restart, kill, stats and set against a real guest, and the errors for
-//! bad signals, shrinking disks and reshaping a running VM.
+//! bad signals, shrinking disks and reshaping a running VM. The guest boots
+//! from an image registered from a directory whose name has a comma: every
+//! path in a QEMU option string is escaped.
 
 mod common;
 
@@ -10,7 +12,44 @@ fn restart_kill_stats_and_set_work_on_a_real_guest() {
     require_root_tools();
     ensure_default_image();
     let env = TestEnv::new(Some(Netns::new("manage").with_default_route()));
-    env.ok(&["vm", "create", "--name", "tweak", "--disk-size", "2G"]);
+    let files = tempfile::tempdir().unwrap();
+    let comma = files.path().join("img,v2");
+    std::fs::create_dir_all(&comma).unwrap();
+    let default = images_dir().join("default");
+    for file in ["rootfs.ext4", "vmlinux", "initrd.img"] {
+        let copied = std::process::Command::new("cp")
+            .args(["--sparse=always"])
+            .arg(default.join(file))
+            .arg(comma.join(file))
+            .status()
+            .unwrap();
+        assert!(copied.success(), "copy {file}");
+    }
+    let path = |f: &str| comma.join(f).display().to_string();
+    env.ok(&[
+        "image",
+        "register",
+        "--name",
+        "comma",
+        "--rootfs",
+        &path("rootfs.ext4"),
+        "--kernel",
+        &path("vmlinux"),
+        "--initrd",
+        &path("initrd.img"),
+        "--work-seed",
+        default.join("work-seed").to_str().unwrap(),
+    ]);
+    env.ok(&[
+        "vm",
+        "create",
+        "--name",
+        "tweak",
+        "--image",
+        "comma",
+        "--disk-size",
+        "2G",
+    ]);
     env.ok(&[
         "vm",
         "ssh",

@@ -16,9 +16,15 @@ use banger_image::sources::void::VoidError;
 use banger_image::BuildError;
 use common::*;
 
+/// An e2fsprogs tool, found where banger finds it (root's tools live in
+/// sbin, which an ordinary user's PATH may lack).
+fn tool(name: &str) -> Command {
+    Command::new(banger_host::tools::require(name).unwrap())
+}
+
 /// A small real ext4 image.
 fn ext4(path: &Path) -> PathBuf {
-    let out = Command::new("mkfs.ext4")
+    let out = tool("mkfs.ext4")
         .args(["-q", "-F"])
         .arg(path)
         .arg("8M")
@@ -126,7 +132,7 @@ async fn register_checks_files_and_updates_in_place() {
     std::fs::create_dir_all(tree.join("usr/local/bin")).unwrap();
     std::fs::write(tree.join("usr/local/bin/banger-agent"), b"\x7fELF agent").unwrap();
     let with_agent = dir.join("with-agent.ext4");
-    let out = Command::new("mkfs.ext4")
+    let out = tool("mkfs.ext4")
         .args(["-q", "-F", "-d"])
         .arg(&tree)
         .arg(&with_agent)
@@ -228,7 +234,7 @@ async fn a_work_seed_image_is_cloned_labelled_and_grown() {
     std::fs::create_dir_all(dir.join("tree")).unwrap();
     std::fs::write(dir.join("tree/.tmux.conf"), "set -g mouse on\n").unwrap();
     let seed = dir.join("seed.ext4");
-    let out = Command::new("mkfs.ext4")
+    let out = tool("mkfs.ext4")
         .args(["-q", "-F", "-L", "whatever", "-d"])
         .arg(dir.join("tree"))
         .arg(&seed)
@@ -269,22 +275,22 @@ async fn a_work_seed_image_is_cloned_labelled_and_grown() {
         1 << 30,
         "grown to --disk-size"
     );
-    let label = Command::new("e2label").arg(&work).output().unwrap();
+    let label = tool("e2label").arg(&work).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "banger-work");
-    let cat = Command::new("debugfs")
+    let cat = tool("debugfs")
         .args(["-R", "cat /.tmux.conf"])
         .arg(&work)
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout), "set -g mouse on\n");
-    assert!(Command::new("e2fsck")
+    assert!(tool("e2fsck")
         .args(["-fn"])
         .arg(&work)
         .status()
         .unwrap()
         .success());
     // The seed itself is untouched.
-    let label = Command::new("e2label").arg(&seed).output().unwrap();
+    let label = tool("e2label").arg(&seed).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "whatever");
 }
 
@@ -333,6 +339,25 @@ async fn build_options_are_checked_before_anything_runs() {
         .unwrap_err();
     assert!(
         matches!(e, ImageError::Registered(ref n) if n == "mine"),
+        "{e:?}"
+    );
+    // A package list entry that is an option, or splits mmdebstrap's
+    // --include, never reaches a tool.
+    let list = d.root.path().join("packages.apt");
+    std::fs::write(&list, "jq\n-oAPT::Get::AllowUnauthenticated=1\n").unwrap();
+    let e = images
+        .build(
+            banger_api::BuildImageRequest {
+                name: "listed".into(),
+                packages: Some(list),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ImageError::Build(BuildError::BadPackageName(ref n)) if n.starts_with("-oAPT")),
         "{e:?}"
     );
     // A mirror that could be read as an option never reaches mmdebstrap.

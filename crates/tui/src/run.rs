@@ -173,8 +173,12 @@ fn load_console(model: &mut Model, last: &mut Option<(String, Instant)>) {
     if fresh {
         return;
     }
-    // The console file of the VM's own VMM (Firecracker and QEMU differ).
-    let path = vm.console_log();
     *last = Some((vm.id.clone(), Instant::now()));
-    model.console = banger_api::files::tail_file(&path, 20);
+    model.console = console_tail(vm);
+}
+
+/// The last lines of a VM's console, from the file its own VMM writes
+/// (Firecracker and QEMU differ).
+pub fn console_tail(vm: &banger_api::Vm) -> Vec<String> {
+    banger_api::files::tail_file(&vm.console_log(), 20)
 }

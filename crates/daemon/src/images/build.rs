@@ -40,6 +40,10 @@ impl Images {
         let _build = self.lock.lock().await;
         self.refuse_registered(&request.name)?;
         let packages = self.packages(&request, profile)?;
+        if profile.apt_list {
+            // Every name is an apt name, before any tool runs.
+            banger_image::packages::debian_packages(&[], &packages)?;
+        }
         let size = request
             .size
             .as_deref()
