@@ -51,28 +51,12 @@ impl ApiError {
         self
     }
 
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::InvalidInput, message)
-    }
-
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Conflict, message)
-    }
-
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
-    }
-
-    /// The message and the hint, as a user should read them.
-    pub fn display_full(&self) -> String {
-        match &self.hint {
-            Some(hint) => format!("{}\nhint: {}", self.message, hint),
-            None => self.message.clone(),
-        }
     }
 }
 

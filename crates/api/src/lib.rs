@@ -4,12 +4,12 @@
 //! agree on one set of types. The API is versioned by path prefix
 //! ([`API_PREFIX`]); a breaking change gets a new prefix.
 //!
-//! - [`vm`], [`vmm`], [`image`], [`status`] — the resources and requests
+//! - [`vm`], [`vmm`], [`image`], [`status`], [`runtime`] — the resources and requests
 //! - [`error`] — the error body every failed call returns
 //! - [`events`] — progress of long operations
 //! - [`files`] — the layout of a VM's directory
 //! - [`paths`] — where banger keeps things (XDG)
-//! - [`names`], [`size`] — names and sizes as users write them
+//! - [`names`], [`size`], [`stamp`] — names, sizes and timestamps as written
 //! - [`agent`] — the protocol of the guest agent
 
 pub mod agent;
@@ -19,7 +19,9 @@ pub mod files;
 pub mod image;
 pub mod names;
 pub mod paths;
+pub mod runtime;
 pub mod size;
+pub mod stamp;
 pub mod status;
 pub mod vm;
 pub mod vmm;
@@ -27,11 +29,9 @@ pub mod vmm;
 pub use error::{ApiError, ErrorCode};
 pub use events::{Event, Progress};
 pub use image::{BuildImageRequest, Image, RegisterImageRequest};
+pub use runtime::{BundleManifest, FetchRuntimeRequest, RuntimeInfo};
 pub use size::{format_size, parse_size, SizeError};
-pub use status::{
-    BundleSummary, Check, CheckStatus, DaemonStatus, FetchRuntimeRequest, RuntimeInfo, VmPort,
-    VmStats,
-};
+pub use status::{Check, CheckStatus, DaemonStatus, VmPort, VmStats};
 pub use vm::{
     Accel, CreateVmRequest, KillRequest, MacAddr, SshTarget, UpdateVmRequest, Vm, VmState, VmmKind,
 };

@@ -75,6 +75,9 @@ pub struct DaemonStatus {
     /// The VMM new VMs get with the current config.
     pub vmm: VmmKind,
     pub accel: Accel,
+    /// Built with crash injection (`crash-points`, for the test suite only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crash_points: bool,
 }
 
 /// One readiness check of `banger doctor`, run by the daemon with its own
@@ -101,37 +104,4 @@ pub enum CheckStatus {
 /// Whether any check failed.
 pub fn any_failed(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.status == CheckStatus::Fail)
-}
-
-/// The runtime bundle the daemon uses (`banger runtime show`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuntimeInfo {
-    /// Where the bundle is, or would be installed.
-    pub dir: PathBuf,
-    /// The rule that chose `dir` (`BANGER_RUNTIME_DIR`, `runtime_dir`, ...).
-    pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bundle: Option<BundleSummary>,
-    /// Why `dir` holds no usable bundle (absent, or broken).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Whether `dir` exists at all (a broken bundle, rather than none).
-    #[serde(default)]
-    pub exists: bool,
-}
-
-/// What an installed bundle holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleSummary {
-    pub kernel: String,
-    pub kernel_version: String,
-    pub rootfs: String,
-    pub binaries: Vec<String>,
-}
-
-/// `banger runtime fetch`: install the bundle a manifest describes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchRuntimeRequest {
-    /// An absolute path to the manifest (`url` + `sha256`).
-    pub manifest: PathBuf,
 }

@@ -88,7 +88,10 @@ fn start_daemon(paths: &Paths) -> anyhow::Result<()> {
         )
     })?;
     // Its own session: the daemon must not die with this terminal.
-    banger_host::process::spawn_detached(&binary, &[], &stderr_file(paths), &paths.state_dir)
+    // In the CLI's directory, as before: relative paths in the environment
+    // mean what they meant to the user.
+    let cwd = std::env::current_dir().unwrap_or_else(|_| paths.state_dir.clone());
+    banger_host::process::spawn_detached(&binary, &[], &stderr_file(paths), &cwd)
         .with_context(|| format!("cannot start {}", binary.display()))?;
     Ok(())
 }
@@ -101,7 +104,15 @@ async fn wait_for_daemon(paths: &Paths, client: &DaemonClient) -> anyhow::Result
             return Ok(());
         }
         let stderr = std::fs::read_to_string(stderr_file(paths)).unwrap_or_default();
-        // Losing a start race to another CLI is fine: that daemon answers soon.
+        // Losing a start race to another CLI is fine: that daemon answers
+        // soon. One that runs for this state but listens elsewhere never will.
+        let ours = format!("listening on {}", paths.socket().display());
+        if stderr.contains("already running") && !stderr.contains(&ours) {
+            bail!(
+                "{}\nhint: that daemon owns this state directory; run banger with the same XDG_RUNTIME_DIR as it, or stop it (`kill` its pid) first",
+                stderr.trim().trim_start_matches("Error: ")
+            );
+        }
         if !stderr.trim().is_empty() && !stderr.contains("already running") {
             bail!("bangerd failed to start: {}", stderr.trim());
         }

@@ -141,6 +141,11 @@ fn a_daemon_killed_at_any_step_recovers_without_leaks() {
     require_root_tools();
     ensure_default_image();
     let env = TestEnv::new(Some(Netns::new("crash")));
+    assert_eq!(
+        env.json(&["daemon", "status", "--json"])["crash_points"],
+        true,
+        "this bangerd has no crash injection: run as `cargo test --workspace --all-features`"
+    );
 
     // Creates interrupted at every step are rolled back completely.
     for point in [

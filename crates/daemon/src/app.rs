@@ -1,5 +1,6 @@
 //! The composition root: the daemon's parts made once, each handed only
-//! what it uses. Nothing below this module knows `App`.
+//! what it uses. The server (the edge, which needs every part) holds the
+//! `App`; no part below it knows `App`.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::dns::VmDns;
 use crate::drivers::Drivers;
 use crate::host::Host;
-use crate::images::Images;
+use crate::images::{self, Images};
 use crate::journal::Journal;
 use crate::vms::{Parts, Vms};
 
@@ -73,15 +74,15 @@ impl App {
         ]);
         // Creates claim images under this lock; image deletes check for users under it.
         let alloc = Arc::new(Mutex::new(()));
-        let images = Arc::new(Images::new(
-            store.clone(),
-            host.runner.clone(),
-            host.disks.clone(),
-            config.clone(),
-            paths.clone(),
-            drivers.default_kind(),
-            alloc.clone(),
-        ));
+        let images = Arc::new(Images::new(images::Parts {
+            store: store.clone(),
+            runner: host.runner.clone(),
+            disks: host.disks.clone(),
+            config: config.clone(),
+            paths: paths.clone(),
+            vmm: drivers.default_kind(),
+            alloc: alloc.clone(),
+        }));
         let vms = Arc::new(Vms::new(Parts {
             store: store.clone(),
             journal,

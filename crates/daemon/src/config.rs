@@ -25,7 +25,7 @@ pub enum ConfigError {
         why: &'static str,
         hint: Option<&'static str>,
     },
-    #[error("{key} {value:?} is not a size")]
+    #[error("{key} is not a size")]
     Size {
         key: &'static str,
         value: String,
@@ -206,7 +206,7 @@ impl Config {
             return Err(invalid(
                 "log_level",
                 &self.log_level,
-                "is not one of debug, info, warn, error",
+                "is not one of trace, debug, info, warn, error",
                 None,
             ));
         }

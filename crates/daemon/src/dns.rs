@@ -170,7 +170,7 @@ impl VmDns {
         server.register_listener(tcp, Duration::from_secs(5), 64 * 1024);
         tokio::spawn(async move {
             if let Err(e) = server.block_until_done().await {
-                tracing::error!(error = %e, "the DNS server stopped");
+                tracing::error!(error = %banger_api::error::chain(&e), "the DNS server stopped");
             }
         });
         tracing::info!(%addr, "serving .vm DNS");

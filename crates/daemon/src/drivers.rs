@@ -29,7 +29,7 @@ impl DriverError {
         match self {
             DriverError::NoFirecracker => Some("install Firecracker and put it in PATH or set firecracker_bin in config.toml, or set vmm = \"qemu\"".into()),
             DriverError::Qemu(e) => e.hint(),
-            DriverError::VsockHelper(_) => Some("fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)".into()),
+            DriverError::VsockHelper(_) => VSOCK_HELPER_FIX.map(String::from),
         }
     }
 }
@@ -46,28 +46,33 @@ pub trait Drivers: Send + Sync {
     fn driver(&self, kind: VmmKind) -> Result<Arc<dyn Vmm>, DriverError>;
 }
 
-/// The real drivers, found as `config.toml` says.
+/// The real drivers, found as `config.toml` says. Which VMM new VMs get,
+/// and whether KVM runs guests here, are settled once, at daemon start.
 pub struct SystemDrivers {
     config: Config,
+    default_kind: VmmKind,
+    kvm: bool,
 }
 
 impl SystemDrivers {
     pub fn new(config: &Config) -> SystemDrivers {
         SystemDrivers {
             config: config.clone(),
+            default_kind: choose_vmm(config),
+            kvm: kvm::usable(),
         }
     }
 }
 
 impl Drivers for SystemDrivers {
     fn default_kind(&self) -> VmmKind {
-        choose_vmm(&self.config)
+        self.default_kind
     }
 
     fn accel(&self, kind: VmmKind) -> Accel {
         match kind {
             VmmKind::Firecracker => Accel::Kvm,
-            VmmKind::Qemu if kvm::usable() => Accel::Kvm,
+            VmmKind::Qemu if self.kvm => Accel::Kvm,
             VmmKind::Qemu => Accel::Tcg,
         }
     }
@@ -88,7 +93,7 @@ impl Drivers for SystemDrivers {
                     ),
                     None => vsock_helper(&self.config),
                 };
-                Ok(Arc::new(Qemu::new(bin, kvm::usable(), helper)))
+                Ok(Arc::new(Qemu::new(bin, self.kvm, helper)))
             }
         }
     }
@@ -102,18 +107,12 @@ pub fn qemu_name(config: &Config) -> String {
     )
 }
 
-/// The runtime bundle, when one is installed and valid.
-pub fn runtime_bundle(config: &Config) -> Option<banger_runtime::Bundle> {
-    let location = banger_runtime::resolve::locate_here(config.runtime_dir.clone());
-    banger_runtime::Bundle::open(&location.dir).ok()
-}
-
 /// `firecracker_bin`, else `firecracker` in PATH, else the runtime bundle's.
 pub fn firecracker_binary(config: &Config) -> Option<PathBuf> {
     match &config.firecracker_bin {
         Some(path) => tools::find(&path.to_string_lossy()),
         None => tools::find("firecracker").or_else(|| {
-            let bundle = runtime_bundle(config)?;
+            let bundle = crate::runtime::bundle(config)?;
             bundle
                 .manifest
                 .binaries
@@ -125,6 +124,11 @@ pub fn firecracker_binary(config: &Config) -> Option<PathBuf> {
 }
 
 pub const VSOCK_HELPER: &str = "vhost-device-vsock";
+
+/// The fix for a configured vsock helper that is not there (one wording for
+/// the refusal and the doctor line).
+pub const VSOCK_HELPER_FIX: Option<&str> =
+    Some("fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)");
 
 /// QEMU's vsock helper: `vsock_helper_bin`, else `vhost-device-vsock` in PATH.
 pub fn vsock_helper(config: &Config) -> Option<PathBuf> {

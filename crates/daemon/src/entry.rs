@@ -2,6 +2,7 @@
 //! reconcile, then serve.
 
 use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::{Arc, Mutex};
 
@@ -38,21 +39,31 @@ pub fn main() -> anyhow::Result<()> {
     })?;
     init_logging(&paths, &config)?;
 
-    // One daemon per user: the lock is held for the life of the process.
-    let lock_path = paths.runtime_dir.join("bangerd.lock");
+    // One daemon per state directory (per user): the lock is held for the
+    // life of the process, and says where that daemon listens.
+    let lock_path = paths.state_dir.join("bangerd.lock");
     let lock_file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .mode(0o600)
         .open(&lock_path)?;
-    let _lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+    let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => lock,
-        Err(_) => bail!(
-            "another bangerd is already running for {}",
-            paths.socket().display()
-        ),
+        Err((mut file, _)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!(
+                "another bangerd is already running for {}, listening on {}",
+                paths.state_dir.display(),
+                holder.trim()
+            )
+        }
     };
+    lock.set_len(0)?;
+    lock.write_all(paths.socket().display().to_string().as_bytes())?;
+    let _lock = lock;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(paths, config))

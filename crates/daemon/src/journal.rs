@@ -16,7 +16,7 @@ use banger_store::{Resource, ResourceKind, Store, StoreError};
 pub enum JournalError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot undo {kind:?} {value}")]
+    #[error("cannot remove the {} {value}", .kind.as_str())]
     Undo {
         kind: ResourceKind,
         value: String,
@@ -45,7 +45,7 @@ pub const ALL: &[ResourceKind] = &[
 /// The journal, and what undoing it needs: the network (TAPs).
 #[derive(Clone)]
 pub struct Journal {
-    pub store: Arc<Store>,
+    store: Arc<Store>,
     net: Arc<dyn Network>,
 }
 
@@ -57,6 +57,17 @@ impl Journal {
     /// Records a resource about to be made for `owner`; returns its row.
     pub fn record(&self, owner: &str, kind: ResourceKind, value: &str) -> Result<i64, StoreError> {
         self.store.record_resource(owner, kind, value)
+    }
+
+    /// Forgets a resource that is gone (or was never made).
+    pub fn forget(&self, row: i64) -> Result<(), StoreError> {
+        self.store.forget_resource(row)
+    }
+
+    /// Hands a resource to another owner in one update (a pool TAP to the
+    /// VM that takes it).
+    pub fn reassign(&self, row: i64, owner: &str) -> Result<(), StoreError> {
+        self.store.reassign_resource(row, owner)
     }
 
     /// Removes one resource from the host, then forgets it. Already-gone

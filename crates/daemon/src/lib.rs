@@ -12,6 +12,7 @@
 //! - [`host`] — the host integrations behind traits
 //! - [`dns`] — the built-in `.vm` DNS server
 //! - [`doctor`] — readiness checks, served to `banger doctor`
+//! - [`runtime`] — the runtime bundle it uses
 //! - [`config`], [`guest_config`], [`progress`], [`crash`]
 
 pub mod app;
@@ -27,5 +28,6 @@ pub mod host;
 pub mod images;
 pub mod journal;
 pub mod progress;
+pub mod runtime;
 pub mod server;
 pub mod vms;

@@ -131,7 +131,9 @@ pub fn spawn_detached(
         .append(true)
         .open(log)
         .map_err(|e| HostError::path_io("cannot open", log, e))?;
-    let err = out.try_clone().map_err(|e| HostError::io("dup log", e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| HostError::io("cannot duplicate the log descriptor", e))?;
     let mut command = Command::new(program);
     command
         .args(args)
@@ -161,7 +163,7 @@ pub fn spawn_detached(
         .spawn(move || {
             let _ = child.wait();
         })
-        .map_err(|e| HostError::io("spawn reaper thread", e))?;
+        .map_err(|e| HostError::io("cannot start the thread that reaps the process", e))?;
     Ok(id)
 }
 

@@ -130,7 +130,9 @@ impl Runner for SystemRunner {
                 .append(true)
                 .open(log)
                 .map_err(|e| HostError::path_io("cannot open log", log, e))?;
-            let clone = file.try_clone().map_err(|e| HostError::io("dup log", e))?;
+            let clone = file
+                .try_clone()
+                .map_err(|e| HostError::io("cannot duplicate the log descriptor", e))?;
             command.stdout(file).stderr(clone);
         } else {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -144,13 +146,13 @@ impl Runner for SystemRunner {
                 stdin
                     .write_all(input)
                     .await
-                    .map_err(|e| HostError::io("write stdin", e))?;
+                    .map_err(|e| HostError::io("cannot write the command's input", e))?;
             }
         }
         let out = child
             .wait_with_output()
             .await
-            .map_err(|e| HostError::io(format!("wait for {}", cmd.program), e))?;
+            .map_err(|e| HostError::io(format!("cannot wait for {}", cmd.program), e))?;
         let allowed = out.status.code().is_some_and(|c| cmd.ok_codes.contains(&c));
         if !out.status.success() && !allowed {
             let stderr = if cmd.log.is_some() {

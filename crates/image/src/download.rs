@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-/// Why a download failed; `reason` is the transport's own words.
+/// Why a download failed; the source is the transport's own error.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot download {url}: {reason}")]
+#[error("cannot download {url}")]
 pub struct Unreachable {
     pub url: String,
-    pub reason: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// A local directory's path, when `url` names one.
@@ -27,28 +28,25 @@ pub fn local(url: &str) -> Option<&Path> {
 
 /// The bytes at `url` (at most `limit` of them).
 pub fn get(url: &str, limit: u64) -> Result<Vec<u8>, Unreachable> {
-    let unreachable = |reason: String| Unreachable {
+    let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| Unreachable {
         url: url.to_string(),
-        reason,
+        source,
     };
     let mut bytes = Vec::new();
     if let Some(path) = local(url) {
         std::fs::File::open(path)
             .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(e.into()))?;
         return Ok(bytes);
     }
     let agent = banger_host::http::agent(Duration::from_secs(15), Duration::from_secs(600));
-    let response = agent
-        .get(url)
-        .call()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let response = agent.get(url).call().map_err(|e| unreachable(e.into()))?;
     response
         .into_body()
         .into_reader()
         .take(limit)
         .read_to_end(&mut bytes)
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(|e| unreachable(e.into()))?;
     Ok(bytes)
 }
 

@@ -29,6 +29,7 @@ mod request;
 pub mod setup;
 pub mod sources;
 pub mod tools;
+mod tree;
 
 pub use error::BuildError;
 pub use identity::cached_image;

@@ -23,7 +23,8 @@ pub(crate) async fn pack(
     let seed = stage.join("work-seed");
     std::fs::rename(rootdir.join("root"), &seed)
         .map_err(|e| HostError::path_io("cannot move", &seed, e))?;
-    std::fs::create_dir(rootdir.join("root")).map_err(|e| HostError::io("recreate /root", e))?;
+    std::fs::create_dir(rootdir.join("root"))
+        .map_err(|e| HostError::io("cannot recreate /root in the tree", e))?;
     set_mode(&rootdir.join("root"), 0o700)?;
 
     say(

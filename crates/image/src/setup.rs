@@ -2,8 +2,6 @@
 //! set up in the work seed, banger's sshd drop-in, Docker's data on
 //! `/root`, the guest agent, and the npm tools (mise, opencode).
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use banger_host::runner::{Cmd, Runner};
@@ -11,6 +9,7 @@ use banger_host::runner::{Cmd, Runner};
 use crate::fsutil::blocking;
 use crate::progress::Say;
 use crate::tools::{NpmTool, ToolError, TOOLS};
+use crate::tree::Tree;
 use crate::BuildError;
 
 pub(crate) const SSHD_CONFIG: &str = "\
@@ -76,55 +75,47 @@ pub(crate) fn identity() -> String {
     )
 }
 
-/// Root's dotfiles, tmux, sshd, Docker's data root, no host keys.
+/// Root's dotfiles, tmux, sshd, Docker's data root, no host keys. Every
+/// write goes through [`Tree`]: a link in a base image never carries one
+/// onto the host.
 pub(crate) fn configure_rootfs(root: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.join("root"))?;
+    let tree = Tree::new(root);
+    tree.dir("root")?;
     // /root becomes the work seed: root's shell and tmux set up (once: a
     // --base-rootfs tree may have it already). A base whose /root is empty
     // (a banger image's is: its /root went to its work seed) gets Debian's
     // root dotfiles back first, so login shells still read .bashrc.
     for dot in ["profile", "bashrc"] {
-        let (skeleton, target) = (
-            root.join(format!("usr/share/base-files/dot.{dot}")),
-            root.join(format!("root/.{dot}")),
-        );
-        // symlink_metadata: a dangling link in the base is not "missing"
-        // (copying through it would write outside the tree).
-        if skeleton.is_file() && target.symlink_metadata().is_err() {
-            std::fs::copy(&skeleton, &target)?;
+        let target = format!("root/.{dot}");
+        // A dangling link in the base is not "missing" either.
+        if tree.occupied(&target) {
+            continue;
+        }
+        if let Some(skeleton) = tree.read(&format!("usr/share/base-files/dot.{dot}"))? {
+            tree.write(&target, skeleton)?;
         }
     }
-    let bashrc = root.join("root/.bashrc");
-    if !std::fs::read_to_string(&bashrc)
-        .unwrap_or_default()
-        .contains(BASHRC_MISE)
-    {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&bashrc)?
-            .write_all(BASHRC_MISE.as_bytes())?;
+    let bashrc = tree.read("root/.bashrc")?.unwrap_or_default();
+    if !String::from_utf8_lossy(&bashrc).contains(BASHRC_MISE) {
+        let mut text = bashrc;
+        text.extend_from_slice(BASHRC_MISE.as_bytes());
+        tree.write("root/.bashrc", text)?;
     }
-    std::fs::write(root.join("root/.tmux.conf"), TMUX_CONF)?;
-    let script = root.join(TMUX_SESSIONS_PATH);
-    std::fs::create_dir_all(script.parent().expect("has a parent"))?;
-    std::fs::write(&script, TMUX_SESSIONS)?;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::create_dir_all(root.join("etc/docker"))?;
-    std::fs::write(root.join("etc/docker/daemon.json"), DOCKER_DAEMON_JSON)?;
-    std::fs::create_dir_all(root.join("etc/ssh/sshd_config.d"))?;
-    std::fs::write(root.join("etc/ssh/sshd_config.d/banger.conf"), SSHD_CONFIG)?;
+    tree.write("root/.tmux.conf", TMUX_CONF)?;
+    tree.write_mode(TMUX_SESSIONS_PATH, TMUX_SESSIONS, 0o755)?;
+    tree.write("etc/docker/daemon.json", DOCKER_DAEMON_JSON)?;
+    tree.write("etc/ssh/sshd_config.d/banger.conf", SSHD_CONFIG)?;
     // Host keys are per VM (the daemon writes them); none ship in the image.
-    for entry in std::fs::read_dir(root.join("etc/ssh"))? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
-            std::fs::remove_file(entry.path())?;
+    for entry in std::fs::read_dir(tree.dir("etc/ssh")?)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ssh_host_") {
+            tree.remove(&format!("etc/ssh/{name}"))?;
         }
     }
-    std::fs::create_dir_all(root.join("etc/banger"))?;
-    std::fs::write(root.join("etc/hostname"), "banger\n")?;
-    std::fs::write(
-        root.join("etc/fstab"),
+    tree.dir("etc/banger")?;
+    tree.write("etc/hostname", "banger\n")?;
+    tree.write(
+        "etc/fstab",
         "# / is assembled by banger's initramfs; /root comes from the VM's fstab.\n",
     )?;
     Ok(())
@@ -132,12 +123,9 @@ pub(crate) fn configure_rootfs(root: &Path) -> std::io::Result<()> {
 
 /// The guest agent's binary (its service is the init system's part).
 pub(crate) fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
-    let target = root.join(AGENT_PATH);
-    std::fs::create_dir_all(target.parent().expect("AGENT_PATH has a parent"))?;
-    std::fs::copy(agent, &target)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("copy {}: {e}", agent.display())))?;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
+    let bytes = std::fs::read(agent)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("read {}: {e}", agent.display())))?;
+    Tree::new(root).write_mode(AGENT_PATH, bytes, 0o755)
 }
 
 /// The agent is built on the host, against the host's glibc: make sure the

@@ -45,8 +45,8 @@ pub const TOOLS: &[NpmTool] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    #[error("cannot download {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error(transparent)]
+    Unreachable(#[from] crate::download::Unreachable),
     #[error("{url} does not match its pinned integrity {want} (got {got}); nothing was installed")]
     Mismatch {
         url: String,
@@ -104,10 +104,7 @@ pub fn fetch(tool: &NpmTool, registry: &str, cache: &Path) -> Result<Vec<u8>, To
         tool.integrity,
     )
     .map_err(|e| match e {
-        VerifyError::Unreachable(e) => ToolError::Unreachable {
-            url: e.url,
-            reason: e.reason,
-        },
+        VerifyError::Unreachable(e) => ToolError::Unreachable(e),
         VerifyError::Mismatch { url, got } => ToolError::Mismatch {
             url,
             want: tool.integrity.into(),

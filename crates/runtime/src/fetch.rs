@@ -88,7 +88,7 @@ fn install(
             .call()
             .map_err(|e| BundleError::Download {
                 url: url.clone(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?;
             Box::new(response.into_body().into_reader())
         }

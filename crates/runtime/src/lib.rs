@@ -13,7 +13,6 @@ pub mod resolve;
 use std::path::{Path, PathBuf};
 
 use banger_api::Image;
-use serde::{Deserialize, Serialize};
 
 pub const MANIFEST: &str = "bundle.json";
 
@@ -33,8 +32,12 @@ pub enum BundleError {
     Template(PathBuf),
     #[error("bundle {} lacks {file}, which bundle.json names", .dir.display())]
     Incomplete { dir: PathBuf, file: String },
-    #[error("cannot download {url}: {reason}")]
-    Download { url: String, reason: String },
+    #[error("cannot download {url}")]
+    Download {
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
     #[error("checksum mismatch for {url}: the manifest says {want}, the archive is {got}; nothing was installed and {} is unchanged", .target.display())]
     Checksum {
         url: String,
@@ -67,24 +70,7 @@ impl BundleError {
     }
 }
 
-/// `bundle.json`: paths relative to the bundle directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BundleManifest {
-    pub format: u32,
-    pub default_kernel: String,
-    pub default_initrd: String,
-    pub default_rootfs: String,
-    pub default_work_seed: String,
-    pub default_packages: String,
-    pub kernel_version: String,
-    pub packages_sha256: String,
-    /// VMM binaries shipped in the bundle (e.g. `firecracker`).
-    #[serde(default)]
-    pub binaries: Vec<String>,
-    /// The rootfs carries the guest agent.
-    #[serde(default)]
-    pub agent: bool,
-}
+pub use banger_api::runtime::BundleManifest;
 
 /// A bundle directory whose manifest was read and checked.
 #[derive(Debug, Clone)]

@@ -62,7 +62,7 @@ impl Store {
         Self::with_connection(Connection::open_in_memory()?)
     }
 
-    fn with_connection(mut conn: Connection) -> Result<Store> {
+    pub(crate) fn with_connection(mut conn: Connection) -> Result<Store> {
         migrations::apply(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -93,11 +93,9 @@ pub(crate) fn constraint_detail(err: &rusqlite::Error) -> Option<&str> {
 
 /// An RFC 3339 timestamp as stored.
 pub(crate) fn timestamp(text: &str) -> std::result::Result<time::OffsetDateTime, StoreError> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| StoreError::Corrupt(format!("timestamp {text:?}")))
+    banger_api::stamp::parse(text).ok_or_else(|| StoreError::Corrupt(format!("timestamp {text:?}")))
 }
 
 pub(crate) fn format_timestamp(t: &time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("an OffsetDateTime formats as RFC 3339")
+    banger_api::stamp::format(t)
 }

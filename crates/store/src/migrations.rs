@@ -46,6 +46,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX resources_by_vm ON resources(vm_id);",
     // 2: whether an image carries the guest agent.
     "ALTER TABLE images ADD COLUMN agent INTEGER NOT NULL DEFAULT 0;",
+    // 3: timestamps are typed now; the runtime bundle's image was recorded
+    // without one.
+    "UPDATE images SET created_at = '1970-01-01T00:00:00Z' WHERE created_at = '';",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -72,5 +75,26 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn an_image_recorded_without_a_timestamp_is_readable_after_upgrade() {
+        let conn = Connection::open_in_memory().unwrap();
+        // The schema as version 2 left it, with a row written then.
+        for sql in &MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO images (name, managed, rootfs, kernel, initrd, kernel_version, work_seed, \
+             packages_sha256, created_at, agent) VALUES ('default', 0, '/b/rootfs.ext4', '/b/vmlinux', \
+             '/b/initrd.img', '6.1', '/b/work-seed', 'x', '', 1)",
+            [],
+        )
+        .unwrap();
+        let store = crate::Store::with_connection(conn).unwrap();
+        let image = store.get_image("default").unwrap().unwrap();
+        assert_eq!(image.created_at, time::OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(store.list_images().unwrap().len(), 1);
     }
 }

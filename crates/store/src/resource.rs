@@ -15,7 +15,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ResourceKind::Dir => "dir",
             ResourceKind::File => "file",

@@ -122,8 +122,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
                     let _ = tx.send(fleet.ssh_target(&asked).await);
                 });
                 let target = rx
-                    .recv()
-                    .unwrap_or_else(|_| Err("the daemon request was dropped".into()));
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap_or_else(|_| Err("the daemon did not answer within 10 s".into()));
                 // Hand the terminal over; no key reader competes for stdin.
                 leave(&mut terminal);
                 let status = target.map(|target| {

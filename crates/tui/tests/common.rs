@@ -154,8 +154,8 @@ pub fn has_color(model: &Model) -> bool {
         .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
 }
 
-/// Compares with `tests/snapshots/<name>.txt`; `UPDATE_SNAPSHOTS=1` (or a
-/// missing file) writes it instead.
+/// Compares with `tests/snapshots/<name>.txt`; `UPDATE_SNAPSHOTS=1` writes
+/// it instead. A missing snapshot fails.
 pub fn assert_snapshot(name: &str, screen: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")

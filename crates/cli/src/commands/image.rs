@@ -192,13 +192,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                         }
                         .into(),
                     ),
-                    (
-                        "created",
-                        image
-                            .created_at
-                            .format(&time::format_description::well_known::Rfc3339)
-                            .unwrap_or_default(),
-                    ),
+                    ("created", banger_api::stamp::format(&image.created_at)),
                 ] {
                     println!("{key:<10} {value}");
                 }

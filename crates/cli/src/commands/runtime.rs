@@ -41,10 +41,10 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!("dir      {} ({})", info.dir.display(), info.source);
-            match (&info.bundle, &info.error) {
+            match (&info.manifest, &info.error) {
                 (Some(b), _) => {
-                    println!("kernel   {} ({})", b.kernel, b.kernel_version);
-                    println!("rootfs   {}", b.rootfs);
+                    println!("kernel   {} ({})", b.default_kernel, b.kernel_version);
+                    println!("rootfs   {}", b.default_rootfs);
                     println!(
                         "binaries {}",
                         if b.binaries.is_empty() {

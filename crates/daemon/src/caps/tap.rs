@@ -86,14 +86,14 @@ impl TapPool {
                 // bridge: it would give the guest no network. Drop it.
                 tracing::warn!(tap, "pool TAP is not on the bridge any more; replacing it");
                 if self.net.perform(&Op::DeleteTap { tap }).await.is_ok() {
-                    let _ = self.journal.store.forget_resource(row);
+                    let _ = self.journal.forget(row);
                 }
                 continue;
             }
-            match self.journal.store.reassign_resource(row, vm_id) {
+            match self.journal.reassign(row, vm_id) {
                 Ok(()) => return Some(tap),
                 Err(e) => {
-                    tracing::error!(error = %e, tap, "cannot hand a pool TAP to a VM");
+                    tracing::error!(error = %banger_api::error::chain(&e), tap, "cannot hand a pool TAP to a VM");
                     self.lock().push_front((tap, row));
                     return None;
                 }
@@ -129,13 +129,13 @@ impl TapPool {
             .await;
         if let Err(e) = created {
             let _ = self.net.perform(&Op::DeleteTap { tap: tap.clone() }).await;
-            let _ = self.journal.store.forget_resource(row);
+            let _ = self.journal.forget(row);
             return Err(CapError::Host(e));
         }
         if self.is_closed() {
             // The daemon is stopping and drain has run: do not leave it.
             let _ = self.net.perform(&Op::DeleteTap { tap }).await;
-            let _ = self.journal.store.forget_resource(row);
+            let _ = self.journal.forget(row);
             return Ok(());
         }
         self.lock().push_back((tap, row));
@@ -152,7 +152,7 @@ impl TapPool {
         let idle: Vec<_> = self.lock().drain(..).collect();
         for (tap, row) in idle {
             if self.net.perform(&Op::DeleteTap { tap }).await.is_ok() {
-                let _ = self.journal.store.forget_resource(row);
+                let _ = self.journal.forget(row);
             }
         }
     }

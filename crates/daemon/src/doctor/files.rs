@@ -60,7 +60,7 @@ pub fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
         Err(e) => check(
             "runtime bundle",
             CheckStatus::Fail,
-            e.to_string(),
+            banger_api::error::chain(&e),
             Some(
                 "reinstall it with `banger runtime fetch --manifest FILE`, or remove the directory"
                     .into(),

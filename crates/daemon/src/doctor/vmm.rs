@@ -8,7 +8,7 @@ use banger_vmm::kvm;
 
 use super::check;
 use crate::config::{Config, VmmChoice};
-use crate::drivers;
+use crate::drivers::{self, DriverError};
 
 /// First line a program prints for `--version`.
 fn version(program: &Path) -> Option<String> {
@@ -59,8 +59,8 @@ pub fn checks(config: &Config) -> Vec<Check> {
         (None, VmmKind::Firecracker) => check(
             "firecracker",
             CheckStatus::Fail,
-            "the firecracker binary was not found",
-            Some("install Firecracker or set firecracker_bin, or set vmm = \"qemu\"".into()),
+            DriverError::NoFirecracker.to_string(),
+            DriverError::NoFirecracker.hint(),
         ),
         (None, VmmKind::Qemu) => check(
             "firecracker",
@@ -79,7 +79,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
             } else {
                 CheckStatus::Warn
             },
-            err.to_string(),
+            banger_api::error::chain(&err),
             err.hint(),
         ),
     });
@@ -90,7 +90,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
                 "vsock helper",
                 CheckStatus::Fail,
                 format!("vsock_helper_bin {} was not found: QEMU VMs cannot start", configured.display()),
-                Some("fix or remove vsock_helper_bin in config.toml (`cargo install vhost-device-vsock`)".into()),
+                drivers::VSOCK_HELPER_FIX.map(String::from),
             ),
             (None, None) => check(
                 "vsock helper",

@@ -40,26 +40,28 @@ pub struct Images {
     alloc: Arc<Mutex<()>>,
 }
 
+/// The parts [`Images`] is made of.
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub runner: Arc<dyn Runner>,
+    pub disks: Arc<dyn Disks>,
+    pub config: Arc<Config>,
+    pub paths: Paths,
+    pub vmm: VmmKind,
+    pub alloc: Arc<Mutex<()>>,
+}
+
 impl Images {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Arc<Store>,
-        runner: Arc<dyn Runner>,
-        disks: Arc<dyn Disks>,
-        config: Arc<Config>,
-        paths: Paths,
-        vmm: VmmKind,
-        alloc: Arc<Mutex<()>>,
-    ) -> Images {
+    pub fn new(parts: Parts) -> Images {
         Images {
-            store,
-            runner,
-            disks,
-            config,
-            paths,
-            vmm,
+            store: parts.store,
+            runner: parts.runner,
+            disks: parts.disks,
+            config: parts.config,
+            paths: parts.paths,
+            vmm: parts.vmm,
             lock: Mutex::new(()),
-            alloc,
+            alloc: parts.alloc,
         }
     }
 
@@ -89,7 +91,7 @@ impl Images {
         if name != self.config.default_image {
             return Err(ImageError::NotFound(name.to_string()));
         }
-        if let Some(bundle) = crate::drivers::runtime_bundle(&self.config) {
+        if let Some(bundle) = crate::runtime::bundle(&self.config) {
             let image = bundle.default_image(name);
             self.store.put_image(&image)?;
             reporter.say(

@@ -3,9 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use banger_api::{
-    ApiError, BundleSummary, Check, DaemonStatus, FetchRuntimeRequest, RuntimeInfo, VmState,
-};
+use banger_api::{Check, DaemonStatus, FetchRuntimeRequest, RuntimeInfo, VmState};
 
 use super::edge::Failure;
 use super::stream::{to_completion, Reply};
@@ -34,6 +32,7 @@ pub async fn status(State(app): State<AppState>) -> Reply<DaemonStatus> {
         tap_pool_size: app.tap_pool.size(),
         vmm: app.drivers.default_kind(),
         accel: app.accel(),
+        crash_points: cfg!(feature = "crash-points"),
     }))
 }
 
@@ -45,48 +44,34 @@ pub async fn shutdown(State(app): State<AppState>) -> Reply<serde_json::Value> {
 
 /// The readiness checks, as this daemon sees the host.
 pub async fn doctor(State(app): State<AppState>) -> Reply<Vec<Check>> {
-    let nat_vms = app
+    let nat_vms: Vec<String> = app
         .store
         .list_vms()?
         .into_iter()
         .filter(|vm| vm.nat && vm.state == VmState::Running)
         .map(|vm| vm.name)
         .collect();
-    let (ip_forward, forward_writable) = doctor::Inputs::host_forwarding();
-    let images_dir = app.images.dir();
-    let inputs = doctor::Inputs {
-        paths: &app.paths,
-        config: &app.config,
-        images_dir: &images_dir,
-        dns: app.dns.status(),
-        nat_vms,
-        ip_forward,
-        forward_writable,
-    };
+    let (paths, config) = (app.paths.clone(), app.config.clone());
+    let (images_dir, dns) = (app.images.dir(), app.dns.status());
     // Some checks run programs (`--version`): off the async workers.
-    let checks = tokio::task::block_in_place(|| doctor::run(&inputs));
+    let checks = tokio::task::spawn_blocking(move || {
+        let (ip_forward, forward_writable) = doctor::Inputs::host_forwarding();
+        doctor::run(&doctor::Inputs {
+            paths: &paths,
+            config: &config,
+            images_dir: &images_dir,
+            dns,
+            nat_vms,
+            ip_forward,
+            forward_writable,
+        })
+    })
+    .await?;
     Ok(Json(checks))
 }
 
-fn runtime_info(config: &crate::config::Config) -> RuntimeInfo {
-    let location = banger_runtime::resolve::locate_here(config.runtime_dir.clone());
-    let bundle = banger_runtime::Bundle::open(&location.dir);
-    RuntimeInfo {
-        exists: location.dir.exists(),
-        source: location.source.to_string(),
-        bundle: bundle.as_ref().ok().map(|b| BundleSummary {
-            kernel: b.manifest.default_kernel.clone(),
-            kernel_version: b.manifest.kernel_version.clone(),
-            rootfs: b.manifest.default_rootfs.clone(),
-            binaries: b.manifest.binaries.clone(),
-        }),
-        error: bundle.err().map(|e| banger_api::error::chain(&e)),
-        dir: location.dir,
-    }
-}
-
 pub async fn runtime(State(app): State<AppState>) -> Reply<RuntimeInfo> {
-    Ok(Json(runtime_info(&app.config)))
+    Ok(Json(crate::runtime::info(&app.config)))
 }
 
 /// Installs a bundle where this daemon looks for it.
@@ -100,9 +85,8 @@ pub async fn fetch_runtime(
         tokio::task::spawn_blocking(move || {
             banger_runtime::fetch::fetch(&request.manifest, &location.dir)
         })
-        .await
-        .map_err(|e| ApiError::internal(format!("the fetch panicked: {e}")))??;
-        Ok::<_, Failure>(runtime_info(&config))
+        .await??;
+        Ok::<_, Failure>(crate::runtime::info(&config))
     })
     .await
 }

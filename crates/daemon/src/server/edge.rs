@@ -39,12 +39,12 @@ fn host(err: &HostError) -> (ErrorCode, Option<String>) {
     (code, err.hint())
 }
 
+/// The fix for a VM name already taken.
+const NAME_TAKEN: &str = "pick another --name, or delete the existing VM with `banger vm delete`";
+
 fn store(err: &StoreError) -> (ErrorCode, Option<String>) {
     match err {
-        StoreError::NameTaken(_) => (
-            ErrorCode::Conflict,
-            Some("pick another --name, or delete the existing VM with `banger vm delete`".into()),
-        ),
+        StoreError::NameTaken(_) => (ErrorCode::Conflict, Some(NAME_TAKEN.into())),
         StoreError::IdTaken(_) | StoreError::Collision { .. } => (ErrorCode::Conflict, None),
         StoreError::Sqlite(_) | StoreError::Corrupt(_) => (ErrorCode::Internal, None),
     }
@@ -67,6 +67,8 @@ fn reference(err: &RefError) -> (ErrorCode, Option<String>) {
 fn build(err: &BuildError) -> (ErrorCode, Option<String>) {
     let code = match err {
         BuildError::Host(e) => host(e).0,
+        // A step's failure is classified by what failed in it.
+        BuildError::Failed { source, .. } => build(source).0,
         _ if err.is_invalid_input() => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
     };
@@ -168,10 +170,7 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
             Some("use between 128 and 1048576 MiB".into()),
         ),
         E::DiskTooSmall => (ErrorCode::InvalidInput, Some("e.g. --disk-size 8G".into())),
-        E::NameTaken(_) => (
-            ErrorCode::Conflict,
-            Some("pick another --name, or delete the existing VM with `banger vm delete`".into()),
-        ),
+        E::NameTaken(_) => (ErrorCode::Conflict, Some(NAME_TAKEN.into())),
         E::NoFreeAddress(_) => (
             ErrorCode::Conflict,
             Some("delete unused VMs or configure a larger bridge_subnet".into()),
@@ -276,6 +275,15 @@ edge!(
     StoreError => store,
     BundleError => bundle,
 );
+
+/// An operation's task that panicked (its cause is in the daemon's log).
+impl From<tokio::task::JoinError> for Failure {
+    fn from(e: tokio::task::JoinError) -> Failure {
+        Failure(ApiError::internal(format!(
+            "the operation failed unexpectedly ({e}); see bangerd.log"
+        )))
+    }
+}
 
 impl From<Failure> for ApiError {
     fn from(f: Failure) -> ApiError {

@@ -56,7 +56,7 @@ where
                     let event = match result {
                         Ok(Ok(value)) => Event::Done { result: value },
                         Ok(Err(error)) => Event::Failed { error },
-                        Err(_) => Event::Failed { error: ApiError::internal("the operation panicked; see bangerd.log") },
+                        Err(_) => Event::Failed { error: ApiError::internal("the operation failed unexpectedly; see bangerd.log") },
                     };
                     Some((line(&event), (progress, None)))
                 }
@@ -85,7 +85,6 @@ where
         let _running = inflight.read_owned().await;
         operation.await
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("the operation panicked: {e}")))?;
+    .await?;
     Ok(Json(result?))
 }

@@ -158,7 +158,7 @@ impl Vms {
                     .map(drop),
             };
             if let Err(e) = recorded {
-                tracing::error!(error = %e, ?role, "cannot record a VM process");
+                tracing::error!(error = %banger_api::error::chain(&e), ?role, "cannot record a VM process");
             }
         };
         let process = driver.launch(&spec, &record).await?;

@@ -74,7 +74,7 @@ impl Vms {
         let tree = files.dir.join("overlay-tree");
         config
             .write_overlay_tree(&tree)
-            .map_err(|e| HostError::io("write the guest configuration", e))?;
+            .map_err(|e| HostError::io("cannot write the guest configuration", e))?;
         self.host
             .disks
             .create_ext4(

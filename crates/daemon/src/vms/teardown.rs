@@ -43,7 +43,7 @@ impl Vms {
             return;
         }
         if let Err(e) = self.store.delete_vm(&vm.id) {
-            tracing::error!(vm = %vm.name, error = %e, "cannot delete VM row");
+            tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot delete VM row");
         }
         self.forget_lock(&vm.id);
     }
@@ -71,7 +71,7 @@ impl Vms {
             tail_summary(&vm.console_log(), 3)
         ));
         if let Err(e) = self.store.update_vm(&vm) {
-            tracing::error!(vm = %vm.name, error = %e, "cannot record VM stop");
+            tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot record VM stop");
         }
     }
 }

@@ -2,8 +2,9 @@
 //! unit, units masked that only slow a dev VM's boot, Docker waiting for
 //! `/root`, a fresh machine id per VM.
 
-use std::os::unix::fs::symlink;
 use std::path::Path;
+
+use crate::tree::Tree;
 
 const AGENT_UNIT: &str = "\
 # Written by banger's image builder: the agent answers the host over vsock.
@@ -53,29 +54,23 @@ pub fn identity() -> String {
 
 /// Units, machine id, the agent's service.
 pub fn configure(root: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(root.join("etc/systemd/system/docker.service.d"))?;
-    std::fs::write(
-        root.join("etc/systemd/system/docker.service.d/banger.conf"),
+    let tree = Tree::new(root);
+    tree.write(
+        "etc/systemd/system/docker.service.d/banger.conf",
         DOCKER_DROP_IN,
     )?;
     // systemd generates a fresh machine id on each VM's first boot.
-    std::fs::write(root.join("etc/machine-id"), "")?;
-    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    tree.write("etc/machine-id", "")?;
+    tree.remove("var/lib/dbus/machine-id")?;
     for unit in MASKED_UNITS {
-        let link = root.join("etc/systemd/system").join(unit);
-        let _ = std::fs::remove_file(&link);
-        symlink("/dev/null", link)?;
+        tree.symlink("/dev/null", &format!("etc/systemd/system/{unit}"))?;
     }
     // The initramfs configures eth0; make sure nothing else fights over it.
-    let _ = std::fs::remove_file(
-        root.join("etc/systemd/system/multi-user.target.wants/systemd-networkd.service"),
-    );
-    let units = root.join("etc/systemd/system");
-    std::fs::write(units.join("banger-agent.service"), agent_unit())?;
-    let wants = units.join("multi-user.target.wants");
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join("banger-agent.service");
-    let _ = std::fs::remove_file(&link);
-    symlink("/etc/systemd/system/banger-agent.service", link)?;
+    tree.remove("etc/systemd/system/multi-user.target.wants/systemd-networkd.service")?;
+    tree.write("etc/systemd/system/banger-agent.service", agent_unit())?;
+    tree.symlink(
+        "/etc/systemd/system/banger-agent.service",
+        "etc/systemd/system/multi-user.target.wants/banger-agent.service",
+    )?;
     Ok(())
 }

@@ -78,13 +78,7 @@ pub(super) fn draw_image_detail(frame: &mut Frame, area: Rect, model: &Model) {
         ),
         ("packages", image.packages_sha256.chars().take(16).collect()),
         ("agent", if image.agent { "yes" } else { "no" }.to_string()),
-        (
-            "created",
-            image
-                .created_at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-        ),
+        ("created", banger_api::stamp::format(&image.created_at)),
         (
             "used by",
             if users.is_empty() {

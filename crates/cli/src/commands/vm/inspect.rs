@@ -70,11 +70,6 @@ fn short_time(t: &time::OffsetDateTime) -> String {
     )
 }
 
-fn rfc3339(t: &time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 fn print_stats(stats: &VmStats) {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("{:<9} {}", "name", stats.name);
@@ -162,12 +157,12 @@ fn print_vm(vm: &Vm) {
             "pid",
             vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         ),
-        ("created", rfc3339(&vm.created_at)),
+        ("created", banger_api::stamp::format(&vm.created_at)),
         (
             "started",
             vm.started_at
                 .as_ref()
-                .map(rfc3339)
+                .map(banger_api::stamp::format)
                 .unwrap_or_else(|| "-".into()),
         ),
         ("dir", vm.dir.display().to_string()),

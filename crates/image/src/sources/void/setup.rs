@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::{mirror, repo};
+use crate::tree::Tree;
 
 /// The agent's runit service: waits (up to a minute) for sshd to listen, so
 /// that an answering agent means SSH works too, as on Debian.
@@ -57,51 +58,47 @@ pub(super) fn identity() -> String {
 /// banger's drop-in, the mirror for later `xbps-install`s, Docker's kernel
 /// prerequisites. (What all images share is done by the common builder.)
 pub(super) fn configure(root: &Path, mirror: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::{symlink, PermissionsExt};
-    let sv = root.join("etc/sv/banger-agent");
-    std::fs::create_dir_all(&sv)?;
-    std::fs::write(sv.join("run"), agent_run())?;
-    std::fs::set_permissions(sv.join("run"), std::fs::Permissions::from_mode(0o755))?;
-    let enabled = root.join("etc/runit/runsvdir/default");
-    std::fs::create_dir_all(&enabled)?;
+    let tree = Tree::new(root);
+    tree.write_mode("etc/sv/banger-agent/run", agent_run(), 0o755)?;
+    tree.dir("etc/runit/runsvdir/default")?;
     for service in ["sshd", "banger-agent", "docker"] {
-        if !root.join("etc/sv").join(service).is_dir() {
+        if !tree.has_dir(&format!("etc/sv/{service}")) {
             continue; // docker only when the package list has it
         }
-        let link = enabled.join(service);
-        let _ = std::fs::remove_file(&link);
-        symlink(format!("/etc/sv/{service}"), link)?;
+        tree.symlink(
+            &format!("/etc/sv/{service}"),
+            &format!("etc/runit/runsvdir/default/{service}"),
+        )?;
     }
-    set_root_shell(&root.join("etc/passwd"), "/bin/bash")?;
-    include_sshd_drop_ins(&root.join("etc/ssh/sshd_config"))?;
-    std::fs::create_dir_all(root.join("etc/xbps.d"))?;
-    std::fs::write(
-        root.join("etc/xbps.d/00-repository-main.conf"),
+    let passwd = tree.read("etc/passwd")?.unwrap_or_default();
+    tree.write(
+        "etc/passwd",
+        with_root_shell(&String::from_utf8_lossy(&passwd), "/bin/bash")?,
+    )?;
+    let sshd = tree.read("etc/ssh/sshd_config")?.unwrap_or_default();
+    tree.write(
+        "etc/ssh/sshd_config",
+        with_sshd_drop_ins(&String::from_utf8_lossy(&sshd)),
+    )?;
+    tree.write(
+        "etc/xbps.d/00-repository-main.conf",
         format!(
             "# Written by banger's image builder: the mirror this image came from.\nrepository={}\n",
             repo::repo_url(mirror::guest_mirror(mirror))
         ),
     )?;
-    std::fs::create_dir_all(root.join("etc/modules-load.d"))?;
-    std::fs::write(
-        root.join("etc/modules-load.d/banger-docker.conf"),
-        DOCKER_MODULES,
-    )?;
-    std::fs::create_dir_all(root.join("etc/sysctl.d"))?;
-    std::fs::write(root.join("etc/sysctl.d/banger-docker.conf"), DOCKER_SYSCTL)?;
-    std::fs::create_dir_all(root.join("root"))?;
-    let profile = root.join("root/.bash_profile");
-    if !profile.exists() {
-        std::fs::write(profile, BASH_PROFILE)?;
+    tree.write("etc/modules-load.d/banger-docker.conf", DOCKER_MODULES)?;
+    tree.write("etc/sysctl.d/banger-docker.conf", DOCKER_SYSCTL)?;
+    if !tree.occupied("root/.bash_profile") {
+        tree.write("root/.bash_profile", BASH_PROFILE)?;
     }
     Ok(())
 }
 
-/// Root logs in to bash; `/bin/sh` stays the distro's.
-fn set_root_shell(passwd: &Path, shell: &str) -> std::io::Result<()> {
-    let text = std::fs::read_to_string(passwd)?;
+/// `passwd` with root logging in to `shell`; `/bin/sh` stays the distro's.
+fn with_root_shell(passwd: &str, shell: &str) -> std::io::Result<String> {
     let mut found = false;
-    let lines: Vec<String> = text
+    let lines: Vec<String> = passwd
         .lines()
         .map(|line| {
             let mut fields: Vec<&str> = line.split(':').collect();
@@ -113,26 +110,21 @@ fn set_root_shell(passwd: &Path, shell: &str) -> std::io::Result<()> {
         })
         .collect();
     if !found {
-        return Err(std::io::Error::other(format!(
-            "{} has no root entry",
-            passwd.display()
-        )));
+        return Err(std::io::Error::other(
+            "the tree's etc/passwd has no root entry",
+        ));
     }
-    std::fs::write(passwd, lines.join("\n") + "\n")
+    Ok(lines.join("\n") + "\n")
 }
 
 /// sshd keeps the first value it reads, so banger's drop-in is included at
 /// the top of Void's (upstream) `sshd_config`.
-fn include_sshd_drop_ins(config: &Path) -> std::io::Result<()> {
+fn with_sshd_drop_ins(config: &str) -> String {
     const INCLUDE: &str = "Include /etc/ssh/sshd_config.d/*.conf";
-    let text = std::fs::read_to_string(config).unwrap_or_default();
-    if text.lines().any(|l| l.trim() == INCLUDE) {
-        return Ok(());
+    if config.lines().any(|l| l.trim() == INCLUDE) {
+        return config.to_string();
     }
-    std::fs::write(
-        config,
-        format!("# Added by banger's image builder.\n{INCLUDE}\n\n{text}"),
-    )
+    format!("# Added by banger's image builder.\n{INCLUDE}\n\n{config}")
 }
 
 #[cfg(test)]
@@ -141,30 +133,18 @@ mod tests {
 
     #[test]
     fn root_gets_bash_and_other_users_keep_theirs() {
-        let dir = tempfile::tempdir().unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:99:99:Unprivileged User:/dev/null:/bin/false\n",
-        )
-        .unwrap();
-        set_root_shell(&passwd, "/bin/bash").unwrap();
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:99:99:Unprivileged User:/dev/null:/bin/false\n";
         assert_eq!(
-            std::fs::read_to_string(&passwd).unwrap(),
+            with_root_shell(passwd, "/bin/bash").unwrap(),
             "root:x:0:0:root:/root:/bin/bash\nnobody:x:99:99:Unprivileged User:/dev/null:/bin/false\n"
         );
-        std::fs::write(&passwd, "nobody:x:99:99::/:/bin/false\n").unwrap();
-        assert!(set_root_shell(&passwd, "/bin/bash").is_err());
+        assert!(with_root_shell("nobody:x:99:99::/:/bin/false\n", "/bin/bash").is_err());
     }
 
     #[test]
     fn sshd_includes_the_drop_ins_first_and_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("sshd_config");
-        std::fs::write(&config, "PermitRootLogin yes\n").unwrap();
-        include_sshd_drop_ins(&config).unwrap();
-        include_sshd_drop_ins(&config).unwrap();
-        let text = std::fs::read_to_string(&config).unwrap();
+        let once = with_sshd_drop_ins("PermitRootLogin yes\n");
+        let text = with_sshd_drop_ins(&once);
         assert_eq!(text.matches("Include").count(), 1);
         assert!(text.find("Include").unwrap() < text.find("PermitRootLogin").unwrap());
     }
