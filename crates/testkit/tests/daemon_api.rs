@@ -62,9 +62,15 @@ async fn errors_doctor_and_the_runtime_bundle_come_from_the_daemon() {
     let find = |name: &str| checks.iter().find(|c| c.name == name).cloned().unwrap();
     let firecracker = find("firecracker");
     assert_eq!(firecracker.status, CheckStatus::Pass);
-    assert!(firecracker.detail.contains("fake-firecracker"), "{firecracker:?}");
+    assert!(
+        firecracker.detail.contains("fake-firecracker"),
+        "{firecracker:?}"
+    );
     let daemon = find("daemon");
-    assert!(daemon.detail.contains(&std::process::id().to_string()), "{daemon:?}");
+    assert!(
+        daemon.detail.contains(&std::process::id().to_string()),
+        "{daemon:?}"
+    );
     find("ip_forward");
 
     // The runtime bundle is looked up where the daemon looks.
