@@ -14,6 +14,11 @@ pub(crate) struct Tree<'a> {
     root: &'a Path,
 }
 
+/// An I/O error that names the path it happened at.
+fn at(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 fn refused(path: &Path, why: &str) -> io::Error {
     io::Error::other(format!(
         "{} {why}: banger writes into a tree only through real directories",
@@ -40,8 +45,10 @@ impl<'a> Tree<'a> {
                 }
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => return Err(refused(&dir, "is not a directory")),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&dir)?,
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).map_err(at(&dir))?
+                }
+                Err(e) => return Err(at(&dir)(e)),
             }
         }
         Ok(dir)
@@ -69,7 +76,8 @@ impl<'a> Tree<'a> {
     }
 
     pub(crate) fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> io::Result<()> {
-        std::fs::write(self.file(rel)?, contents)
+        let path = self.file(rel)?;
+        std::fs::write(&path, contents).map_err(at(&path))
     }
 
     pub(crate) fn write_mode(
@@ -79,8 +87,8 @@ impl<'a> Tree<'a> {
         mode: u32,
     ) -> io::Result<()> {
         let path = self.file(rel)?;
-        std::fs::write(&path, contents)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+        std::fs::write(&path, contents).map_err(at(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(at(&path))
     }
 
     /// A link at `rel` pointing at `target` (an absolute path inside the
@@ -90,15 +98,16 @@ impl<'a> Tree<'a> {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(at(&path)(e)),
         }
-        std::os::unix::fs::symlink(target, path)
+        std::os::unix::fs::symlink(target, &path).map_err(at(&path))
     }
 
     /// Removes the file (or link) at `rel`, if there is one.
     pub(crate) fn remove(&self, rel: &str) -> io::Result<()> {
-        match std::fs::remove_file(self.file(rel)?) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        let path = self.file(rel)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(&path)(e)),
             _ => Ok(()),
         }
     }
@@ -107,23 +116,20 @@ impl<'a> Tree<'a> {
     /// regular file there (missing, a link, a directory). Never creates
     /// anything.
     pub(crate) fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
-        let mut path = self.root.to_path_buf();
-        for part in Path::new(rel).components() {
-            let Component::Normal(name) = part else {
-                return Ok(None);
-            };
-            path.push(name);
-            match path.symlink_metadata() {
-                Ok(meta) if meta.file_type().is_symlink() => return Ok(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
-        if !path.is_file() {
+        let rel = Path::new(rel);
+        let (Some(name), Some(parent)) = (rel.file_name(), rel.parent()) else {
+            return Ok(None);
+        };
+        if !self.has_dir(&parent.to_string_lossy()) {
             return Ok(None);
         }
-        std::fs::read(&path).map(Some)
+        let path = self.root.join(parent).join(name);
+        match path.symlink_metadata() {
+            Ok(meta) if meta.is_file() => std::fs::read(&path).map(Some).map_err(at(&path)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(at(&path)(e)),
+        }
     }
 
     /// Whether `rel` is a real directory (not a link to one).
@@ -141,7 +147,11 @@ impl<'a> Tree<'a> {
 
     /// Whether anything (even a dangling link) is at `rel`.
     pub(crate) fn occupied(&self, rel: &str) -> bool {
-        self.root.join(rel).symlink_metadata().is_ok()
+        let parent = Path::new(rel)
+            .parent()
+            .map(Path::to_string_lossy)
+            .unwrap_or_default();
+        self.has_dir(&parent) && self.root.join(rel).symlink_metadata().is_ok()
     }
 }
 
@@ -180,6 +190,10 @@ mod tests {
         assert_eq!(tree.read("etc/motd").unwrap(), None);
         assert_eq!(tree.read("etc/ssh/shadow").unwrap(), None);
         assert!(!tree.has_dir("etc/ssh"));
+        // A file where a directory would be: nothing to read, no error.
+        std::fs::write(tree_root.join("usr-file"), "x").unwrap();
+        assert_eq!(tree.read("usr-file/share/dot.profile").unwrap(), None);
+        assert!(!tree.occupied("usr-file/share/dot.profile"));
         // Missing directories are made, as real ones.
         tree.write_mode("usr/local/bin/tool", "#!/bin/sh\n", 0o755)
             .unwrap();
