@@ -46,14 +46,31 @@ impl VmFiles {
         self.dir.join(VSOCK_SOCKET)
     }
 
-    /// Where the guest's serial console goes under each VMM: QEMU writes it
-    /// to its own file; Firecracker's serial console is its standard output,
-    /// which also carries Firecracker's own messages.
-    pub fn console(&self, vmm: VmmKind) -> PathBuf {
+    /// The guest's serial console, whichever VMM runs it (QEMU's `-serial`
+    /// chardev; Firecracker's `PUT /serial`).
+    pub fn console(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    /// The VMM's own log: Firecracker's logger (`PUT /logger`), or QEMU's
+    /// standard output and error.
+    pub fn vmm_log(&self, vmm: VmmKind) -> PathBuf {
         match vmm {
-            VmmKind::Qemu => self.dir.join("console.log"),
+            VmmKind::Qemu => self.dir.join("qemu.log"),
             VmmKind::Firecracker => self.dir.join("firecracker.log"),
         }
+    }
+
+    /// Firecracker's standard output and error: what it says before its
+    /// logger is configured, and a fatal error when it exits.
+    pub fn firecracker_output(&self) -> PathBuf {
+        self.dir.join("firecracker.out")
+    }
+
+    /// Firecracker's metrics (`PUT /metrics`): one JSON object per flush,
+    /// each holding the counts since the one before.
+    pub fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.json")
     }
 }
 
@@ -99,11 +116,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_vmm_names_its_console() {
+    fn the_console_is_one_file_and_each_vmm_has_its_log() {
         let files = VmFiles::new(Path::new("/v"));
-        assert_eq!(files.console(VmmKind::Qemu), Path::new("/v/console.log"));
+        assert_eq!(files.console(), Path::new("/v/console.log"));
+        assert_eq!(files.vmm_log(VmmKind::Qemu), Path::new("/v/qemu.log"));
         assert_eq!(
-            files.console(VmmKind::Firecracker),
+            files.vmm_log(VmmKind::Firecracker),
             Path::new("/v/firecracker.log")
         );
     }

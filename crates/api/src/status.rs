@@ -28,6 +28,9 @@ pub struct VmStats {
     /// Host blocks used by the sparse /root work disk, and its size.
     pub work_used_bytes: u64,
     pub work_size_bytes: u64,
+    /// Counts the VMM itself keeps (Firecracker's metrics), since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_metrics: Option<VmmMetrics>,
     /// What the guest itself reports through its agent, when it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<crate::agent::GuestStats>,
@@ -78,6 +81,37 @@ pub struct DaemonStatus {
     /// Built with crash injection (`crash-points`, for the test suite only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub crash_points: bool,
+}
+
+/// What a VM's VMM says of itself, read from it live (`vm show`): not a
+/// copy banger keeps, so it cannot drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmmStatus {
+    pub vmm: VmmKind,
+    /// The VMM's own version (`1.16.1`, `8.2.0`).
+    pub version: String,
+    /// The VMM's own word for the guest's state (Firecracker: `Running`,
+    /// `Paused`, `Not started`; QEMU: `running`, `paused`, ...).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+}
+
+/// Counts a VMM keeps for its guest since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmmMetrics {
+    /// vCPU exits to the VMM (I/O port and MMIO reads and writes).
+    pub vcpu_exits: u64,
+    /// vCPU runs that failed (the VMM stops the guest on one).
+    pub vcpu_failures: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    /// Bytes the guest wrote to its serial console.
+    pub console_bytes: u64,
 }
 
 /// One readiness check of `banger doctor`, run by the daemon with its own

@@ -143,7 +143,12 @@ impl Vm {
 
     /// Where this VM's guest serial console is written.
     pub fn console_log(&self) -> PathBuf {
-        self.files().console(self.vmm)
+        self.files().console()
+    }
+
+    /// Where this VM's VMM logs.
+    pub fn vmm_log(&self) -> PathBuf {
+        self.files().vmm_log(self.vmm)
     }
 }
 

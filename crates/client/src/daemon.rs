@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use banger_api::{
     ApiError, BuildImageRequest, Check, CreateVmRequest, DaemonStatus, ErrorCode, Event,
     FetchRuntimeRequest, Image, KillRequest, Progress, RuntimeInfo, SshTarget, UpdateVmRequest, Vm,
-    VmPort, VmStats, API_PREFIX,
+    VmPort, VmStats, VmmStatus, API_PREFIX,
 };
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -228,6 +228,16 @@ impl DaemonClient {
         self.call(
             Method::GET,
             &format!("/vms/{}/stats", encode(reference)),
+            None,
+        )
+        .await
+    }
+
+    /// What the VM's VMM says of itself, asked live.
+    pub async fn vm_vmm(&self, reference: &str) -> Result<VmmStatus, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/vms/{}/vmm", encode(reference)),
             None,
         )
         .await

@@ -111,6 +111,12 @@ impl Vmm for SleepVmm {
     async fn request_shutdown(&self, _: &Path, _: ProcessId) -> Result<(), VmmError> {
         Ok(())
     }
+    async fn status(&self, _: &Path) -> Result<banger_api::VmmStatus, VmmError> {
+        Err(VmmError::Query("a sleeping process has no status".into()))
+    }
+    async fn metrics(&self, _: &Path) -> Result<Option<banger_api::VmmMetrics>, VmmError> {
+        Ok(None)
+    }
 }
 
 /// Every VM gets the sleeping VMM.

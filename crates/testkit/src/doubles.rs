@@ -151,12 +151,18 @@ impl GuestProbe for DelayedProbe {
 
 /// An image record whose files exist (empty): enough for orchestration
 /// that never boots a real kernel.
+/// What a kernel file starts with, for doubles that only look that far
+/// (the fake Firecracker refuses anything else at InstanceStart, as the
+/// real one does).
+pub const ELF_STUB: &[u8] = b"\x7fELF\x02\x01\x01\x00";
+
 pub fn placeholder_image(dir: &std::path::Path) -> Image {
     std::fs::create_dir_all(dir.join("work-seed")).unwrap();
     std::fs::write(dir.join("work-seed/.profile"), "# seed\n").unwrap();
-    for f in ["rootfs.ext4", "vmlinux", "initrd.img"] {
+    for f in ["rootfs.ext4", "initrd.img"] {
         std::fs::write(dir.join(f), b"").unwrap();
     }
+    std::fs::write(dir.join("vmlinux"), ELF_STUB).unwrap();
     Image {
         name: "default".into(),
         managed: true,

@@ -17,15 +17,14 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        for f in [
-            "vmlinux",
-            "initrd.img",
-            "rootfs.ext4",
-            "overlay.ext4",
-            "work.ext4",
-        ] {
+        for f in ["initrd.img", "rootfs.ext4", "overlay.ext4", "work.ext4"] {
             std::fs::write(dir.path().join(f), b"").unwrap();
         }
+        std::fs::write(
+            dir.path().join("vmlinux"),
+            banger_testkit::doubles::ELF_STUB,
+        )
+        .unwrap();
         Fixture { dir }
     }
 
@@ -124,6 +123,9 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
     assert_eq!(
         calls,
         [
+            "PUT /logger",
+            "PUT /metrics",
+            "PUT /serial",
             "PUT /machine-config",
             "PUT /boot-source",
             "PUT /drives/rootfs",
@@ -135,6 +137,19 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
         ]
     );
     let requests = fx.requests();
+    let files = banger_api::files::VmFiles::new(fx.dir.path());
+    let at = |p: PathBuf| p.display().to_string();
+    assert_eq!(
+        requests[0]["body"]["log_path"],
+        at(files.vmm_log(banger_api::VmmKind::Firecracker))
+    );
+    assert_eq!(requests[1]["body"]["metrics_path"], at(files.metrics()));
+    assert_eq!(
+        requests[2]["body"]["serial_out_path"],
+        at(files.console()),
+        "the guest console has a file of its own"
+    );
+    let requests = &requests[3..];
     assert_eq!(requests[0]["body"]["vcpu_count"], 2);
     assert!(
         requests[1]["body"]["boot_args"]
@@ -169,16 +184,17 @@ async fn launch_configures_and_starts_with_spec_valid_calls_and_stop_ends_the_pr
         "Ctrl-Alt-Del ends Firecracker"
     );
     fx.assert_no_violations();
-    assert!(
-        std::fs::read_to_string(Firecracker::log_path(fx.dir.path()))
-            .unwrap()
-            .contains("guest booted")
-    );
+    assert!(std::fs::read_to_string(files.console())
+        .unwrap()
+        .contains("guest booted"));
 }
 
 #[tokio::test]
 async fn each_refused_api_call_fails_the_launch_and_leaves_no_process() {
     for call in [
+        "PUT /logger",
+        "PUT /metrics",
+        "PUT /serial",
         "PUT /machine-config",
         "PUT /boot-source",
         "PUT /drives/rootfs",
@@ -223,10 +239,10 @@ async fn a_crash_during_configuration_is_reported_with_the_log() {
     let fx = Fixture::new();
     fx.faults(r#"{"crash": ["PUT /boot-source"]}"#);
     let (result, spawned) = launch(&fx).await;
-    // The error carries the log tail.
+    // The error carries the errors of Firecracker's logger.
     match result.unwrap_err() {
         VmmError::Configure { log, .. } => {
-            assert!(log.contains("crashing on PUT /boot-source"), "{log}")
+            assert!(log.contains("exiting with error"), "{log}")
         }
         other => panic!("{other:?}"),
     }
@@ -234,14 +250,62 @@ async fn a_crash_during_configuration_is_reported_with_the_log() {
 }
 
 #[tokio::test]
-async fn a_missing_kernel_is_refused_at_instance_start() {
+async fn a_crash_before_the_logger_is_reported_with_what_firecracker_printed() {
+    let fx = Fixture::new();
+    fx.faults(r#"{"crash": ["PUT /logger"]}"#);
+    match launch(&fx).await.0.unwrap_err() {
+        VmmError::Configure { log, .. } => {
+            assert!(log.contains("crashing on PUT /logger"), "{log}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_kernel_is_refused_at_its_put_and_a_junk_one_at_start() {
     let fx = Fixture::new();
     std::fs::remove_file(fx.path("vmlinux")).unwrap();
     let (result, spawned) = launch(&fx).await;
     let (path, fault) = refused(result.unwrap_err());
-    assert_eq!(path, "/actions");
-    assert!(fault.contains("vmlinux"), "{fault}");
+    assert_eq!(path, "/boot-source");
+    assert!(fault.contains("kernel file cannot be opened"), "{fault}");
     assert!(!spawned.unwrap().is_alive());
+
+    std::fs::write(fx.path("vmlinux"), b"not a kernel").unwrap();
+    let (path, fault) = refused(launch(&fx).await.0.unwrap_err());
+    assert_eq!(path, "/actions");
+    assert!(fault.contains("failed to load ELF kernel image"), "{fault}");
+}
+
+#[tokio::test]
+async fn each_boot_starts_its_logs_afresh_and_keeps_the_previous_one() {
+    let fx = Fixture::new();
+    let files = banger_api::files::VmFiles::new(fx.dir.path());
+    std::fs::write(files.console(), "the previous boot's console\n").unwrap();
+    std::fs::write(files.metrics(), "{\"vcpu\":{\"exit_io_in\":99}}\n").unwrap();
+    let process = launch(&fx).await.0.unwrap();
+    let console = std::fs::read_to_string(files.console()).unwrap();
+    assert!(!console.contains("previous"), "{console}");
+    let mut kept = files.console().into_os_string();
+    kept.push(".1");
+    assert!(std::fs::read_to_string(kept).unwrap().contains("previous"));
+    // Metrics of this boot only, current as of the request.
+    let metrics = driver().metrics(fx.dir.path()).await.unwrap().unwrap();
+    assert!(metrics.vcpu_exits < 99, "{metrics:?}");
+    let later = driver().metrics(fx.dir.path()).await.unwrap().unwrap();
+    assert!(
+        later.vcpu_exits > metrics.vcpu_exits,
+        "FlushMetrics flushed"
+    );
+    let status = driver().status(fx.dir.path()).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.vcpu, status.memory_mib),
+        ("Running", Some(2), Some(512))
+    );
+    banger_host::process::terminate(process, Duration::from_secs(2))
+        .await
+        .unwrap();
+    fx.assert_no_violations();
 }
 
 #[tokio::test]

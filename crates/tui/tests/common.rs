@@ -82,6 +82,7 @@ pub fn fleet_snapshot() -> Snapshot {
                     used_bytes: 1 << 30,
                 }],
             }),
+            vmm_metrics: None,
             guest_error: None,
         }],
         vms: vec![web, db, new],

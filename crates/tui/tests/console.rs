@@ -1,4 +1,4 @@
-//! The console pane shows the console of the VM's own VMM.
+//! The console pane shows the guest's serial console, not the VMM's log.
 
 mod common;
 
@@ -6,21 +6,27 @@ use banger_api::{VmState, VmmKind};
 use banger_tui::run::console_tail;
 
 #[test]
-fn the_console_pane_reads_each_vmms_own_console_file() {
+fn the_console_pane_reads_the_guest_console_under_either_vmm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("firecracker.log"),
-        "Firecracker v1.16.1\nfake-firecracker: guest booted\n",
+        "2026-12-01T21:28:10 [ab:fc_api:INFO] The API server received a Put request\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("console.log"), "QEMU's serial console\n").unwrap();
+    std::fs::write(dir.path().join("qemu.log"), "qemu-system-x86_64: warning\n").unwrap();
+    std::fs::write(
+        dir.path().join("console.log"),
+        "Linux version 6.1\nWelcome to Debian\n",
+    )
+    .unwrap();
     let mut vm = common::vm("fc", VmState::Running, "172.30.0.2");
     vm.dir = dir.path().to_path_buf();
-    vm.vmm = VmmKind::Firecracker;
-    assert_eq!(
-        console_tail(&vm),
-        ["Firecracker v1.16.1", "fake-firecracker: guest booted"]
-    );
-    vm.vmm = VmmKind::Qemu;
-    assert_eq!(console_tail(&vm), ["QEMU's serial console"]);
+    for kind in [VmmKind::Firecracker, VmmKind::Qemu] {
+        vm.vmm = kind;
+        assert_eq!(
+            console_tail(&vm),
+            ["Linux version 6.1", "Welcome to Debian"],
+            "{kind}"
+        );
+    }
 }

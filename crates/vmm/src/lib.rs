@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use banger_api::files::{tail_summary, VmFiles};
-use banger_api::{Accel, VmmKind};
+use banger_api::{Accel, VmmKind, VmmMetrics, VmmStatus};
 use banger_host::process::ProcessId;
 use banger_host::HostError;
 
@@ -86,6 +86,9 @@ pub enum VmmError {
     /// The guest could not be asked to shut down (QMP or Firecracker's API).
     #[error("cannot ask the guest to shut down")]
     Shutdown(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The VMM did not say what it runs (its API or QMP did not answer).
+    #[error("cannot read the VMM's status")]
+    Query(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl VmmError {
@@ -123,6 +126,34 @@ pub trait Vmm: Send + Sync {
 
     /// Asks the guest to shut down; the process exits once it has.
     async fn request_shutdown(&self, dir: &Path, process: ProcessId) -> Result<()>;
+
+    /// What the running VMM of the VM in `dir` says of itself, asked live.
+    async fn status(&self, dir: &Path) -> Result<VmmStatus>;
+
+    /// The counts the VMM keeps for its guest since it started, where it
+    /// keeps any (Firecracker's metrics; QEMU has none to offer).
+    async fn metrics(&self, dir: &Path) -> Result<Option<VmmMetrics>>;
+}
+
+/// The lines of a VMM's own output that say why it stopped, for a stop
+/// reason or a failed boot: each driver knows where it writes them.
+pub fn log_summary(kind: VmmKind, dir: &Path) -> String {
+    match kind {
+        VmmKind::Firecracker => firecracker::log_summary(dir),
+        VmmKind::Qemu => tail_summary(&qemu::Qemu::log_path(dir), 3),
+    }
+}
+
+/// Keeps the previous boot's copy of a log as `<name>.1` so each boot's
+/// file holds that boot only (Firecracker writes its logger and metrics
+/// files from the start without truncating them, so old bytes would
+/// otherwise trail the new ones).
+pub(crate) fn rotate(path: &Path) {
+    if path.exists() {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        let _ = std::fs::rename(path, old);
+    }
 }
 
 /// Waits until `socket` accepts connections, failing early if the process dies.

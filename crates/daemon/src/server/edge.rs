@@ -164,7 +164,6 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
             ErrorCode::InvalidInput,
             Some(format!("use 1 to {max} vCPUs")),
         ),
-        E::FirecrackerVcpu(_) => (ErrorCode::InvalidInput, Some("use 1, 2, 4, ... 32".into())),
         E::MemoryRange(_) => (
             ErrorCode::InvalidInput,
             Some("use between 128 and 1048576 MiB".into()),

@@ -34,6 +34,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/restart", post(vms::restart))
         .route("/vms/{vm}/kill", post(vms::kill))
         .route("/vms/{vm}/stats", get(vms::stats))
+        .route("/vms/{vm}/vmm", get(vms::vmm))
         .route("/vms/{vm}/ports", get(vms::ports))
         .route("/vms/{vm}/ssh", get(vms::ssh_target))
         .route("/images", get(images::list).post(images::build))

@@ -3,7 +3,9 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
-use banger_api::{CreateVmRequest, KillRequest, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats};
+use banger_api::{
+    CreateVmRequest, KillRequest, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats, VmmStatus,
+};
 use serde::Deserialize;
 
 use super::stream::{stream, to_completion, Reply};
@@ -81,4 +83,8 @@ pub async fn stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply
 
 pub async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {
     Ok(Json(app.vms.ssh_target(&vm)?))
+}
+
+pub async fn vmm(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmmStatus> {
+    Ok(Json(app.vms.vmm_status(&vm).await?))
 }

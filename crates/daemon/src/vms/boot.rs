@@ -181,7 +181,8 @@ impl Vms {
             ip: vm.ip,
             process,
             timeout: Duration::from_secs(self.config.boot_timeout_secs),
-            console: vm.console_log(),
+            vmm: vm.vmm,
+            dir: vm.dir.clone(),
             agent: image.agent.then(|| vm.files().vsock()),
         };
         let agent = wait_ready(self.host.probe.as_ref(), &readiness).await?;

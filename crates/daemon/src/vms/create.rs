@@ -32,7 +32,7 @@ impl Vms {
         let since = std::time::Instant::now();
         let vcpu = request.vcpu.unwrap_or(self.config.default_vcpu);
         let memory_mib = request.memory_mib.unwrap_or(self.config.default_memory_mib);
-        shape::validate(self.drivers.default_kind(), vcpu, memory_mib)?;
+        shape::validate(vcpu, memory_mib)?;
         let disk_size = match &request.disk_size {
             Some(size) => parse_size(size).map_err(VmError::DiskSize)?,
             None => self.config.disk_size()?,

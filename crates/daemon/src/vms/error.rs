@@ -44,8 +44,6 @@ pub enum VmError {
 
     #[error("--vcpu {vcpu} is out of range")]
     VcpuRange { vcpu: u32, max: u32 },
-    #[error("--vcpu {0}: Firecracker accepts 1 or an even number of vCPUs")]
-    FirecrackerVcpu(u32),
     #[error("--memory {0} MiB is out of range")]
     MemoryRange(u32),
     #[error("--disk-size must be at least 64M")]
@@ -66,8 +64,8 @@ pub enum VmError {
     /// A VMM left from a stop that could not finish still runs on the disks.
     #[error("VM {vm} still has a VMM process running (pid {pid})")]
     VmmStillRunning { vm: String, pid: u32 },
-    #[error("the VMM exited while the guest was booting; console: {console}")]
-    ExitedWhileBooting { console: String },
+    #[error("the VMM exited while the guest was booting; its log: {vmm_log}; console: {console}")]
+    ExitedWhileBooting { vmm_log: String, console: String },
     #[error("the guest was not ready within {seconds}s (no answer from {waited_for}); console: {console}")]
     NotReady {
         seconds: u64,

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use banger_api::files::tail_summary;
+use banger_api::files::{tail_summary, VmFiles};
+use banger_api::VmmKind;
 use banger_client::agent::AgentClient;
 use banger_host::probe::GuestProbe;
 use banger_host::process::ProcessId;
@@ -23,8 +24,10 @@ pub struct Readiness {
     pub ip: Ipv4Addr,
     pub process: ProcessId,
     pub timeout: Duration,
-    /// The guest's console, quoted when it never becomes ready.
-    pub console: PathBuf,
+    /// The VMM and the VM's directory: its console and the VMM's log are
+    /// quoted when the guest never becomes ready.
+    pub vmm: VmmKind,
+    pub dir: PathBuf,
     /// The VM's vsock socket, for an image with the agent.
     pub agent: Option<PathBuf>,
 }
@@ -44,7 +47,8 @@ pub async fn wait_ready(probe: &dyn GuestProbe, r: &Readiness) -> Result<bool> {
     loop {
         if !r.process.is_alive() {
             return Err(VmError::ExitedWhileBooting {
-                console: tail_summary(&r.console, 8),
+                vmm_log: banger_vmm::log_summary(r.vmm, &r.dir),
+                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
             });
         }
         if let Some(client) = &client {
@@ -77,7 +81,7 @@ pub async fn wait_ready(probe: &dyn GuestProbe, r: &Readiness) -> Result<bool> {
                 } else {
                     format!("sshd on {}:22", r.ip)
                 },
-                console: tail_summary(&r.console, 8),
+                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
             });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -27,7 +27,7 @@ impl Vms {
         }
         let vcpu = request.vcpu.unwrap_or(vm.vcpu);
         let memory_mib = request.memory_mib.unwrap_or(vm.memory_mib);
-        shape::validate(vm.vmm, vcpu, memory_mib)?;
+        shape::validate(vcpu, memory_mib)?;
         let disk = match &request.disk_size {
             Some(size) => {
                 let bytes = parse_size(size).map_err(VmError::DiskSize)?;

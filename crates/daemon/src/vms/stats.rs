@@ -1,14 +1,16 @@
 //! `vm stats`: what a VM costs the host (VMM CPU and memory, disk blocks),
-//! and what the guest reports through its agent (load, memory, disks).
+//! the counts its VMM keeps (Firecracker's metrics), and what the guest
+//! reports through its agent (load, memory, disks). `vm show`'s live VMM
+//! status is read here too.
 
 use std::time::Duration;
 
-use banger_api::{Vm, VmState, VmStats};
+use banger_api::{Vm, VmState, VmStats, VmmStatus};
 use banger_client::agent::{self, Unusable};
 use banger_host::disk::allocated_bytes;
 use banger_host::process;
 
-use super::{Result, Vms};
+use super::{Result, VmError, Vms};
 
 /// How long CPU use is sampled.
 const SAMPLE: Duration = Duration::from_millis(200);
@@ -34,12 +36,11 @@ impl Vms {
             overlay_size_bytes: vm.overlay_size_bytes,
             work_used_bytes: allocated_bytes(&files.work()).unwrap_or(0),
             work_size_bytes: vm.disk_size_bytes,
+            vmm_metrics: None,
             guest: None,
             guest_error: None,
         };
-        if vm.state != VmState::Running {
-            return Ok(stats);
-        }
+        // A VMM that runs (also one still booting) has host-side figures.
         let Some(proc) = self
             .journal
             .recorded_process(&vm.id)?
@@ -49,9 +50,20 @@ impl Vms {
         };
         stats.pid = Some(proc.pid);
         stats.rss_bytes = process::rss_bytes(proc.pid);
+        match self.drivers.driver(vm.vmm) {
+            Ok(driver) => match driver.metrics(&vm.dir).await {
+                Ok(metrics) => stats.vmm_metrics = metrics,
+                Err(e) => {
+                    tracing::warn!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot read the VMM's metrics")
+                }
+            },
+            Err(e) => tracing::warn!(vm = %vm.name, error = %e, "no driver for the VM's VMM"),
+        }
         let before = process::cpu_seconds(proc.pid);
         // Ask the guest while the CPU sample runs.
-        if self.image_has_agent(&vm) {
+        if vm.state != VmState::Running {
+            tokio::time::sleep(SAMPLE).await;
+        } else if self.image_has_agent(&vm) {
             let agent = agent::for_vm_dir(&vm.dir).with_timeout(Duration::from_secs(2));
             let (guest, ()) = tokio::join!(agent.stats(), tokio::time::sleep(SAMPLE));
             match guest {
@@ -70,6 +82,25 @@ impl Vms {
             u64::try_from((time::OffsetDateTime::now_utc() - started).whole_seconds()).ok()
         });
         Ok(stats)
+    }
+}
+
+impl Vms {
+    /// What the VM's VMM says of itself, asked live (`vm show`).
+    pub async fn vmm_status(&self, reference: &str) -> Result<VmmStatus> {
+        let vm = self.resolve(reference)?;
+        let alive = self
+            .journal
+            .recorded_process(&vm.id)?
+            .is_some_and(|p| p.is_alive());
+        if !alive {
+            return Err(VmError::NotRunning {
+                vm: vm.name,
+                state: vm.state,
+                what: "only a running VMM can say what it runs",
+            });
+        }
+        Ok(self.drivers.driver(vm.vmm)?.status(&vm.dir).await?)
     }
 }
 

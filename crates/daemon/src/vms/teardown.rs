@@ -67,7 +67,8 @@ impl Vms {
         vm.state = VmState::Stopped;
         vm.pid = None;
         vm.stop_reason = Some(format!(
-            "the VMM process exited without a stop request (guest shutdown or crash); console: {}",
+            "the VMM process exited without a stop request (guest shutdown or crash); its log: {}; console: {}",
+            banger_vmm::log_summary(vm.vmm, &vm.dir),
             tail_summary(&vm.console_log(), 3)
         ));
         if let Err(e) = self.store.update_vm(&vm) {

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use banger_client::uds::{self, UdsError};
 use hyper::Method;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::models::{
-    ApiFault, BootSource, Drive, InstanceActionInfo, MachineConfiguration, NetworkInterface, Vsock,
+    ApiFault, BootSource, Drive, FullVmConfiguration, InstanceActionInfo, InstanceInfo, Logger,
+    MachineConfiguration, Metrics, NetworkInterface, SerialDevice, Vsock,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +24,9 @@ pub enum FirecrackerError {
         status: u16,
         fault: String,
     },
+    /// Firecracker answered with a body that is not what its spec says.
+    #[error("{path}: unexpected answer: {detail}")]
+    BadAnswer { path: String, detail: String },
     /// Firecracker accepted the connection but did not answer (stopped or wedged).
     #[error("{method} {path}: no answer within {seconds}s")]
     Timeout {
@@ -65,21 +70,60 @@ impl FirecrackerClient {
         FirecrackerClient { socket }
     }
 
-    async fn put<T: Serialize>(&self, path: &str, body: &T) -> Result<(), FirecrackerError> {
-        let json = serde_json::to_vec(body).expect("models serialise");
-        let (status, bytes) = bounded(&self.socket, Method::PUT, path, Some(json)).await?;
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<bytes::Bytes, FirecrackerError> {
+        let (status, bytes) = bounded(&self.socket, method.clone(), path, body).await?;
         if status.is_success() {
-            return Ok(());
+            return Ok(bytes);
         }
         let fault = serde_json::from_slice::<ApiFault>(&bytes)
             .map(|f| f.fault_message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
         Err(FirecrackerError::Refused {
-            method: Method::PUT,
+            method,
             path: path.to_string(),
             status: status.as_u16(),
             fault,
         })
+    }
+
+    async fn put<T: Serialize>(&self, path: &str, body: &T) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(body).expect("models serialise");
+        self.call(Method::PUT, path, Some(json)).await.map(drop)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, FirecrackerError> {
+        let bytes = self.call(Method::GET, path, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| FirecrackerError::BadAnswer {
+            path: path.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// `GET /`: the instance's state and Firecracker's version.
+    pub async fn instance_info(&self) -> Result<InstanceInfo, FirecrackerError> {
+        self.get("/").await
+    }
+
+    /// `GET /vm/config`: the configuration the microVM runs with.
+    pub async fn vm_config(&self) -> Result<FullVmConfiguration, FirecrackerError> {
+        self.get("/vm/config").await
+    }
+
+    pub async fn put_logger(&self, logger: &Logger) -> Result<(), FirecrackerError> {
+        self.put("/logger", logger).await
+    }
+
+    pub async fn put_metrics(&self, metrics: &Metrics) -> Result<(), FirecrackerError> {
+        self.put("/metrics", metrics).await
+    }
+
+    pub async fn put_serial(&self, serial: &SerialDevice) -> Result<(), FirecrackerError> {
+        self.put("/serial", serial).await
     }
 
     pub async fn put_machine_config(

@@ -1,25 +1,25 @@
 //! The Firecracker driver: launches `firecracker --api-sock`, then configures
-//! and starts the microVM through its HTTP API.
+//! and starts the microVM through its HTTP API. Each VM directory holds what
+//! Firecracker writes: its logger (`firecracker.log`), its metrics
+//! (`metrics.json`), the guest's serial console (`console.log`) and, for
+//! what it prints before the logger exists or as it dies, `firecracker.out`.
 
 mod client;
+mod configure;
+pub mod metrics;
 pub mod models;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use banger_api::{Accel, VmmKind};
+use banger_api::{Accel, VmmKind, VmmMetrics, VmmStatus};
 use banger_host::process::{self, ProcessId};
 
 pub use client::{FirecrackerClient, FirecrackerError};
-use models::{
-    ActionType, BootSource, CacheType, Drive, InstanceActionInfo, MachineConfiguration,
-    NetworkInterface, Vsock,
-};
+use models::{ActionType, InstanceActionInfo};
 
-use crate::{
-    tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID,
-};
+use crate::{rotate, tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError};
 
 pub struct Firecracker {
     binary: PathBuf,
@@ -34,71 +34,26 @@ impl Firecracker {
         dir.join("firecracker.sock")
     }
 
-    /// Firecracker's standard output: its own messages and the guest's
-    /// serial console.
-    pub fn log_path(dir: &Path) -> PathBuf {
-        VmFiles::new(dir).console(VmmKind::Firecracker)
+    fn client(dir: &Path) -> FirecrackerClient {
+        FirecrackerClient::new(Self::api_socket(dir))
     }
+}
 
-    async fn configure(
-        &self,
-        client: &FirecrackerClient,
-        spec: &VmSpec,
-    ) -> std::result::Result<(), FirecrackerError> {
-        client
-            .put_machine_config(&MachineConfiguration {
-                vcpu_count: spec.vcpu,
-                mem_size_mib: spec.memory_mib,
-                smt: Some(false),
-            })
-            .await?;
-        client
-            .put_boot_source(&BootSource {
-                kernel_image_path: spec.kernel.display().to_string(),
-                initrd_path: Some(spec.initrd.display().to_string()),
-                // Firecracker's default boot args disable the serial console.
-                boot_args: Some(format!("{} reboot=k panic=1", spec.cmdline)),
-            })
-            .await?;
-        for drive in &spec.drives {
-            client
-                .put_drive(&Drive {
-                    drive_id: drive.id.clone(),
-                    path_on_host: Some(drive.path.display().to_string()),
-                    is_root_device: false,
-                    is_read_only: Some(drive.read_only),
-                    // Persistent disks must not lose writes the guest flushed.
-                    cache_type: Some(if drive.read_only {
-                        CacheType::Unsafe
-                    } else {
-                        CacheType::Writeback
-                    }),
-                })
-                .await?;
-        }
-        client
-            .put_network_interface(&NetworkInterface {
-                iface_id: "eth0".into(),
-                host_dev_name: spec.tap.clone(),
-                guest_mac: Some(spec.mac.to_string()),
-            })
-            .await?;
-        // Firecracker creates the socket itself and refuses an existing
-        // path: a previous boot's socket goes first.
-        let vsock = spec.files().vsock();
-        let _ = std::fs::remove_file(&vsock);
-        client
-            .put_vsock(&Vsock {
-                guest_cid: GUEST_CID,
-                uds_path: vsock.display().to_string(),
-            })
-            .await?;
-        client
-            .put_action(&InstanceActionInfo {
-                action_type: ActionType::InstanceStart,
-            })
-            .await
+/// Why Firecracker stopped, from its own words: the errors and warnings of
+/// its logger (where `KVM_EXIT_INTERNAL_ERROR` is said), else the tail of
+/// what it printed.
+pub fn log_summary(dir: &Path) -> String {
+    let files = VmFiles::new(dir);
+    let logged = std::fs::read_to_string(files.vmm_log(VmmKind::Firecracker)).unwrap_or_default();
+    let serious: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains(":ERROR]") || l.contains(":WARN]"))
+        .collect();
+    if serious.is_empty() {
+        return tail_summary(&files.firecracker_output(), 3);
     }
+    let start = serious.len().saturating_sub(3);
+    serious[start..].join(" | ")
 }
 
 #[async_trait]
@@ -116,27 +71,30 @@ impl Vmm for Firecracker {
         spec: &VmSpec,
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId> {
+        let files = spec.files();
         let socket = Self::api_socket(&spec.dir);
-        let log = Self::log_path(&spec.dir);
+        let out = files.firecracker_output();
         let _ = std::fs::remove_file(&socket);
-        // The serial console goes to stdout, so the log holds both
-        // Firecracker's own messages and the guest console.
+        // Each boot's logs start empty; the previous boot's stay as `.1`.
+        rotate(&files.vmm_log(VmmKind::Firecracker));
+        rotate(&files.console());
+        rotate(&out);
+        let _ = std::fs::remove_file(files.metrics());
         let args = vec![
             "--api-sock".to_string(),
             socket.display().to_string(),
             "--id".to_string(),
             spec.id.clone(),
         ];
-        let proc = process::spawn_detached(&self.binary, &args, &log, &spec.dir)?;
+        let proc = process::spawn_detached(&self.binary, &args, &out, &spec.dir)?;
         spawned(Role::Vmm, proc);
         let result = async {
-            wait_for_socket(&socket, proc, Duration::from_secs(5), &log).await?;
-            let client = FirecrackerClient::new(socket.clone());
-            self.configure(&client, spec)
+            wait_for_socket(&socket, proc, Duration::from_secs(5), &out).await?;
+            configure::run(&FirecrackerClient::new(socket.clone()), spec)
                 .await
                 .map_err(|source| VmmError::Configure {
                     source,
-                    log: tail_summary(&log, 5),
+                    log: log_summary(&spec.dir),
                 })
         }
         .await;
@@ -151,11 +109,40 @@ impl Vmm for Firecracker {
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         // On x86 a guest `poweroff` does not end Firecracker; a reboot does
         // (the guest runs with reboot=k), and Ctrl-Alt-Del asks for one.
-        FirecrackerClient::new(Self::api_socket(dir))
+        Self::client(dir)
             .put_action(&InstanceActionInfo {
                 action_type: ActionType::SendCtrlAltDel,
             })
             .await
             .map_err(|e| VmmError::Shutdown(Box::new(e)))
+    }
+
+    async fn status(&self, dir: &Path) -> Result<VmmStatus> {
+        let client = Self::client(dir);
+        let query = |e: FirecrackerError| VmmError::Query(Box::new(e));
+        let info = client.instance_info().await.map_err(query)?;
+        let machine = client.vm_config().await.map_err(query)?.machine_config;
+        Ok(VmmStatus {
+            vmm: VmmKind::Firecracker,
+            version: info.vmm_version,
+            state: info.state,
+            vcpu: machine.as_ref().map(|m| m.vcpu_count),
+            memory_mib: machine.map(|m| m.mem_size_mib),
+        })
+    }
+
+    async fn metrics(&self, dir: &Path) -> Result<Option<VmmMetrics>> {
+        // Firecracker flushes by itself once a minute; flush now so the
+        // figures are current. A microVM that has not started refuses it,
+        // and then what the file holds is all there is.
+        let flushed = Self::client(dir)
+            .put_action(&InstanceActionInfo {
+                action_type: ActionType::FlushMetrics,
+            })
+            .await;
+        if let Err(e) = flushed {
+            tracing::debug!(error = %e, "FlushMetrics refused; reading the last flush");
+        }
+        Ok(metrics::read(&VmFiles::new(dir).metrics()))
     }
 }

@@ -73,6 +73,50 @@ pub struct InstanceActionInfo {
     pub action_type: ActionType,
 }
 
+/// `#/definitions/Logger` (`level` enum, the values banger uses)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogLevel {
+    Warning,
+    Info,
+}
+
+/// `#/definitions/Logger`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logger {
+    pub log_path: String,
+    pub level: LogLevel,
+    pub show_level: bool,
+}
+
+/// `#/definitions/Metrics`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub metrics_path: String,
+}
+
+/// `#/definitions/SerialDevice`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SerialDevice {
+    pub serial_out_path: String,
+}
+
+/// `#/definitions/InstanceInfo`: the answer to `GET /`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    /// `Not started`, `Running` or `Paused`.
+    pub state: String,
+    pub vmm_version: String,
+}
+
+/// `#/definitions/FullVmConfiguration`: the answer to `GET /vm/config`,
+/// the parts banger reads (the rest is ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FullVmConfiguration {
+    #[serde(rename = "machine-config")]
+    pub machine_config: Option<MachineConfiguration>,
+}
+
 /// `#/definitions/Error`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiFault {

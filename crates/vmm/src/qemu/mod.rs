@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use banger_api::{Accel, VmmKind};
+use banger_api::{Accel, VmmKind, VmmMetrics, VmmStatus};
 use banger_host::process::{self, ProcessId};
 
 use crate::{
-    tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID,
+    rotate, tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError, GUEST_CID,
 };
 
 pub struct Qemu {
@@ -62,8 +62,9 @@ impl Qemu {
         dir.join("qmp.sock")
     }
 
+    /// QEMU's standard output and error.
     pub fn log_path(dir: &Path) -> PathBuf {
-        dir.join("qemu.log")
+        VmFiles::new(dir).vmm_log(VmmKind::Qemu)
     }
 
     /// The full argument list for a spec (no shell involved). Every value
@@ -111,7 +112,7 @@ impl Qemu {
             "-chardev".into(),
             format!(
                 "file,id=console,path={},append=on",
-                opt(&spec.files().console(VmmKind::Qemu))
+                opt(&spec.files().console())
             ),
             "-serial".into(),
             "chardev:console".into(),
@@ -240,6 +241,8 @@ impl Vmm for Qemu {
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
+        // Each boot's console starts empty; the previous boot's stays as `.1`.
+        rotate(&spec.files().console());
         if helper.is_none() {
             // A socket left from a run with the helper would look like a
             // vsock channel this guest does not have.
@@ -266,6 +269,41 @@ impl Vmm for Qemu {
         qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
             .await
             .map_err(|e| VmmError::Shutdown(Box::new(e)))
+    }
+
+    async fn status(&self, dir: &Path) -> Result<VmmStatus> {
+        let answers = qmp::query(
+            &Self::qmp_socket(dir),
+            &[
+                "query-status",
+                "query-version",
+                "query-cpus-fast",
+                "query-memory-size-summary",
+            ],
+        )
+        .await
+        .map_err(|e| VmmError::Query(Box::new(e)))?;
+        let [status, version, cpus, memory] = answers.as_slice() else {
+            return Err(VmmError::Query(
+                "QMP answered fewer commands than asked".into(),
+            ));
+        };
+        let q = &version["qemu"];
+        Ok(VmmStatus {
+            vmm: VmmKind::Qemu,
+            version: format!("{}.{}.{}", q["major"], q["minor"], q["micro"]),
+            state: status["status"].as_str().unwrap_or("unknown").to_string(),
+            vcpu: cpus.as_array().and_then(|c| u32::try_from(c.len()).ok()),
+            memory_mib: memory["base-memory"]
+                .as_u64()
+                .and_then(|bytes| u32::try_from(bytes >> 20).ok()),
+        })
+    }
+
+    async fn metrics(&self, _dir: &Path) -> Result<Option<VmmMetrics>> {
+        // QEMU keeps no per-guest exit or device counters over QMP that
+        // would mean the same as Firecracker's.
+        Ok(None)
     }
 }
 

@@ -1,48 +1,61 @@
-//! Just enough of the QEMU Machine Protocol: greeting, capabilities, one command.
+//! Just enough of the QEMU Machine Protocol: greeting, capabilities, then
+//! argument-less commands, each answered by its `return` value.
 
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 /// Runs one argument-less QMP command and waits for its `return`.
 pub async fn execute(socket: &Path, command: &str) -> std::io::Result<()> {
-    tokio::time::timeout(Duration::from_secs(5), execute_inner(socket, command))
+    query(socket, &[command]).await.map(drop)
+}
+
+/// Runs argument-less QMP commands in order over one connection; returns
+/// each command's `return` value.
+pub async fn query(socket: &Path, commands: &[&str]) -> std::io::Result<Vec<Value>> {
+    tokio::time::timeout(Duration::from_secs(5), session(socket, commands))
         .await
         .map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer within 5s")
         })?
 }
 
-async fn execute_inner(socket: &Path, command: &str) -> std::io::Result<()> {
+async fn session(socket: &Path, commands: &[&str]) -> std::io::Result<Vec<Value>> {
     let stream = UnixStream::connect(socket).await?;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
-    // Greeting first, then capabilities negotiation, then the command.
+    // Greeting first, then capabilities negotiation, then the commands.
     next_reply(&mut lines).await?;
-    for request in [
-        serde_json::json!({"execute": "qmp_capabilities"}),
-        serde_json::json!({"execute": command}),
-    ] {
+    let mut answers = Vec::with_capacity(commands.len());
+    for command in std::iter::once("qmp_capabilities").chain(commands.iter().copied()) {
+        let request = serde_json::json!({ "execute": command });
         write.write_all(format!("{request}\n").as_bytes()).await?;
-        loop {
-            let reply = next_reply(&mut lines).await?;
+        let answer = loop {
+            let mut reply = next_reply(&mut lines).await?;
             if reply.get("event").is_some() {
                 continue; // asynchronous events interleave with replies
             }
             if let Some(error) = reply.get("error") {
                 return Err(std::io::Error::other(format!("QMP {command}: {error}")));
             }
-            break;
+            break reply
+                .get_mut("return")
+                .map(Value::take)
+                .unwrap_or(Value::Null);
+        };
+        if command != "qmp_capabilities" {
+            answers.push(answer);
         }
     }
-    Ok(())
+    Ok(answers)
 }
 
 async fn next_reply(
     lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
-) -> std::io::Result<serde_json::Value> {
+) -> std::io::Result<Value> {
     let line = lines.next_line().await?.ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use banger_api::{format_size, Vm, VmStats};
+use banger_api::{format_size, Vm, VmState, VmStats, VmmStatus};
 use banger_client::DaemonClient;
 
 use crate::output;
@@ -38,14 +38,50 @@ pub async fn list(client: &DaemonClient, json: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// `vm show --json`: the VM's record, plus what its VMM says live.
+#[derive(serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    vm: Vm,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vmm_status: Option<VmmStatus>,
+}
+
 pub async fn show(client: &DaemonClient, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
     let vm = client.get_vm(reference).await?;
+    // Only a VM with a VMM process can be asked; the record says when not.
+    let live = match vm.pid {
+        Some(_) => Some(client.vm_vmm(&vm.id).await),
+        None => None,
+    };
     if json {
-        output::json(&vm);
+        output::json(&Shown {
+            vm,
+            vmm_status: live.and_then(Result::ok),
+        });
     } else {
         print_vm(&vm);
+        match live {
+            Some(Ok(status)) => println!("{:<9} {}", "vmm live", describe(&status)),
+            Some(Err(e)) if vm.state != VmState::Stopped => {
+                println!("{:<9} cannot ask the VMM: {e}", "vmm live")
+            }
+            _ => {}
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "firecracker 1.16.1: Running, 2 vCPU, 1024 MiB".
+fn describe(status: &VmmStatus) -> String {
+    let mut text = format!("{} {}: {}", status.vmm, status.version, status.state);
+    if let Some(vcpu) = status.vcpu {
+        text.push_str(&format!(", {vcpu} vCPU"));
+    }
+    if let Some(memory) = status.memory_mib {
+        text.push_str(&format!(", {memory} MiB"));
+    }
+    text
 }
 
 pub async fn stats(client: &DaemonClient, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -106,6 +142,26 @@ fn print_stats(stats: &VmStats) {
         format_size(stats.work_used_bytes),
         format_size(stats.work_size_bytes)
     );
+    if let Some(m) = &stats.vmm_metrics {
+        println!("vmm counts (since it started):");
+        println!(
+            "  {:<7} {} ({} failed)",
+            "exits", m.vcpu_exits, m.vcpu_failures
+        );
+        println!(
+            "  {:<7} {} read, {} written",
+            "disks",
+            format_size(m.block_read_bytes),
+            format_size(m.block_write_bytes)
+        );
+        println!(
+            "  {:<7} {} in, {} out",
+            "network",
+            format_size(m.net_rx_bytes),
+            format_size(m.net_tx_bytes)
+        );
+        println!("  {:<7} {} bytes", "console", m.console_bytes);
+    }
     if let Some(guest) = &stats.guest {
         println!("guest:");
         println!(
@@ -178,6 +234,21 @@ fn print_vm(vm: &Vm) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_vmm_status_reads_as_one_line() {
+        let status = VmmStatus {
+            vmm: banger_api::VmmKind::Firecracker,
+            version: "1.16.1".into(),
+            state: "Running".into(),
+            vcpu: Some(3),
+            memory_mib: Some(1024),
+        };
+        assert_eq!(
+            describe(&status),
+            "firecracker 1.16.1: Running, 3 vCPU, 1024 MiB"
+        );
+    }
 
     #[test]
     fn list_times_are_short() {

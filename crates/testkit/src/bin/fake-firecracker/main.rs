@@ -1,22 +1,22 @@
-//! A stand-in for the `firecracker` binary, for machines that cannot run it.
+//! A stand-in for the `firecracker` binary, for what the real one cannot
+//! show on a machine: a guest that becomes ready, and injected API faults.
 //!
 //! Accepts Firecracker's command line (`--api-sock PATH --id ID ...`), serves
 //! its API on the socket, and validates **every** request against the real
 //! spec. Anything the spec does not allow is answered 400 and appended to
 //! `violations.txt` in the working directory, so a test can fail on it. It
-//! also enforces the rules real Firecracker applies around boot (boot source
-//! required, files must exist, no reconfiguration after start).
+//! answers as the real v1.16.1 does (checked side by side in
+//! `tests/firecracker_real.rs`): boot-source and drive files are opened at
+//! their PUT, the vsock socket is bound at `PUT /vsock`, an image that is
+//! not ELF is refused at InstanceStart, FlushMetrics before start is
+//! refused, no reconfiguration after start.
 //!
 //! Faults are injected through `fake-firecracker.json` in the working
 //! directory: `{"fail": ["PUT /drives/overlay"], "crash": ["PUT /boot-source"],
 //! "ignore_ctrl_alt_del": true}`. Every request is logged to `requests.jsonl`.
-//!
-//! vsock: as Firecracker does, the `uds_path` of `PUT /vsock` becomes a
-//! listening Unix socket at start, speaking the hybrid handshake
-//! (`CONNECT <port>\n` → `OK <host port>\n`). The fake has no guest, so a
-//! connection to the agent's port is bridged to a real `banger-agent`
-//! listening on the Unix socket named by `FAKE_FIRECRACKER_AGENT`; any other
-//! port, or no agent, closes the connection (nothing listens in the guest).
+
+mod outputs;
+mod vsock;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -50,6 +50,9 @@ struct Vm {
     drives: HashMap<String, Value>,
     interfaces: HashMap<String, Value>,
     vsock: Option<Value>,
+    /// Bound at `PUT /vsock`, served from InstanceStart.
+    vsock_listener: Option<std::os::unix::net::UnixListener>,
+    serial: Option<String>,
 }
 
 struct Fake {
@@ -57,6 +60,7 @@ struct Fake {
     spec: Spec,
     faults: Faults,
     vm: Mutex<Vm>,
+    outputs: outputs::Outputs,
 }
 
 fn main() {
@@ -84,6 +88,7 @@ fn main() {
         spec: Spec::firecracker(),
         faults,
         vm: Mutex::new(Vm::default()),
+        outputs: outputs::Outputs::new(&value_of("--id").unwrap_or_default()),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,39 +121,14 @@ async fn serve(fake: Arc<Fake>, socket: PathBuf) {
     }
 }
 
-/// The host side of the guest's vsock (see the crate docs).
-fn serve_vsock(listener: std::os::unix::net::UnixListener) {
-    listener
-        .set_nonblocking(true)
-        .expect("nonblocking vsock socket");
-    let listener = tokio::net::UnixListener::from_std(listener).expect("vsock socket");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(vsock_connection(stream));
-        }
-    });
-}
-
-async fn vsock_connection(stream: tokio::net::UnixStream) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.is_err() {
-        return;
-    }
-    let port = line.trim().strip_prefix("CONNECT ").map(str::trim);
-    let agent = std::env::var("FAKE_FIRECRACKER_AGENT").ok();
-    let agent_port = banger_api::agent::AGENT_PORT.to_string();
-    let (Some(true), Some(agent)) = (port.map(|p| p == agent_port), agent) else {
-        return; // nothing listens on that port in the (absent) guest
-    };
-    let Ok(mut guest) = tokio::net::UnixStream::connect(agent).await else {
-        return;
-    };
-    let mut stream = reader.into_inner();
-    if stream.write_all(b"OK 1073741824\n").await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut stream, &mut guest).await;
-    }
+/// Whether `path` starts like an ELF file (what Firecracker's loader reads first).
+fn is_elf(path: &str) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
 }
 
 fn reply(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
@@ -196,8 +176,16 @@ impl Fake {
             eprintln!("fake-firecracker: spec violation: {violation}");
             return fault(format!("spec violation: {violation}"));
         }
+        self.outputs.log(
+            "INFO",
+            &format!("The API server received a {method} request on {path:?}."),
+        );
         if self.faults.crash.contains(&call) {
             eprintln!("fake-firecracker: crashing on {call} (injected)");
+            self.outputs.log(
+                "ERROR",
+                "Firecracker exiting with error. exit_code=1 (injected crash)",
+            );
             std::process::exit(1);
         }
         if self.faults.fail.contains(&call) {
@@ -211,6 +199,7 @@ impl Fake {
         let mut vm = self.vm.lock().expect("state lock");
         let no_content = || reply(StatusCode::NO_CONTENT, None);
         let after_start = "The requested operation is not supported after starting the microVM.";
+        let before_start = "The requested operation is not supported before starting the microVM.";
         match (method, path) {
             ("GET", "/") => reply(
                 StatusCode::OK,
@@ -221,6 +210,18 @@ impl Fake {
                     "vmm_version": "1.16.1",
                 })),
             ),
+            ("GET", "/vm/config") => reply(
+                StatusCode::OK,
+                Some(json!({
+                    "boot-source": vm.boot_source,
+                    "drives": vm.drives.values().collect::<Vec<_>>(),
+                    "machine-config": vm.machine.clone().unwrap_or_else(
+                        || json!({"vcpu_count": 1, "mem_size_mib": 128, "smt": false})
+                    ),
+                    "network-interfaces": vm.interfaces.values().collect::<Vec<_>>(),
+                    "vsock": vm.vsock,
+                })),
+            ),
             ("PUT", "/actions") => match body["action_type"].as_str() {
                 Some("InstanceStart") => {
                     if vm.started {
@@ -229,37 +230,35 @@ impl Fake {
                     let Some(boot) = &vm.boot_source else {
                         return fault("Cannot start microvm without kernel configuration.");
                     };
-                    for key in ["kernel_image_path", "initrd_path"] {
-                        if let Some(p) = boot[key].as_str() {
-                            if !Path::new(p).exists() {
-                                return fault(format!("Boot source error: cannot open {p}"));
-                            }
-                        }
+                    let kernel = boot["kernel_image_path"].as_str().unwrap_or_default();
+                    if !is_elf(kernel) {
+                        return fault("Start microvm error: System configuration error: Cannot load kernel due to invalid memory configuration or invalid kernel image: Kernel Loader: failed to load ELF kernel image: Kernel Loader: Unable to read elf header");
                     }
-                    for drive in vm.drives.values() {
-                        if let Some(p) = drive["path_on_host"].as_str() {
-                            if !Path::new(p).exists() {
-                                return fault(format!("Drive error: cannot open {p}"));
-                            }
-                        }
-                    }
-                    if let Some(uds) = vm.vsock.as_ref().and_then(|v| v["uds_path"].as_str()) {
-                        match std::os::unix::net::UnixListener::bind(uds) {
-                            Ok(listener) => serve_vsock(listener),
-                            Err(e) => return fault(format!("Vsock error: cannot bind {uds}: {e}")),
-                        }
+                    if let Some(listener) = vm.vsock_listener.take() {
+                        vsock::serve(listener);
                     }
                     vm.started = true;
-                    println!(
-                        "fake-firecracker: guest booted ({} drives, {} interfaces)",
-                        vm.drives.len(),
-                        vm.interfaces.len()
+                    outputs::Outputs::console(
+                        vm.serial.as_deref(),
+                        &format!(
+                            "fake-firecracker: guest booted ({} drives, {} interfaces)",
+                            vm.drives.len(),
+                            vm.interfaces.len()
+                        ),
                     );
+                    self.outputs.flush_metrics();
+                    no_content()
+                }
+                Some("FlushMetrics") => {
+                    if !vm.started {
+                        return fault(before_start);
+                    }
+                    self.outputs.flush_metrics();
                     no_content()
                 }
                 Some("SendCtrlAltDel") => {
                     if !vm.started {
-                        return fault("The microVM is not running.");
+                        return fault(before_start);
                     }
                     if !self.faults.ignore_ctrl_alt_del {
                         // The guest reboots (reboot=k) and Firecracker exits.
@@ -275,7 +274,36 @@ impl Fake {
             },
             ("PUT", _) if vm.started => fault(after_start),
             ("PUT", "/boot-source") => {
+                let opens = |key: &str| body[key].as_str().is_none_or(|p| Path::new(p).exists());
+                if !opens("kernel_image_path") {
+                    return fault("Boot source error: The kernel file cannot be opened: No such file or directory (os error 2)");
+                }
+                if !opens("initrd_path") {
+                    return fault("Boot source error: The initrd file cannot be opened due to invalid path or invalid permissions. No such file or directory (os error 2)");
+                }
                 vm.boot_source = Some(body);
+                no_content()
+            }
+            ("PUT", "/logger") => {
+                match self
+                    .outputs
+                    .set_logger(body["log_path"].as_str().unwrap_or_default())
+                {
+                    Ok(()) => no_content(),
+                    Err(e) => fault(e),
+                }
+            }
+            ("PUT", "/metrics") => {
+                match self
+                    .outputs
+                    .set_metrics(body["metrics_path"].as_str().unwrap_or_default())
+                {
+                    Ok(()) => no_content(),
+                    Err(e) => fault(e),
+                }
+            }
+            ("PUT", "/serial") => {
+                vm.serial = body["serial_out_path"].as_str().map(String::from);
                 no_content()
             }
             ("PUT", "/machine-config") => {
@@ -287,12 +315,21 @@ impl Fake {
                 if body["drive_id"].as_str() != Some(id) {
                     return fault("The id from the path does not match the id from the body!");
                 }
+                if let Some(p) = body["path_on_host"].as_str() {
+                    if !Path::new(p).exists() {
+                        return fault(format!("Drive config error: Unable to create the virtio block device: Virtio backend error: Error manipulating the backing file: No such file or directory (os error 2) {p}"));
+                    }
+                }
                 vm.drives.insert(id.to_string(), body);
                 no_content()
             }
             ("PUT", "/vsock") => {
                 if body["guest_cid"].as_u64().unwrap_or(0) < 3 {
                     return fault("Vsock error: the guest CID must be at least 3");
+                }
+                match vsock::bind(body["uds_path"].as_str().unwrap_or_default()) {
+                    Ok(listener) => vm.vsock_listener = Some(listener),
+                    Err(e) => return fault(e),
                 }
                 vm.vsock = Some(body);
                 no_content()
