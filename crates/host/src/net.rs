@@ -178,8 +178,12 @@ fn parse_nameservers(text: &str) -> Vec<std::net::IpAddr> {
         .collect()
 }
 
+/// Whether a network device exists, asked of the kernel (an ioctl on a
+/// socket made by the calling thread), so the answer is for the calling
+/// thread's network namespace: `/sys/class/net` shows the namespace that
+/// mounted sysfs, which need not be it.
 pub fn link_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
+    nix::net::if_::if_nametoindex(name).is_ok()
 }
 
 #[async_trait]
@@ -238,8 +242,12 @@ impl<R: Runner> Network for IpNetwork<R> {
     }
 
     fn link_master(&self, name: &str) -> Option<String> {
-        let master = std::fs::read_link(format!("/sys/class/net/{name}/master")).ok()?;
-        Some(master.file_name()?.to_string_lossy().into_owned())
+        // `ip` answers for the caller's namespace (see `link_exists`).
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "dev", name])
+            .output()
+            .ok()?;
+        parse_master(&String::from_utf8_lossy(&out.stdout))
     }
 
     async fn uplink(&self) -> Result<Option<String>, HostError> {
@@ -247,10 +255,18 @@ impl<R: Runner> Network for IpNetwork<R> {
     }
 }
 
-/// The interface of the default IPv4 route, from /proc/net/route (the
-/// calling process's network namespace; no `ip` process needed).
+/// The master device in one line of `ip -o link show`.
+fn parse_master(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == "master")?;
+    words.next().map(String::from)
+}
+
+/// The interface of the default IPv4 route, from the calling thread's
+/// route table (`/proc/thread-self/net`: `/proc/net` is the main
+/// thread's); no `ip` process needed.
 pub fn default_route_interface() -> Option<String> {
-    parse_default_route(&std::fs::read_to_string("/proc/net/route").ok()?)
+    parse_default_route(&std::fs::read_to_string("/proc/thread-self/net/route").ok()?)
 }
 
 fn parse_default_route(table: &str) -> Option<String> {
@@ -265,6 +281,19 @@ fn parse_default_route(table: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_master_is_read_from_ip_link_output() {
+        let line = "3: bg-ab: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc pfifo_fast master banger0 state DOWN mode DEFAULT";
+        assert_eq!(parse_master(line).as_deref(), Some("banger0"));
+        assert_eq!(parse_master("2: eth0: <UP> mtu 1500 state UP"), None);
+    }
+
+    #[test]
+    fn loopback_exists_and_a_made_up_name_does_not() {
+        assert!(link_exists("lo"));
+        assert!(!link_exists("bg-nosuchlink"));
+    }
 
     #[test]
     fn the_default_route_is_found_in_the_route_table() {
