@@ -69,6 +69,10 @@ pub struct BuildImageRequest {
     /// An absolute path to a Debian ext4 image to start from (no mmdebstrap).
     #[serde(default)]
     pub base_rootfs: Option<PathBuf>,
+    /// An absolute path to the kernel to boot instead of the distribution's
+    /// (an x86-64 ELF vmlinux).
+    #[serde(default)]
+    pub kernel: Option<PathBuf>,
 }
 
 /// `image register`: an image made outside banger. Paths are absolute.

@@ -1,8 +1,10 @@
 //! `image build --base-rootfs`: an image built on top of another image's
 //! root filesystem (the default image's), with an extra package installed
-//! by the base's own apt. The copy keeps setuid and sticky bits, the base
-//! is left untouched, and the new image boots under QEMU in a test network
-//! namespace with the package working.
+//! by the base's own apt, booted by a kernel passed with `--kernel` (the
+//! default image's own vmlinux, as a user would pass one they trust). The
+//! copy keeps setuid and sticky bits, the base is left untouched, and the
+//! new image boots under QEMU in a test network namespace with the package
+//! working.
 
 mod common;
 
@@ -33,6 +35,8 @@ fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
     let packages = builder.root.path().join("extra.apt");
     std::fs::write(&packages, "# one more tool\njq\n").unwrap();
     let packages_arg = packages.display().to_string();
+    let kernel = images_dir().join("default/vmlinux");
+    let kernel_arg = kernel.display().to_string();
     let build = [
         "image",
         "build",
@@ -42,9 +46,23 @@ fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
         &base_arg,
         "--packages",
         &packages_arg,
+        "--kernel",
+        &kernel_arg,
     ];
     let out = builder.banger(&build);
     assert!(out.status.success(), "build failed:\n{}", text(&out));
+    // The kernel given is the one the image boots; its version is read
+    // from the kernel itself.
+    assert!(
+        std::fs::read(images_dir().join("based/vmlinux")).unwrap()
+            == std::fs::read(&kernel).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(images_dir().join("based/kernel-version")).unwrap(),
+        std::fs::read_to_string(images_dir().join("default/kernel-version"))
+            .unwrap()
+            .trim()
+    );
 
     let rootfs = images_dir().join("based/rootfs.ext4");
     assert!(debugfs(&rootfs, "stat /usr/bin/jq").contains("Type: regular"));
@@ -90,6 +108,15 @@ fn an_image_built_on_a_base_rootfs_keeps_its_permissions_and_boots() {
         let err = builder.fails(&["image", "build", "--name", "bad", "--base-rootfs", base]);
         assert!(err.contains(why), "{err}");
     }
+    let err = builder.fails(&[
+        "image",
+        "build",
+        "--name",
+        "bad",
+        "--kernel",
+        "/etc/hostname",
+    ]);
+    assert!(err.contains("not an ELF file"), "{err}");
     builder.banger(&["daemon", "stop"]);
 
     let env = TestEnv::new(Some(Netns::new("based")));

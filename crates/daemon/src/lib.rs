@@ -27,6 +27,7 @@ pub mod guest_config;
 pub mod host;
 pub mod images;
 pub mod journal;
+pub mod kernels;
 pub mod progress;
 pub mod runtime;
 pub mod server;

@@ -45,6 +45,13 @@ pub enum BuildError {
         #[source]
         source: crate::kernel::KernelError,
     },
+    /// `--kernel` names a file Firecracker cannot load.
+    #[error("--kernel {}: {source}", .path.display())]
+    UserKernel {
+        path: PathBuf,
+        #[source]
+        source: crate::vmlinux::VmlinuxError,
+    },
     #[error("cannot build the initramfs")]
     Initramfs(#[from] crate::initramfs::InitramfsError),
     /// A base root filesystem without apt (not Debian).
@@ -110,6 +117,7 @@ impl BuildError {
                 "set npm_registry in config.toml to a reachable npm registry or mirror".into()
             }
             BuildError::Void(e) => return e.hint(),
+            BuildError::UserKernel { source, .. } => source.hint().into(),
             BuildError::Failed {
                 disk_full: true, ..
             } => "free some space, or set images_dir in config.toml to a bigger disk".into(),
@@ -126,7 +134,8 @@ impl BuildError {
             | BuildError::BadPackageName(_)
             | BuildError::BadMirror(_)
             | BuildError::TooSmall { .. }
-            | BuildError::NotDebian(_) => true,
+            | BuildError::NotDebian(_)
+            | BuildError::UserKernel { .. } => true,
             BuildError::Void(e) => e.is_invalid_input(),
             BuildError::Failed { source, .. } => source.is_invalid_input(),
             _ => false,

@@ -105,10 +105,16 @@ pub fn resolve_modules(modules_dir: &Path, wanted: &[&str]) -> Result<Vec<String
 }
 
 /// Builds the initramfs (uncompressed newc cpio) from a root filesystem tree
-/// that contains `busybox` and `/lib/modules/<kernel_version>`.
-pub fn build(rootfs: &Path, kernel_version: &str) -> Result<Vec<u8>, InitramfsError> {
+/// that contains `busybox` and, for a kernel with modules,
+/// `/lib/modules/<kernel_version>`. `None`: a kernel with its boot drivers
+/// built in (a user's kernel for Firecracker), no modules to load.
+pub fn build(rootfs: &Path, kernel_version: Option<&str>) -> Result<Vec<u8>, InitramfsError> {
+    let kernel_version = kernel_version.unwrap_or_default();
     let modules_dir = rootfs.join("lib/modules").join(kernel_version);
-    let modules = resolve_modules(&modules_dir, BOOT_MODULES)?;
+    let modules = match kernel_version {
+        "" => Vec::new(),
+        _ => resolve_modules(&modules_dir, BOOT_MODULES)?,
+    };
     let busybox = ["usr/bin/busybox", "bin/busybox"]
         .iter()
         .map(|p| rootfs.join(p))

@@ -30,6 +30,7 @@ pub mod setup;
 pub mod sources;
 pub mod tools;
 mod tree;
+pub mod vmlinux;
 
 pub use error::BuildError;
 pub use identity::cached_image;

@@ -8,6 +8,7 @@
 
 mod db;
 mod images;
+mod kernels;
 mod migrations;
 mod resource;
 mod resources;

@@ -49,6 +49,14 @@ const MIGRATIONS: &[&str] = &[
     // 3: timestamps are typed now; the runtime bundle's image was recorded
     // without one.
     "UPDATE images SET created_at = '1970-01-01T00:00:00Z' WHERE created_at = '';",
+    // 4: which kernels (by content) have booted to readiness under which VMM
+    // on this host, first time only.
+    "CREATE TABLE kernel_boots (
+        kernel_sha256 TEXT NOT NULL,
+        vmm TEXT NOT NULL,
+        first_ready_at TEXT NOT NULL,
+        PRIMARY KEY (kernel_sha256, vmm)
+    );",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

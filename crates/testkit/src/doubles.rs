@@ -151,10 +151,65 @@ impl GuestProbe for DelayedProbe {
 
 /// An image record whose files exist (empty): enough for orchestration
 /// that never boots a real kernel.
-/// What a kernel file starts with, for doubles that only look that far
-/// (the fake Firecracker refuses anything else at InstanceStart, as the
-/// real one does).
-pub const ELF_STUB: &[u8] = b"\x7fELF\x02\x01\x01\x00";
+/// A minimal x86-64 ELF executable: the header, one `PT_NOTE` program
+/// header and the notes it points at (`(name, type)`, e.g. `("Xen", 18)`
+/// for the PVH entry), then `tail` (e.g. a `Linux version ...` banner).
+/// What banger's kernel check and Firecracker's loader look at first.
+pub fn elf(kind: u16, machine: u16, notes: &[(&[u8], u32)], tail: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, n_type) in notes {
+        let namesz = u32::try_from(name.len() + 1).unwrap();
+        body.extend(namesz.to_le_bytes());
+        body.extend(4u32.to_le_bytes());
+        body.extend(n_type.to_le_bytes());
+        body.extend(*name);
+        body.push(0);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        body.extend(0x0100_0000u32.to_le_bytes());
+    }
+    let (ehsize, phentsize) = (64u16, 56u16);
+    let notes_at = u64::from(ehsize + phentsize);
+    let mut out = Vec::new();
+    out.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    out.extend(kind.to_le_bytes());
+    out.extend(machine.to_le_bytes());
+    out.extend(1u32.to_le_bytes()); // e_version
+    out.extend(0x0100_0000u64.to_le_bytes()); // e_entry
+    out.extend(u64::from(ehsize).to_le_bytes()); // e_phoff
+    out.extend(0u64.to_le_bytes()); // e_shoff
+    out.extend(0u32.to_le_bytes()); // e_flags
+    out.extend(ehsize.to_le_bytes());
+    out.extend(phentsize.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // e_phnum
+    out.extend(64u16.to_le_bytes()); // e_shentsize
+    out.extend(0u16.to_le_bytes()); // e_shnum
+    out.extend(0u16.to_le_bytes()); // e_shstrndx
+    let size = u64::try_from(body.len()).unwrap();
+    out.extend(4u32.to_le_bytes()); // p_type: PT_NOTE
+    out.extend(4u32.to_le_bytes()); // p_flags
+    out.extend(notes_at.to_le_bytes()); // p_offset
+    out.extend(0u64.to_le_bytes()); // p_vaddr
+    out.extend(0u64.to_le_bytes()); // p_paddr
+    out.extend(size.to_le_bytes()); // p_filesz
+    out.extend(size.to_le_bytes()); // p_memsz
+    out.extend(4u64.to_le_bytes()); // p_align
+    out.extend(body);
+    out.extend(tail);
+    out
+}
+
+/// A kernel file as far as banger's checks and the fake Firecracker look:
+/// an x86-64 PVH vmlinux of version `6.1.0-test`. It boots nothing.
+pub fn vmlinux() -> Vec<u8> {
+    elf(
+        2,
+        62,
+        &[(b"Xen", 18)],
+        b"\0Linux version 6.1.0-test (test@banger) #1\0",
+    )
+}
 
 pub fn placeholder_image(dir: &std::path::Path) -> Image {
     std::fs::create_dir_all(dir.join("work-seed")).unwrap();
@@ -162,7 +217,7 @@ pub fn placeholder_image(dir: &std::path::Path) -> Image {
     for f in ["rootfs.ext4", "initrd.img"] {
         std::fs::write(dir.join(f), b"").unwrap();
     }
-    std::fs::write(dir.join("vmlinux"), ELF_STUB).unwrap();
+    std::fs::write(dir.join("vmlinux"), vmlinux()).unwrap();
     Image {
         name: "default".into(),
         managed: true,

@@ -50,6 +50,17 @@ async fn the_lifecycle_works_with_the_firecracker_driver() {
     assert_eq!(vm.vmm, banger_api::VmmKind::Firecracker);
     let dir = Path::new(&vm.dir).to_path_buf();
     let first = process_of(&vm);
+    // The kernel is now known to boot under Firecracker here (doctor says so).
+    let image = app.store().get_image("default").unwrap().unwrap();
+    let sha = banger_daemon::kernels::fingerprint(&image.kernel).unwrap();
+    let recorded = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        app.store()
+            .kernel_first_ready(&sha, banger_api::VmmKind::Firecracker)
+            .unwrap()
+            .is_some()
+    });
+    assert!(recorded, "the first ready boot is recorded");
     // show and stats read the VMM live.
     let status = app.vms().vmm_status("fc").await.unwrap();
     assert_eq!((status.state.as_str(), status.vcpu), ("Running", Some(3)));

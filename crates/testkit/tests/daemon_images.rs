@@ -13,6 +13,7 @@ use banger_daemon::config::Config;
 use banger_daemon::images::{FileProblem, ImageError};
 use banger_daemon::progress::Reporter;
 use banger_image::sources::void::VoidError;
+use banger_image::vmlinux::VmlinuxError;
 use banger_image::BuildError;
 use common::*;
 
@@ -38,7 +39,7 @@ fn ext4(path: &Path) -> PathBuf {
 /// check (Firecracker boots only ELF kernels).
 fn default_with_elf_kernel(d: &Daemon) -> banger_api::Image {
     let default = d.app.store().get_image("default").unwrap().unwrap();
-    std::fs::write(&default.kernel, b"\x7fELF\x02\x01\x01 default kernel").unwrap();
+    std::fs::write(&default.kernel, banger_testkit::doubles::vmlinux()).unwrap();
     default
 }
 
@@ -74,8 +75,14 @@ async fn register_checks_files_and_updates_in_place() {
     let dir = d.root.path().join("mine");
     std::fs::create_dir_all(dir.join("modules/6.1.0-test")).unwrap();
     let rootfs = ext4(&dir.join("rootfs.ext4"));
-    let vmlinux = file(dir.join("vmlinux"), b"\x7fELF\x02\x01\x01 a kernel");
-    let bzimage = file(dir.join("bzImage"), b"MZ not an ELF");
+    let vmlinux = file(dir.join("vmlinux"), &banger_testkit::doubles::vmlinux());
+    let mut bz = vec![0u8; 0x400];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    let bzimage = file(dir.join("bzImage"), &bz);
+    let arm = file(
+        dir.join("arm64-Image"),
+        &banger_testkit::doubles::elf(2, 183, &[], b""),
+    );
     let initrd = file(dir.join("initrd.img"), b"070701");
     let not_ext4 = file(dir.join("junk.img"), &[0u8; 4096]);
     let request = |rootfs: &Path, kernel: &Path| RegisterImageRequest {
@@ -100,9 +107,17 @@ async fn register_checks_files_and_updates_in_place() {
     assert_eq!(problem, FileProblem::Missing);
     let (_, problem, _) = bad_file(err(request(Path::new("rootfs.ext4"), &vmlinux)).await);
     assert_eq!(problem, FileProblem::NotAbsolute);
-    // Firecracker boots ELF kernels only.
+    // Firecracker boots x86-64 ELF kernels only: each refusal says why.
     let (what, problem, _) = bad_file(err(request(&rootfs, &bzimage)).await);
-    assert_eq!((what, problem), ("kernel", FileProblem::NotElf));
+    assert_eq!(
+        (what, problem),
+        ("kernel", FileProblem::NotElf(VmlinuxError::BzImage))
+    );
+    let (_, problem, _) = bad_file(err(request(&rootfs, &arm)).await);
+    assert!(
+        matches!(problem, FileProblem::NotElf(VmlinuxError::WrongKind(_))),
+        "{problem:?}"
+    );
     let mut no_initrd = request(&rootfs, &vmlinux);
     no_initrd.initrd = None;
     assert!(matches!(err(no_initrd).await, ImageError::InitrdNeeded));
@@ -180,7 +195,10 @@ async fn register_checks_files_and_updates_in_place() {
         )
         .await
         .unwrap();
-    let vmlinux2 = file(dir.join("vmlinux2"), b"\x7fELF\x02\x01\x01 newer");
+    let vmlinux2 = file(
+        dir.join("vmlinux2"),
+        &banger_testkit::doubles::elf(2, 62, &[], b"a newer plain vmlinux"),
+    );
     let updated = images.register(request(&rootfs, &vmlinux2)).await.unwrap();
     assert_eq!(updated.kernel, vmlinux2);
     assert_eq!(updated.created_at, image.created_at);
@@ -376,6 +394,49 @@ async fn build_options_are_checked_before_anything_runs() {
         matches!(e, ImageError::Build(BuildError::BadMirror(ref m)) if m.starts_with("--setup-hook")),
         "{e:?}"
     );
+
+    // --kernel: the file is checked before anything runs.
+    let kernel_build = |kernel: PathBuf| {
+        images.build(
+            banger_api::BuildImageRequest {
+                name: "own-kernel".into(),
+                kernel: Some(kernel),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+    };
+    let e = kernel_build("vmlinux".into()).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImageError::BadFile {
+                problem: FileProblem::NotAbsolute,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let mut bz = vec![0u8; 0x400];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    let bzimage = file(d.root.path().join("bzImage"), &bz);
+    let e = kernel_build(bzimage).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImageError::Build(BuildError::UserKernel {
+                source: VmlinuxError::BzImage,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.hint().unwrap().contains("extract-vmlinux"),
+        "{:?}",
+        e.hint()
+    );
+    assert!(images.get("own-kernel").is_err(), "nothing recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

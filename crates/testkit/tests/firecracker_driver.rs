@@ -22,7 +22,7 @@ impl Fixture {
         }
         std::fs::write(
             dir.path().join("vmlinux"),
-            banger_testkit::doubles::ELF_STUB,
+            banger_testkit::doubles::vmlinux(),
         )
         .unwrap();
         Fixture { dir }

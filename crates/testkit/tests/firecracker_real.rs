@@ -170,6 +170,15 @@ fn a_create_whose_vmm_dies_while_booting_fails_with_the_vmms_words_and_rolls_bac
     match result {
         Err(VmError::ExitedWhileBooting { vmm_log, .. }) => {
             assert!(vmm_log.contains("KVM_EXIT_INTERNAL_ERROR"), "{vmm_log}");
+            // A kernel that never got a guest ready is not vouched for.
+            let image = app.store().get_image(IMAGE).unwrap().unwrap();
+            let sha = banger_daemon::kernels::fingerprint(&image.kernel).unwrap();
+            assert_eq!(
+                app.store()
+                    .kernel_first_ready(&sha, VmmKind::Firecracker)
+                    .unwrap(),
+                None
+            );
             assert!(app.store().list_vms().unwrap().is_empty());
             assert!(app.store().all_resources().unwrap().is_empty());
             assert!(!links().contains("bg-"), "{}", links());

@@ -34,6 +34,11 @@ pub enum ImageCommand {
         /// one (the packages are installed into it with its apt; needs root)
         #[arg(long, value_name = "PATH")]
         base_rootfs: Option<String>,
+        /// Boot the image with this kernel instead of the distribution's: an
+        /// x86-64 ELF vmlinux, with the PVH note or without (e.g.
+        /// Firecracker's CI guest kernel, its drivers built in)
+        #[arg(long, value_name = "VMLINUX")]
+        kernel: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -54,7 +59,7 @@ pub enum ImageCommand {
         /// A prepared /root: an ext4 image or a directory
         #[arg(long)]
         work_seed: Option<String>,
-        /// The kernel (an ELF vmlinux for Firecracker); the default image's when absent
+        /// The kernel (an x86-64 ELF vmlinux for Firecracker); the default image's when absent
         #[arg(long)]
         kernel: Option<String>,
         #[arg(long)]
@@ -90,10 +95,12 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             distro,
             mirror,
             base_rootfs,
+            kernel,
             json,
         } => {
             // The daemon reads these files: give it absolute paths.
             let base_rootfs = base_rootfs.map(std::path::absolute).transpose()?;
+            let kernel = kernel.map(std::path::absolute).transpose()?;
             // A local mirror directory is read by the daemon: make it absolute.
             let mirror = match mirror {
                 Some(m) if !m.contains("://") && std::path::Path::new(&m).is_dir() => {
@@ -113,6 +120,7 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                         distro,
                         mirror,
                         base_rootfs,
+                        kernel,
                     },
                     &mut |p| view.update(p),
                 )

@@ -16,6 +16,9 @@ use std::path::Path;
 use banger_api::paths::Paths;
 use banger_api::{Check, CheckStatus};
 
+use banger_api::VmmKind;
+use banger_store::Store;
+
 use crate::config::Config;
 use crate::dns::DnsStatus;
 
@@ -24,6 +27,9 @@ pub struct Inputs<'a> {
     pub paths: &'a Paths,
     pub config: &'a Config,
     pub images_dir: &'a Path,
+    pub store: &'a Store,
+    /// The VMM new VMs get.
+    pub vmm: VmmKind,
     /// Whether the `.vm` DNS serves.
     pub dns: DnsStatus,
     /// Running VMs that have NAT on (forwarding must be on for them).
@@ -63,6 +69,12 @@ pub(crate) fn check(
 pub fn run(inputs: &Inputs<'_>) -> Vec<Check> {
     let mut checks = vmm::checks(inputs.config);
     checks.extend(files::checks(inputs));
+    if inputs.vmm == VmmKind::Firecracker {
+        checks.extend(crate::kernels::check(
+            inputs.store,
+            &inputs.config.default_image,
+        ));
+    }
     checks.extend(network::checks(inputs));
     checks.push(check(
         "daemon",
@@ -83,11 +95,18 @@ mod tests {
     use super::*;
     use crate::config::VmmChoice;
 
-    fn inputs<'a>(paths: &'a Paths, config: &'a Config, images: &'a Path) -> Inputs<'a> {
+    fn inputs<'a>(
+        paths: &'a Paths,
+        config: &'a Config,
+        images: &'a Path,
+        store: &'a Store,
+    ) -> Inputs<'a> {
         Inputs {
             paths,
             config,
             images_dir: images,
+            store,
+            vmm: crate::drivers::choose_vmm(config),
             dns: DnsStatus::Serving("127.0.0.1:42069".parse().unwrap()),
             nat_vms: Vec::new(),
             ip_forward: Some("1".into()),
@@ -105,7 +124,8 @@ mod tests {
             ..Config::default()
         };
         let images = dir.path().join("images");
-        let checks = run(&inputs(&paths, &config, &images));
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let checks = run(&inputs(&paths, &config, &images, &store));
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         for area in [
             "kvm",
@@ -134,5 +154,56 @@ mod tests {
         assert!(banger_api::status::any_failed(&checks));
         let image = checks.iter().find(|c| c.name == "default image").unwrap();
         assert_eq!(image.status, CheckStatus::Warn);
+        assert!(
+            !names.iter().any(|n| n.ends_with(" kernel")),
+            "no Firecracker kernel check under QEMU: {names:?}"
+        );
+    }
+
+    #[test]
+    fn a_kernel_is_vouched_for_under_firecracker_only_once_it_booted_a_guest_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        let config = Config {
+            vmm: VmmChoice::Firecracker,
+            ..Config::default()
+        };
+        let images = dir.path().join("images");
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let kernel = dir.path().join("vmlinux");
+        std::fs::write(&kernel, b"a kernel").unwrap();
+        store
+            .put_image(&banger_api::Image {
+                name: "default".into(),
+                managed: true,
+                rootfs: dir.path().join("rootfs.ext4"),
+                kernel: kernel.clone(),
+                initrd: dir.path().join("initrd.img"),
+                kernel_version: "6.1.0-test".into(),
+                work_seed: None,
+                packages_sha256: String::new(),
+                created_at: time::OffsetDateTime::now_utc(),
+                agent: true,
+            })
+            .unwrap();
+        let kernel_check = |store: &Store| {
+            run(&inputs(&paths, &config, &images, store))
+                .into_iter()
+                .find(|c| c.name == "image default kernel")
+                .expect("the kernel check runs under Firecracker")
+        };
+        let unproven = kernel_check(&store);
+        assert_eq!(unproven.status, CheckStatus::Warn);
+        assert!(unproven.detail.contains("never booted"), "{unproven:?}");
+        assert!(unproven.hint.unwrap().contains("--kernel"));
+
+        let sha = crate::kernels::fingerprint(&kernel).unwrap();
+        store
+            .record_kernel_boot(&sha, VmmKind::Firecracker)
+            .unwrap();
+        assert_eq!(kernel_check(&store).status, CheckStatus::Pass);
+        // A rebuilt kernel (other content) starts unproven again.
+        std::fs::write(&kernel, b"another kernel").unwrap();
+        assert_eq!(kernel_check(&store).status, CheckStatus::Warn);
     }
 }

@@ -8,7 +8,7 @@ use banger_image::sources::void::BaseKernel;
 use banger_image::sources::Profile;
 use banger_image::{build_image, cached_image, BuildRequest, Mirrors, Origin};
 
-use super::register::check_rootfs;
+use super::register::{check_rootfs, existing_file};
 use super::{ImageError, Images, Result};
 use crate::progress::Reporter;
 
@@ -21,6 +21,11 @@ impl Images {
         let origin = Origin::choose(request.distro.as_deref(), request.base_rootfs.clone())?;
         if let Origin::DebianBase(base) = &origin {
             check_rootfs("--base-rootfs", base)?;
+        }
+        if let Some(kernel) = &request.kernel {
+            // Checked now, not minutes into the build.
+            existing_file("--kernel", kernel)?;
+            banger_image::sources::user_kernel::check(kernel)?;
         }
         let profile = origin.profile();
         if profile.borrows_default_kernel && request.name == self.config.default_image {
@@ -58,6 +63,7 @@ impl Images {
             &mirrors,
             &self.config.debian_suite,
             kernel,
+            request.kernel.clone(),
         )?;
         let build = BuildRequest {
             name: request.name.clone(),

@@ -61,7 +61,7 @@ pub enum ImageError {
 }
 
 /// What is wrong with a file a request names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileProblem {
     #[error("is not an absolute path")]
     NotAbsolute,
@@ -69,8 +69,9 @@ pub enum FileProblem {
     Missing,
     #[error("is not an ext4 filesystem image")]
     NotExt4,
-    #[error("is not an ELF vmlinux, and Firecracker boots only those")]
-    NotElf,
+    /// Firecracker boots only an x86-64 ELF vmlinux.
+    #[error("cannot boot under Firecracker: {0}")]
+    NotElf(banger_image::vmlinux::VmlinuxError),
     #[error("is not a directory")]
     NotDir,
     #[error("is neither a directory nor an ext4 image")]
@@ -78,16 +79,14 @@ pub enum FileProblem {
 }
 
 impl FileProblem {
-    pub fn hint(self) -> &'static str {
+    pub fn hint(&self) -> &'static str {
         match self {
             FileProblem::NotAbsolute => "pass the full path",
             FileProblem::Missing => "check the path",
             FileProblem::NotExt4 => {
                 "pass an ext4 image (e.g. made with mkfs.ext4 -d DIR FILE SIZE)"
             }
-            FileProblem::NotElf => {
-                "pass the uncompressed vmlinux (extract-vmlinux turns a bzImage into one)"
-            }
+            FileProblem::NotElf(why) => why.hint(),
             FileProblem::NotDir => "pass lib/modules/<version>",
             FileProblem::NotSeed => "pass the prepared /root as a directory or an ext4 image",
         }

@@ -21,14 +21,6 @@ fn is_ext4(path: &Path) -> bool {
         && head[1024 + 56..] == [0x53, 0xef]
 }
 
-fn is_elf(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == *b"\x7fELF"
-}
-
 fn bad(what: &'static str, path: &Path, problem: FileProblem) -> ImageError {
     ImageError::BadFile {
         what,
@@ -39,7 +31,7 @@ fn bad(what: &'static str, path: &Path, problem: FileProblem) -> ImageError {
 
 /// A file that must exist and be absolute (the daemon resolves nothing
 /// relative to its own directory).
-fn existing_file(what: &'static str, path: &Path) -> Result<()> {
+pub(super) fn existing_file(what: &'static str, path: &Path) -> Result<()> {
     if !path.is_absolute() {
         return Err(bad(what, path, FileProblem::NotAbsolute));
     }
@@ -74,8 +66,14 @@ impl Images {
             (None, None) => return Err(ImageError::NoKernel),
         };
         existing_file("kernel", &kernel)?;
-        if self.vmm == VmmKind::Firecracker && !is_elf(&kernel) {
-            return Err(bad("kernel", &kernel, FileProblem::NotElf));
+        // What the kernel is: Firecracker loads only an x86-64 ELF vmlinux
+        // (QEMU also boots a bzImage).
+        let bytes =
+            std::fs::read(&kernel).map_err(|e| HostError::path_io("cannot read", &kernel, e))?;
+        let inspected = banger_image::vmlinux::inspect(&bytes);
+        drop(bytes);
+        if let (VmmKind::Firecracker, Err(why)) = (self.vmm, &inspected) {
+            return Err(bad("kernel", &kernel, FileProblem::NotElf(why.clone())));
         }
         // An initrd goes with the kernel it was made for.
         let initrd = match (&request.initrd, request.kernel.is_some(), &default) {
@@ -103,7 +101,10 @@ impl Images {
                 .as_ref()
                 .map(|d| d.kernel_version.clone())
                 .unwrap_or_default(),
-            None => "unknown".into(),
+            None => inspected
+                .ok()
+                .and_then(|k| k.version)
+                .unwrap_or_else(|| "unknown".into()),
         };
         let packages_sha256 = match &request.packages {
             Some(file) => {

@@ -53,6 +53,7 @@ pub async fn doctor(State(app): State<AppState>) -> Reply<Vec<Check>> {
         .collect();
     let (paths, config) = (app.paths.clone(), app.config.clone());
     let (images_dir, dns) = (app.images.dir(), app.dns.status());
+    let (store, vmm) = (app.store.clone(), app.drivers.default_kind());
     // Some checks run programs (`--version`): off the async workers.
     let checks = tokio::task::spawn_blocking(move || {
         let (ip_forward, forward_writable) = doctor::Inputs::host_forwarding();
@@ -60,6 +61,8 @@ pub async fn doctor(State(app): State<AppState>) -> Reply<Vec<Check>> {
             paths: &paths,
             config: &config,
             images_dir: &images_dir,
+            store: &store,
+            vmm,
             dns,
             nat_vms,
             ip_forward,

@@ -186,6 +186,7 @@ impl Vms {
             agent: image.agent.then(|| vm.files().vsock()),
         };
         let agent = wait_ready(self.host.probe.as_ref(), &readiness).await?;
+        crate::kernels::record_ready(self.store.clone(), spec.kernel.clone(), vm.vmm);
         self.caps.running(vm).await?;
         let ready_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(vm = %vm.name, host_ms, prepare_ms, ready_ms, boot_ms = ready_ms.saturating_sub(host_ms), agent, "guest ready");

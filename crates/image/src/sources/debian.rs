@@ -191,7 +191,7 @@ pub(super) async fn debian_kernel(
         0.8,
     );
     let (dir, kernel_version) = (rootdir.to_path_buf(), version.clone());
-    let initrd = blocking(move || initramfs::build(&dir, &kernel_version)).await?;
+    let initrd = blocking(move || initramfs::build(&dir, Some(&kernel_version))).await?;
     write(&stage.join("initrd.img"), &initrd)?;
     Ok(())
 }

@@ -7,12 +7,14 @@
 //! - [`debian_base`] — Debian copied from an existing ext4 image
 //! - [`void`] — the experimental Void Linux image, on the default kernel
 //! - [`systemd`] — the init-system setup both Debian sources share
+//! - [`user_kernel`] — any of them booted by the user's own kernel (`--kernel`)
 //! - [`Source`], [`Cx`], [`Profile`] (in `source`) — the trait and what it is given
 
 pub mod debian;
 pub mod debian_base;
 mod source;
 pub mod systemd;
+pub mod user_kernel;
 pub mod void;
 
 use std::path::PathBuf;
@@ -63,8 +65,24 @@ impl Origin {
     }
 
     /// The source, its mirror checked. `kernel` is the default image's, for
-    /// origins whose profile borrows it.
+    /// origins whose profile borrows it; `user_kernel` replaces whatever
+    /// kernel the source has (`--kernel`).
     pub fn source(
+        self,
+        mirror: Option<String>,
+        mirrors: &Mirrors,
+        suite: &str,
+        kernel: Option<void::BaseKernel>,
+        user_kernel: Option<PathBuf>,
+    ) -> Result<Box<dyn Source>, BuildError> {
+        let source = self.distribution(mirror, mirrors, suite, kernel)?;
+        Ok(match user_kernel {
+            Some(path) => Box::new(user_kernel::UserKernel::new(source, path)?),
+            None => source,
+        })
+    }
+
+    fn distribution(
         self,
         mirror: Option<String>,
         mirrors: &Mirrors,
