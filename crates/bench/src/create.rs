@@ -19,17 +19,18 @@ pub struct Args {
     /// Idle TAPs kept ready (tap_pool_size); 0 = none
     #[arg(long, default_value_t = 2)]
     tap_pool: u32,
-    /// vmm in config.toml: auto, qemu or firecracker
-    #[arg(long, default_value = "auto")]
-    vmm: String,
+    /// vmm in config.toml: auto, qemu or firecracker; repeat it to measure
+    /// each in turn, in one run
+    #[arg(long, default_values_t = ["auto".to_string()])]
+    vmm: Vec<String>,
     /// firecracker_bin in config.toml
     #[arg(long)]
     firecracker_bin: Option<PathBuf>,
     /// Where images are kept between runs (shared with the test suite's cache)
     #[arg(long, env = "BANGER_BENCH_IMAGES")]
     images: Option<PathBuf>,
-    /// Measure only up to `vm create` answering (for VMMs whose guests
-    /// cannot boot on this host: the host side is all there is)
+    /// Measure only the host side: up to the VMM running the guest, which
+    /// is then deleted (for VMMs whose guests cannot boot on this host)
     #[arg(long)]
     host_only: bool,
 }
@@ -53,7 +54,8 @@ struct ReadyFields {
 struct Run {
     run: u32,
     tap: String,
-    create_ms: u64,
+    /// Until `vm create` answered (not measured with --host-only).
+    create_ms: Option<u64>,
     ssh_ready_ms: Option<u64>,
     host_ms: Option<u64>,
     prepare_ms: Option<f64>,
@@ -79,6 +81,34 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    for vmm in &args.vmm {
+        results.push(bench(&args, vmm)?);
+    }
+    let output = match results.len() {
+        1 => results.remove(0),
+        _ => serde_json::Value::Array(results),
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+/// Waits for the daemon's "VMM launched" line of VM `name`.
+fn wait_launched(log: &Path, name: &str) -> anyhow::Result<ReadyFields> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(fields) = logged(log, "VMM launched", name) {
+            return Ok(fields);
+        }
+        if Instant::now() > deadline {
+            bail!("{name}: the VMM never launched (see {})", log.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// One VMM's runs, each in a fresh daemon environment of its own.
+fn bench(args: &Args, vmm: &str) -> anyhow::Result<serde_json::Value> {
     let images = args
         .images
         .clone()
@@ -88,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.insert("images_dir", images.display().to_string().into());
     config.insert("boot_timeout_secs", 600.into());
     config.insert("tap_pool_size", i64::from(args.tap_pool).into());
-    config.insert("vmm", args.vmm.clone().into());
+    config.insert("vmm", vmm.into());
     if let Some(bin) = &args.firecracker_bin {
         config.insert(
             "firecracker_bin",
@@ -106,21 +136,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for i in 1..=args.runs {
         let name = format!("bench-{i}");
+        let create = ["vm", "create", "--name", &name, "--image", &args.image];
         let t0 = Instant::now();
-        let out = env.banger(
-            true,
-            &["vm", "create", "--name", &name, "--image", &args.image],
-        )?;
-        let create_ms = ms(t0);
-        if !out.status.success() && !args.host_only {
-            bail!(
-                "vm create failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let ssh_ready_ms = if args.host_only {
-            None
+        let (create_ms, ssh_ready_ms) = if args.host_only {
+            // The host side ends where the VMM runs the guest.
+            let mut child = env.spawn(true, &create)?;
+            let launched = wait_launched(&log, &name);
+            let _ = env.banger(true, &["vm", "delete", "--force", &name]);
+            let _ = child.wait();
+            launched?;
+            (None, None)
         } else {
+            let out = env.banger(true, &create)?;
+            let create_ms = ms(t0);
+            if !out.status.success() {
+                bail!(
+                    "vm create failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
             while !env
                 .banger(true, &["vm", "ssh", &name, "--", "true"])?
                 .status
@@ -128,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            Some(ms(t0))
+            (Some(create_ms), Some(ms(t0)))
         };
         let ready = logged(&log, "guest ready", &name);
         let launched = logged(&log, "VMM launched", &name);
@@ -152,19 +186,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let status: serde_json::Value =
         serde_json::from_str(&env.ok(true, &["daemon", "status", "--json"])?)?;
     let pick = |f: fn(&Run) -> Option<u64>| median(runs.iter().filter_map(f).collect());
-    let result = serde_json::json!({
+    Ok(serde_json::json!({
         "vmm": status["vmm"],
         "accel": status["accel"],
         "tap_pool_size": args.tap_pool,
         "runs": runs,
         "median": {
-            "create_ms": pick(|r| Some(r.create_ms)),
+            "create_ms": pick(|r| r.create_ms),
             "ssh_ready_ms": pick(|r| r.ssh_ready_ms),
             "host_ms": pick(|r| r.host_ms),
             "prepare_ms": median(runs.iter().filter_map(|r| r.prepare_ms).collect()),
             "boot_ms": pick(|r| r.boot_ms),
         }
-    });
-    println!("{}", serde_json::to_string_pretty(&result)?);
-    Ok(())
+    }))
 }

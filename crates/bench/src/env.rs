@@ -86,6 +86,16 @@ impl BenchEnv {
         Ok(out)
     }
 
+    /// Starts banger without waiting for it (output discarded).
+    pub fn spawn(&mut self, in_netns: bool, args: &[&str]) -> anyhow::Result<std::process::Child> {
+        Ok(self
+            .command(in_netns)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?)
+    }
+
     /// Like [`BenchEnv::banger`], failing unless it succeeded.
     pub fn ok(&mut self, in_netns: bool, args: &[&str]) -> anyhow::Result<String> {
         let out = self.banger(in_netns, args)?;
