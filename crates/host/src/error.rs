@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use crate::privileged::Refusal;
 
+/// Where the root helper listens unless configured otherwise.
+pub const DEFAULT_HELPER_SOCKET: &str = "/run/banger/helper.sock";
+
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// A required program is not installed.
@@ -51,6 +54,19 @@ pub enum HostError {
     /// A privileged operation whose arguments are not what it expects.
     #[error("refused privileged operation")]
     Refused(#[from] Refusal),
+    /// The root helper does not answer (not running, or not here).
+    #[error("the root helper at {} does not answer", .socket.display())]
+    NoHelper {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The root helper would not perform the operation.
+    #[error("the root helper refused: {reason}")]
+    HelperRefused { reason: String },
+    /// The root helper tried and the host said no.
+    #[error("the root helper failed: {error}")]
+    HelperFailed { error: String },
 }
 
 impl HostError {
@@ -78,6 +94,10 @@ impl HostError {
                 tool,
                 package: None,
             } => Some(format!("install {tool} and make sure it is in PATH")),
+            HostError::NoHelper { socket, .. } => Some(format!(
+                "start it once: `sudo banger system install --owner $USER` (or, without systemd, `sudo banger-helper --owner $USER{}`)",
+                if socket.as_os_str() == DEFAULT_HELPER_SOCKET { String::new() } else { format!(" --socket {}", socket.display()) }
+            )),
             HostError::SeedTooLarge { .. } => {
                 Some("pass a --disk-size at least as large as the image's work seed".into())
             }

@@ -70,13 +70,23 @@ impl<R: Runner> IpNetwork<R> {
         Ok(())
     }
 
-    async fn create_tap(&self, tap: &str, bridge: &str) -> Result<(), HostError> {
+    async fn create_tap(
+        &self,
+        tap: &str,
+        bridge: &str,
+        user: Option<u32>,
+    ) -> Result<(), HostError> {
         if link_exists(tap) {
             // Left from an interrupted attempt that was recorded for this VM.
             self.ip(&["link", "del", tap]).await?;
         }
-        self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])
-            .await?;
+        let uid = user.map(|u| u.to_string());
+        let mut add = vec!["tuntap", "add", "dev", tap, "mode", "tap"];
+        if let Some(uid) = &uid {
+            // The user's VMM attaches to it without privilege.
+            add.extend(["user", uid.as_str()]);
+        }
+        self.ip(&add).await?;
         self.ip(&["link", "set", tap, "master", bridge]).await?;
         self.ip(&["link", "set", tap, "up"]).await?;
         Ok(())
@@ -113,6 +123,26 @@ impl<R: Runner> IpNetwork<R> {
             self.iptables(table, add, &[]).await?;
         }
         Ok(())
+    }
+
+    /// Every banger-tagged rule as `(tag, guest address)` (its `-s` or `-d`).
+    pub async fn tagged_rules(&self) -> Result<Vec<(String, Ipv4Addr)>, HostError> {
+        if crate::tools::find("iptables").is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .nat_rules()
+            .await?
+            .iter()
+            .filter_map(|(_, words)| {
+                let tag = rule_tag(words)?;
+                let addr = words
+                    .windows(2)
+                    .find(|w| w[0] == "-s" || w[0] == "-d")
+                    .and_then(|w| w[1].trim_end_matches("/32").parse().ok())?;
+                Some((tag.to_string(), addr))
+            })
+            .collect())
     }
 
     /// Banger's rules as `(table, rule spec words)`, from `iptables -S`.
@@ -197,7 +227,7 @@ impl<R: Runner> Network for IpNetwork<R> {
                 gateway,
                 prefix,
             } => self.ensure_bridge(bridge, *gateway, *prefix).await?,
-            Op::CreateTap { tap, bridge } => self.create_tap(tap, bridge).await?,
+            Op::CreateTap { tap, bridge, user } => self.create_tap(tap, bridge, *user).await?,
             Op::DeleteTap { tap } => {
                 if link_exists(tap) {
                     self.ip(&["link", "del", tap]).await?;
@@ -255,6 +285,35 @@ impl<R: Runner> Network for IpNetwork<R> {
     }
 }
 
+/// The uid a TAP device belongs to (`ip tuntap add ... user UID`): `None`
+/// for a device that is not a TUN/TAP, or has no owner. Asked through
+/// netlink (`ip -d -j link`), for the caller's namespace.
+pub fn tun_owner(name: &str) -> Option<u32> {
+    let out = std::process::Command::new("ip")
+        .args(["-d", "-j", "link", "show", "dev", name])
+        .output()
+        .ok()?;
+    parse_tun_owner(&out.stdout)
+}
+
+fn parse_tun_owner(json: &[u8]) -> Option<u32> {
+    let links: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let info = &links.get(0)?["linkinfo"];
+    if info["info_kind"] != "tun" {
+        return None;
+    }
+    match &info["info_data"]["user"] {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|u| u32::try_from(u).ok()),
+        serde_json::Value::String(user) => user.parse().ok().or_else(|| {
+            nix::unistd::User::from_name(user)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        }),
+        _ => None,
+    }
+}
+
 /// The master device in one line of `ip -o link show`.
 fn parse_master(line: &str) -> Option<String> {
     let mut words = line.split_whitespace();
@@ -281,6 +340,19 @@ fn parse_default_route(table: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taps_owner_is_read_from_ip_link_json() {
+        let tap = br#"[{"ifname":"bg-x","linkinfo":{"info_kind":"tun","info_data":{"type":"tap","persist":true,"user":"root"}}}]"#;
+        assert_eq!(parse_tun_owner(tap), Some(0));
+        let numeric = br#"[{"linkinfo":{"info_kind":"tun","info_data":{"user":"4242"}}}]"#;
+        assert_eq!(parse_tun_owner(numeric), Some(4242));
+        let unowned = br#"[{"linkinfo":{"info_kind":"tun","info_data":{"type":"tap"}}}]"#;
+        assert_eq!(parse_tun_owner(unowned), None);
+        let dummy = br#"[{"ifname":"eth0","linkinfo":{"info_kind":"dummy"}}]"#;
+        assert_eq!(parse_tun_owner(dummy), None);
+        assert_eq!(parse_tun_owner(b"[]"), None);
+    }
 
     #[test]
     fn the_master_is_read_from_ip_link_output() {

@@ -35,8 +35,15 @@ pub enum Op {
         prefix: u8,
     },
     /// Create a TAP device attached to `bridge`, up. A leftover device of
-    /// the same name is replaced.
-    CreateTap { tap: String, bridge: String },
+    /// the same name is replaced. `user`: the uid that may attach to it
+    /// without privilege (the root helper sets the caller's; a daemon that
+    /// runs as root leaves it out).
+    CreateTap {
+        tap: String,
+        bridge: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<u32>,
+    },
     /// Remove a TAP device; done when it is already gone.
     DeleteTap { tap: String },
     /// `net.ipv4.ip_forward = 1` (never turned off again: other tools, Docker
@@ -81,7 +88,7 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::CreateTap { tap, bridge } => interface(tap).and(interface(bridge)),
+            Op::CreateTap { tap, bridge, .. } => interface(tap).and(interface(bridge)),
             Op::DeleteTap { tap } => interface(tap),
             Op::EnableForwarding | Op::ListNat => Ok(()),
             Op::AddNat(rule) => {

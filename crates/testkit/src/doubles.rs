@@ -69,7 +69,7 @@ impl Network for FakeNetwork {
             Op::EnsureBridge { bridge, .. } => {
                 self.bridges.lock().unwrap().insert(bridge.clone());
             }
-            Op::CreateTap { tap, bridge } => {
+            Op::CreateTap { tap, bridge, .. } => {
                 // Failures as `ip` reports them.
                 let refused = |stderr: String| HostError::CommandFailed {
                     command: format!("ip tuntap add dev {tap} mode tap"),

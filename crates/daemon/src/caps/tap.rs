@@ -125,6 +125,7 @@ impl TapPool {
             .perform(&Op::CreateTap {
                 tap: tap.clone(),
                 bridge: self.bridge.name.clone(),
+                user: None,
             })
             .await;
         if let Err(e) = created {
@@ -193,6 +194,7 @@ impl Capability for Tap {
                 .perform(&Op::CreateTap {
                     tap: vm.tap.clone(),
                     bridge: bridge.clone(),
+                    user: None,
                 })
                 .await?;
         }
