@@ -298,7 +298,6 @@ fn outside_banger() -> (Vec<String>, Vec<String>) {
                 .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
         })
         .filter(|n| !(n.starts_with("bg-") || n.starts_with("bgp-") || n == "banger0"))
-        .map(|n| n.to_string())
         .collect();
     let rules = run(&["iptables-save"])
         .lines()
