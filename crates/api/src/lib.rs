@@ -31,7 +31,9 @@ pub use events::{Event, Progress};
 pub use image::{BuildImageRequest, Image, RegisterImageRequest};
 pub use runtime::{BundleManifest, FetchRuntimeRequest, RuntimeInfo};
 pub use size::{format_size, parse_size, SizeError};
-pub use status::{Check, CheckStatus, DaemonStatus, VmPort, VmStats, VmmMetrics, VmmStatus};
+pub use status::{
+    Check, CheckStatus, DaemonStatus, NetworkAuthority, VmPort, VmStats, VmmMetrics, VmmStatus,
+};
 pub use vm::{
     Accel, CreateVmRequest, KillRequest, MacAddr, SshTarget, UpdateVmRequest, Vm, VmState, VmmKind,
 };

@@ -81,6 +81,28 @@ pub struct DaemonStatus {
     /// Built with crash injection (`crash-points`, for the test suite only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub crash_points: bool,
+    /// Who makes the host's network changes for this daemon.
+    #[serde(default)]
+    pub network: NetworkAuthority,
+}
+
+/// Who performs the daemon's bridge, TAP and NAT changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum NetworkAuthority {
+    /// The daemon runs as root and makes them itself.
+    #[default]
+    Root,
+    /// The daemon runs as a user; the root helper makes them.
+    Helper {
+        socket: PathBuf,
+        /// The helper's version, when it answered at daemon start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// Why it did not answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 /// What a VM's VMM says of itself, read from it live (`vm show`): not a

@@ -34,6 +34,8 @@ pub struct App {
     /// Every running operation holds a read guard; shutdown takes the write
     /// side, so the daemon never exits half-way through one (e.g. resize2fs).
     pub(crate) inflight: Arc<RwLock<()>>,
+    /// Who makes the host's network changes (root, or the root helper).
+    pub network: banger_api::NetworkAuthority,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
             drivers,
             shutdown: Notify::new(),
             inflight: Arc::new(RwLock::new(())),
+            network: banger_api::NetworkAuthority::Root,
         })
     }
 

@@ -99,6 +99,8 @@ pub struct Config {
     pub dns_listen: String,
     /// Idle TAP devices kept ready on the bridge so create does not make one.
     pub tap_pool_size: usize,
+    /// The root helper's socket, for a daemon that runs as a user.
+    pub helper_socket: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -128,6 +130,7 @@ impl Default for Config {
             void_mirror: None,
             dns_listen: "127.0.0.1:42069".into(),
             tap_pool_size: 2,
+            helper_socket: None,
         }
     }
 }

@@ -69,18 +69,21 @@ pub fn main() -> anyhow::Result<()> {
     runtime.block_on(run(paths, config))
 }
 
-async fn run(paths: Paths, config: Config) -> anyhow::Result<()> {
+async fn run(paths: Paths, mut config: Config) -> anyhow::Result<()> {
     let store = Store::open(&paths.database())
         .with_context(|| format!("cannot open {}", paths.database().display()))?;
     let drivers = Arc::new(SystemDrivers::new(&config));
-    let app = Arc::new(App::new(
+    let settled = crate::privilege::settle(&mut config).await;
+    let mut app = App::new(
         paths.clone(),
         config,
         store,
-        Host::system(),
+        Host::with_network(settled.net),
         drivers,
-    )?);
-    tracing::info!(pid = std::process::id(), socket = %paths.socket().display(), vmm = %app.drivers.default_kind(), accel = %app.accel(), crash_points = cfg!(feature = "crash-points"), "bangerd starting");
+    )?;
+    app.network = settled.authority;
+    let app = Arc::new(app);
+    tracing::info!(pid = std::process::id(), uid = nix::unistd::geteuid().as_raw(), socket = %paths.socket().display(), vmm = %app.drivers.default_kind(), accel = %app.accel(), network = ?app.network, crash_points = cfg!(feature = "crash-points"), "bangerd starting");
     app.vms
         .reconcile()
         .await

@@ -17,11 +17,17 @@ pub struct Host {
 }
 
 impl Host {
-    /// This machine.
+    /// This machine, its network changed as root (see [`Host::with_network`]).
     pub fn system() -> Host {
+        Host::with_network(Arc::new(IpNetwork::new(SystemRunner)))
+    }
+
+    /// This machine, its network changed by `net` (the daemon itself as
+    /// root, or the root helper: [`crate::privilege`]).
+    pub fn with_network(net: Arc<dyn Network>) -> Host {
         Host {
             runner: Arc::new(SystemRunner),
-            net: Arc::new(IpNetwork::new(SystemRunner)),
+            net,
             disks: Arc::new(Ext4Disks::new(SystemRunner)),
             probe: Arc::new(SshBanner),
         }

@@ -28,6 +28,7 @@ pub mod host;
 pub mod images;
 pub mod journal;
 pub mod kernels;
+pub mod privilege;
 pub mod progress;
 pub mod runtime;
 pub mod server;

@@ -70,10 +70,18 @@ impl<R: Runner> Disks for Ext4Disks<R> {
             "-m",
             "0",
         ]);
+        let mut mine = false;
         if let Some(dir) = contents {
             cmd = cmd.arg("-d").arg(dir);
+            mine = crate::userns::owned_by_me(dir);
         }
-        self.runner.run(cmd.arg(path)).await?;
+        cmd = cmd.arg(path);
+        if mine {
+            // A daemon that runs as a user writes the guest's files as that
+            // user: they are root's in the guest.
+            cmd = crate::userns::as_root(cmd, crate::userns::Map::User, &[]);
+        }
+        self.runner.run(cmd).await?;
         Ok(())
     }
 

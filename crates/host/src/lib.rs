@@ -9,6 +9,8 @@
 //! - [`disk`] — sparse ext4 disks built without mounting anything
 //! - [`probe`] — whether a guest is up
 //! - [`ssh`] — the installation key pair and per-VM host keys
+//! - [`userns`] — tools that must see a tree's true owners, for a daemon
+//!   that is not root
 
 pub mod disk;
 pub mod error;
@@ -20,5 +22,6 @@ pub mod process;
 pub mod runner;
 pub mod ssh;
 pub mod tools;
+pub mod userns;
 
 pub use error::HostError;

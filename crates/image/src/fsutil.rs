@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use banger_host::HostError;
+use banger_host::runner::{Cmd, Runner};
+use banger_host::{userns, HostError};
 
 /// Runs filesystem-heavy work (a whole distribution tree) off the async
 /// workers.
@@ -10,6 +11,26 @@ pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send 
     tokio::task::spawn_blocking(work)
         .await
         .expect("blocking image-build step panicked")
+}
+
+/// Removes a distribution tree. As a user, the tree has files owned by the
+/// user's subordinate ids (a package's own user), which only the user
+/// namespace the tree was made in may remove.
+pub(crate) async fn remove_tree(runner: &dyn Runner, dir: &Path) -> Result<(), HostError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if userns::is_root() {
+        let owned = dir.to_path_buf();
+        return blocking(move || std::fs::remove_dir_all(&owned))
+            .await
+            .map_err(|e| HostError::path_io("cannot remove", dir, e));
+    }
+    let rm = Cmd::new("rm").args(["-rf", "--"]).arg(dir);
+    runner
+        .run(userns::as_root(rm, userns::Map::Subordinate, &[]))
+        .await
+        .map(drop)
 }
 
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), HostError> {

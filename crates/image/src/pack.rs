@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use banger_host::runner::{Cmd, Runner};
-use banger_host::HostError;
+use banger_host::{userns, HostError};
 
-use crate::fsutil::{blocking, set_mode, tree_size, write};
+use crate::fsutil::{blocking, remove_tree, set_mode, tree_size, write};
 use crate::progress::Say;
 use crate::{BuildError, BuildRequest, LABEL_BASE};
 
@@ -47,19 +47,16 @@ pub(crate) async fn pack(
     };
     let rootfs = stage.join("rootfs.ext4");
     banger_host::disk::create_sparse(&rootfs, size)?;
+    // mkfs records each file's owner: it must see the tree's own.
+    let mkfs = Cmd::new("mkfs.ext4")
+        .args(["-F", "-q", "-L", LABEL_BASE, "-m", "0", "-d"])
+        .arg(rootdir)
+        .arg(&rootfs)
+        .log_to(&request.log);
     runner
-        .run(
-            Cmd::new("mkfs.ext4")
-                .args(["-F", "-q", "-L", LABEL_BASE, "-m", "0", "-d"])
-                .arg(rootdir)
-                .arg(&rootfs)
-                .log_to(&request.log),
-        )
+        .run(userns::as_root(mkfs, userns::Map::Subordinate, &[]))
         .await?;
-    let dir = rootdir.to_path_buf();
-    blocking(move || std::fs::remove_dir_all(&dir))
-        .await
-        .map_err(|e| HostError::path_io("cannot remove", rootdir, e))?;
+    remove_tree(runner, rootdir).await?;
     write(
         &stage.join(request.source.manifest_name()),
         request.packages.as_bytes(),

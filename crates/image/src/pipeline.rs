@@ -10,7 +10,7 @@ use banger_api::{Image, Progress};
 use banger_host::runner::Runner;
 use banger_host::HostError;
 
-use crate::fsutil::{blocking, create_dir};
+use crate::fsutil::{create_dir, remove_tree};
 use crate::identity::{cached_image, image_record, request_sha256};
 use crate::progress::Say;
 use crate::sources::Cx;
@@ -54,9 +54,9 @@ pub async fn build_image(
     // The log is this build's: errors quoted from it must not be an older one's.
     std::fs::write(&request.log, b"")
         .map_err(|e| HostError::path_io("cannot write", &request.log, e))?;
-    let _ = std::fs::remove_dir_all(&stage);
+    let _ = remove_tree(runner.as_ref(), &stage).await;
     create_dir(&stage)?;
-    match build_into(runner, request, &stage, &sha, &say).await {
+    match build_into(runner.clone(), request, &stage, &sha, &say).await {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&final_dir);
             std::fs::rename(&stage, &final_dir)
@@ -70,8 +70,9 @@ pub async fn build_image(
         }
         Err(err) => {
             // A failed build can leave a whole distribution tree behind.
-            let dir = stage.clone();
-            let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
+            if let Err(e) = remove_tree(runner.as_ref(), &stage).await {
+                tracing::warn!(error = %banger_api::error::chain(&e), stage = %stage.display(), "cannot remove a failed build's tree");
+            }
             let errors = error_lines(&request.log);
             Err(BuildError::Failed {
                 name: request.name.clone(),

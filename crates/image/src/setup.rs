@@ -130,22 +130,22 @@ pub(crate) fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
 
 /// The agent is built on the host, against the host's glibc: make sure the
 /// image's own libc runs it (a newer host glibc than the image's would not),
-/// by running it in the tree (chroot, as root; skipped otherwise).
+/// by running it in the tree (chroot; as a user, in the tree's namespace).
 pub(crate) async fn check_agent_runs(
     runner: &dyn Runner,
     root: &Path,
     agent: &Path,
 ) -> Result<(), BuildError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(());
-    }
+    let chroot = Cmd::new("chroot")
+        .arg(root)
+        .arg(format!("/{AGENT_PATH}"))
+        .arg("--version");
     runner
-        .run(
-            Cmd::new("chroot")
-                .arg(root)
-                .arg(format!("/{AGENT_PATH}"))
-                .arg("--version"),
-        )
+        .run(banger_host::userns::as_root(
+            chroot,
+            banger_host::userns::Map::Subordinate,
+            &[],
+        ))
         .await
         .map(drop)
         .map_err(|source| BuildError::AgentIncompatible {

@@ -24,6 +24,17 @@ pub fn unusable_reason() -> Option<String> {
     if !Path::new("/dev/kvm").exists() {
         return Some("/dev/kvm does not exist".into());
     }
+    let denied = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    if denied {
+        return Some(format!(
+            "/dev/kvm is not open to uid {} (permission denied)",
+            nix::unistd::geteuid()
+        ));
+    }
     if Path::new("/sys/module/kvm_pvm").exists() {
         return Some(
             "/dev/kvm is PVM nested virtualisation, which cannot boot ordinary guest kernels"

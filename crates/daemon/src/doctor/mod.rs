@@ -28,6 +28,8 @@ pub struct Inputs<'a> {
     pub config: &'a Config,
     pub images_dir: &'a Path,
     pub store: &'a Store,
+    /// Who makes the host's network changes.
+    pub network: &'a banger_api::NetworkAuthority,
     /// The VMM new VMs get.
     pub vmm: VmmKind,
     /// Whether the `.vm` DNS serves.
@@ -106,6 +108,7 @@ mod tests {
             config,
             images_dir: images,
             store,
+            network: &banger_api::NetworkAuthority::Root,
             vmm: crate::drivers::choose_vmm(config),
             dns: DnsStatus::Serving("127.0.0.1:42069".parse().unwrap()),
             nat_vms: Vec::new(),

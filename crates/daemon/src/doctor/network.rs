@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use banger_api::{Check, CheckStatus};
+use banger_api::{Check, CheckStatus, NetworkAuthority};
 use banger_host::tools;
 
 use super::{check, Inputs};
@@ -16,29 +16,24 @@ pub fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
             .write(true)
             .open("/dev/net/tun")
         {
-            Ok(_) => check("tun", CheckStatus::Pass, "/dev/net/tun is usable", None),
+            Ok(_) => check(
+                "tun",
+                CheckStatus::Pass,
+                "/dev/net/tun opens: VMMs can attach their TAP",
+                None,
+            ),
             Err(e) => check(
                 "tun",
                 CheckStatus::Fail,
                 format!("/dev/net/tun: {e}"),
-                Some("load the tun module (modprobe tun) and run bangerd as root".into()),
+                Some(if nix::unistd::geteuid().is_root() {
+                    "load the tun module (modprobe tun)".into()
+                } else {
+                    "the root helper grants it to its owners: `sudo banger system install --owner $USER` (or `chmod 0666 /dev/net/tun`, Debian's default)".into()
+                }),
             ),
         },
-        if nix::unistd::geteuid().is_root() {
-            check(
-                "network privileges",
-                CheckStatus::Pass,
-                "bangerd runs as root: bridge and TAP devices can be created",
-                None,
-            )
-        } else {
-            check(
-                "network privileges",
-                CheckStatus::Fail,
-                "creating the bridge and TAP devices needs CAP_NET_ADMIN",
-                Some("run bangerd as root".into()),
-            )
-        },
+        privileges(inputs.network),
         match tools::require("iptables") {
             Ok(path) => check(
                 "tool iptables",
@@ -95,6 +90,44 @@ pub fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
         )
     });
     checks
+}
+
+/// Who makes the bridge, TAP and NAT changes.
+fn privileges(authority: &NetworkAuthority) -> Check {
+    let name = "network privileges";
+    match authority {
+        NetworkAuthority::Root => check(
+            name,
+            CheckStatus::Pass,
+            "bangerd runs as root and makes bridge, TAP and NAT changes itself",
+            None,
+        ),
+        NetworkAuthority::Helper {
+            socket,
+            version: Some(version),
+            ..
+        } => check(
+            name,
+            CheckStatus::Pass,
+            format!(
+                "bangerd runs as uid {}; the root helper {version} at {} makes them",
+                nix::unistd::geteuid(),
+                socket.display()
+            ),
+            None,
+        ),
+        NetworkAuthority::Helper { socket, error, .. } => check(
+            name,
+            CheckStatus::Fail,
+            format!(
+                "bangerd runs as uid {} and no root helper answers at {}{}",
+                nix::unistd::geteuid(),
+                socket.display(),
+                error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+            Some("`sudo banger system install --owner $USER` (or, without systemd, `sudo banger-helper --owner $USER`), then `banger daemon stop` so the next command starts a daemon that finds it".into()),
+        ),
+    }
 }
 
 /// The daemon knows whether its DNS serves.

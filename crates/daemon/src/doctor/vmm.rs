@@ -40,6 +40,16 @@ pub fn checks(config: &Config) -> Vec<Check> {
             "/dev/kvm runs ordinary guests",
             None,
         ),
+        Some(reason) if reason.contains("permission denied") => check(
+            "kvm",
+            if config.vmm == VmmChoice::Firecracker {
+                CheckStatus::Fail
+            } else {
+                CheckStatus::Warn
+            },
+            reason,
+            Some("the root helper grants it to its owners: `sudo banger system install --owner $USER` (or add yourself to the kvm group)".into()),
+        ),
         Some(reason) if config.vmm == VmmChoice::Firecracker => check(
             "kvm",
             CheckStatus::Fail,

@@ -33,6 +33,7 @@ pub async fn status(State(app): State<AppState>) -> Reply<DaemonStatus> {
         vmm: app.drivers.default_kind(),
         accel: app.accel(),
         crash_points: cfg!(feature = "crash-points"),
+        network: app.network.clone(),
     }))
 }
 
@@ -54,6 +55,7 @@ pub async fn doctor(State(app): State<AppState>) -> Reply<Vec<Check>> {
     let (paths, config) = (app.paths.clone(), app.config.clone());
     let (images_dir, dns) = (app.images.dir(), app.dns.status());
     let (store, vmm) = (app.store.clone(), app.drivers.default_kind());
+    let network = app.network.clone();
     // Some checks run programs (`--version`): off the async workers.
     let checks = tokio::task::spawn_blocking(move || {
         let (ip_forward, forward_writable) = doctor::Inputs::host_forwarding();
@@ -62,6 +64,7 @@ pub async fn doctor(State(app): State<AppState>) -> Reply<Vec<Check>> {
             config: &config,
             images_dir: &images_dir,
             store: &store,
+            network: &network,
             vmm,
             dns,
             nat_vms,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use banger_host::runner::Cmd;
-use banger_host::HostError;
+use banger_host::{userns, HostError};
 
 use super::source::{Cx, Profile, Source};
 use crate::fsutil::{blocking, version_key, write};
@@ -108,12 +108,19 @@ impl Source for Debian {
             ),
             0.02,
         );
+        // As root mmdebstrap makes its own namespaces (unshare mode). As a
+        // user it runs as root of a user namespace that maps the user to
+        // root and its subordinate ids above, the one every later step
+        // that needs the tree's owners runs in (banger_host::userns); root
+        // mode there mounts what the chroot needs and skips device nodes
+        // (the guest mounts devtmpfs).
+        let mode = if userns::is_root() {
+            "--mode=unshare"
+        } else {
+            "--mode=root"
+        };
         let cmd = Cmd::new("mmdebstrap")
-            .args([
-                "--mode=unshare",
-                "--variant=apt",
-                "--aptopt=Acquire::Retries \"3\"",
-            ])
+            .args([mode, "--variant=apt", "--aptopt=Acquire::Retries \"3\""])
             .arg(format!("--include={}", packages.join(",")))
             // Positionals after `--`: none of them can be read as an option.
             .arg("--")
@@ -121,6 +128,11 @@ impl Source for Debian {
             .arg(rootdir)
             .args(self.mirror.iter())
             .log_to(cx.log);
+        let cmd = userns::as_root(
+            cmd,
+            userns::Map::Subordinate,
+            &["--mount", "--pid", "--fork"],
+        );
         let ticker = tail_progress(cx.log.to_path_buf(), cx.say);
         tokio::select! {
             outcome = cx.runner.run(cmd) => outcome?,
