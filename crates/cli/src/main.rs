@@ -34,6 +34,9 @@ enum Command {
     /// The runtime bundle: show, package, fetch
     #[command(subcommand)]
     Runtime(commands::runtime::RuntimeCommand),
+    /// The root helper that lets the daemon run as you: install, uninstall, status
+    #[command(subcommand)]
+    System(commands::system::SystemCommand),
     /// Check that this host can run banger: KVM, VMMs, tools, image, network, disk, daemon
     Doctor {
         #[arg(long)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             Command::Daemon(cmd) => commands::daemon::run(cmd).await,
             Command::Doctor { json } => commands::doctor::run(json).await,
             Command::Runtime(cmd) => commands::runtime::run(cmd).await,
+            Command::System(cmd) => commands::system::run(cmd).await,
             Command::Tui => unreachable!("handled above"),
             Command::Completions { shell } => {
                 use clap::CommandFactory;

@@ -194,6 +194,9 @@ impl Config {
         if let Ok(level) = std::env::var("BANGER_LOG_LEVEL") {
             config.log_level = level;
         }
+        if let Some(socket) = std::env::var_os("BANGER_HELPER_SOCKET") {
+            config.helper_socket = Some(PathBuf::from(socket));
+        }
         config.validate()?;
         Ok(config)
     }

@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod devices;
+pub mod install;
 pub mod lease;
 pub mod policy;
 pub mod protocol;

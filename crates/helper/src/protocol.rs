@@ -24,6 +24,9 @@ pub struct Welcome {
     /// The caller's bridge and subnet (`172.30.0.0/24`).
     pub bridge: String,
     pub subnet: String,
+    /// Every user this helper serves.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -113,6 +113,7 @@ impl Helper {
                     uid: lease.uid,
                     bridge: lease.bridge.clone(),
                     subnet: lease.subnet.to_string(),
+                    owners: self.leases.iter().map(|l| l.user.clone()).collect(),
                 })
             }
             Request::Perform { op } => op,

@@ -123,10 +123,12 @@ impl Drop for Netns {
     }
 }
 
-/// Private XDG directories and, optionally, a namespace to run in.
+/// Private XDG directories and, optionally, a namespace to run in and a
+/// user to run as (not root).
 pub struct TestEnv {
     pub root: tempfile::TempDir,
     pub netns: Option<Netns>,
+    pub user: Option<(u32, u32)>,
 }
 
 impl TestEnv {
@@ -135,9 +137,27 @@ impl TestEnv {
             .prefix("banger-e2e-")
             .tempdir()
             .unwrap();
-        let env = TestEnv { root, netns };
+        let env = TestEnv {
+            root,
+            netns,
+            user: None,
+        };
         std::fs::create_dir_all(env.config_dir()).unwrap();
         env.write_config("");
+        env
+    }
+
+    /// Like [`TestEnv::new`], every banger command run as `uid`:`gid`,
+    /// which owns the XDG directories.
+    pub fn as_user(netns: Option<Netns>, uid: u32, gid: u32) -> TestEnv {
+        let mut env = TestEnv::new(netns);
+        std::fs::create_dir_all(env.root.path().join("run")).unwrap();
+        run_ok(
+            Command::new("chown")
+                .args(["-R", &format!("{uid}:{gid}")])
+                .arg(env.root.path()),
+        );
+        env.user = Some((uid, gid));
         env
     }
 
@@ -159,21 +179,31 @@ impl TestEnv {
     }
 
     pub fn command(&self, program: &str) -> Command {
-        let mut cmd = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.name, program]);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", &ns.name].map(String::from));
+        }
+        if let Some((uid, gid)) = self.user {
+            argv.extend([
+                "setpriv".into(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+        }
+        argv.push(program.into());
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let r = self.root.path();
         cmd.env("XDG_CONFIG_HOME", r.join("config"))
             .env("XDG_STATE_HOME", r.join("state"))
             .env("XDG_CACHE_HOME", r.join("cache"))
             .env("XDG_RUNTIME_DIR", r.join("run"))
             .env_remove("BANGER_LOG_LEVEL");
-        std::fs::create_dir_all(r.join("run")).unwrap();
+        if !r.join("run").exists() {
+            std::fs::create_dir_all(r.join("run")).unwrap();
+        }
         cmd
     }
 

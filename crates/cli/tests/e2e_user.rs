@@ -1,0 +1,260 @@
+//! banger as a developer uses it: the daemon and its VMMs run as an
+//! ordinary user, and the root helper — started by root for that user in
+//! the test's network namespace — makes the bridge, TAP and NAT changes.
+//! The user reuses the default image (a copy in the user's own images
+//! directory), creates a VM, reaches it by `vm exec` and `vm ssh`, turns
+//! NAT on and off, stops and starts it, survives the helper being killed
+//! and restarted, and deletes it; nothing is left behind, and nothing under
+//! the user's directories belongs to root.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::*;
+
+/// The ordinary user the test acts as (made once; `useradd -m` gives it
+/// subordinate ids, as for any user).
+const USER: &str = "banger-e2e";
+
+fn user_ids() -> (u32, u32) {
+    let lookup = || nix::unistd::User::from_name(USER).unwrap();
+    if lookup().is_none() {
+        let out = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", USER])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd: {}", text(&out));
+    }
+    let user = lookup().unwrap();
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+fn helper_binary() -> PathBuf {
+    let helper = Path::new(BANGER).with_file_name("banger-helper");
+    assert!(
+        helper.is_file(),
+        "{} is missing (cargo test --workspace)",
+        helper.display()
+    );
+    helper
+}
+
+/// The helper, as root, in the namespace, serving `USER`. The caller
+/// kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start_helper(netns: &str, socket: &Path, log: &Path) -> Child {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .arg(helper_binary())
+        .args(["--owner", USER, "--socket"])
+        .arg(socket)
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if socket.exists() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "the helper never listened: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn uid_of_pid(pid: u32) -> u32 {
+    std::fs::metadata(format!("/proc/{pid}")).unwrap().uid()
+}
+
+/// Files under `dir` owned by root.
+fn roots_files(dir: &Path) -> Vec<PathBuf> {
+    let out = Command::new("find")
+        .arg(dir)
+        .args(["-uid", "0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+#[test]
+fn a_user_runs_vms_with_the_root_helper_doing_only_the_network() {
+    require_root_tools();
+    ensure_default_image();
+    let (uid, gid) = user_ids();
+    let netns = Netns::new("user").with_default_route();
+    let ns = netns.name.clone();
+    let env = TestEnv::as_user(Some(netns), uid, gid);
+    // The helper's socket and log are root's: outside the user's directories.
+    let helper_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        helper_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let socket = helper_dir.path().join("helper.sock");
+    let helper_log = helper_dir.path().join("helper.log");
+
+    // The user's own copy of the default image (reused, not rebuilt: same
+    // builder, same agent, so the build finds it complete).
+    let images = env.root.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let copied = Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(images_dir().join("default"))
+        .arg(&images)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(&images)
+        .status()
+        .unwrap();
+    std::fs::write(
+        env.config_dir().join("config.toml"),
+        format!(
+            "images_dir = {:?}\nboot_timeout_secs = 400\nvmm = \"qemu\"\nhelper_socket = {:?}\n",
+            images.display().to_string(),
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    // Without the helper, the user is told what to run.
+    let err = env.fails(&["vm", "create", "--name", "nohelper"]);
+    assert!(
+        err.contains("root helper") && err.contains("banger system install"),
+        "{err}"
+    );
+    // doctor fails (exit 1) and says why.
+    let doctor: serde_json::Value =
+        serde_json::from_slice(&env.banger(&["doctor", "--json"]).stdout).unwrap();
+    let privileges = doctor
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "network privileges")
+        .unwrap()
+        .clone();
+    assert_eq!(privileges["status"], "fail", "{privileges}");
+    env.ok(&["daemon", "stop"]);
+
+    let mut helper = start_helper(&ns, &socket, &helper_log);
+    let status = env.ok(&[
+        "system",
+        "status",
+        "--socket",
+        &socket.display().to_string(),
+    ]);
+    assert!(
+        status.contains("running") && status.contains(USER) && status.contains("banger0"),
+        "{status}"
+    );
+
+    env.ok(&["vm", "create", "--name", "u1"]);
+    let vm = env.json(&["vm", "show", "u1", "--json"]);
+    let pid = u32::try_from(vm["pid"].as_u64().unwrap()).unwrap();
+    assert_eq!(uid_of_pid(pid), uid, "the VMM runs as the user");
+    let daemon = env.json(&["daemon", "status", "--json"]);
+    let daemon_pid = u32::try_from(daemon["pid"].as_u64().unwrap()).unwrap();
+    assert_eq!(uid_of_pid(daemon_pid), uid, "the daemon runs as the user");
+    assert_eq!(daemon["network"]["by"], "helper", "{daemon}");
+    assert_eq!(env.ok(&["vm", "exec", "u1", "--", "id", "-u"]).trim(), "0");
+    assert_eq!(env.ok(&["vm", "ssh", "u1", "--", "hostname"]).trim(), "u1");
+    // Files the user's daemon wrote are root's in the guest.
+    let owners = env.ok(&[
+        "vm",
+        "exec",
+        "u1",
+        "--",
+        "stat",
+        "-c",
+        "%u",
+        "/etc/hostname",
+        "/root/.bashrc",
+    ]);
+    assert_eq!(
+        owners.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0"],
+        "{owners}"
+    );
+    let tap = vm["tap"].as_str().unwrap().to_string();
+    let link = netns_run(&ns, &["ip", "-d", "-o", "link", "show", "dev", &tap]);
+    assert!(
+        link.contains(&format!("user {USER}")),
+        "the TAP is the user's: {link}"
+    );
+
+    env.ok(&["vm", "set", "u1", "--nat"]);
+    assert_eq!(
+        netns_run(&ns, &["iptables-save"])
+            .matches("banger-")
+            .count(),
+        3
+    );
+    env.ok(&["vm", "set", "u1", "--no-nat"]);
+    assert_eq!(
+        netns_run(&ns, &["iptables-save"])
+            .matches("banger-")
+            .count(),
+        0
+    );
+    env.ok(&["vm", "stop", "u1"]);
+    env.ok(&["vm", "start", "u1"]);
+
+    // The helper dies: running VMs do not notice.
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    assert_eq!(env.ok(&["vm", "exec", "u1", "--", "true"]), "");
+    // Restarted, it serves again; a new daemon reconciles through it.
+    let mut helper = start_helper(&ns, &socket, &helper_log);
+    env.ok(&["daemon", "stop"]);
+    assert_eq!(
+        env.json(&["vm", "show", "u1", "--json"])["state"],
+        "running"
+    );
+    env.ok(&["vm", "set", "u1", "--nat"]);
+    env.ok(&["vm", "delete", "u1"]);
+    env.ok(&["daemon", "stop"]);
+
+    // Nothing left: no TAP, no rule, no process of the user, nothing of
+    // root's in the user's directories.
+    let links = netns_run(&ns, &["ip", "-o", "link"]);
+    assert!(!links.contains("bg-") && !links.contains("bgp-"), "{links}");
+    assert!(!netns_run(&ns, &["iptables-save"]).contains("banger-"));
+    assert!(vmm_pids(&env.root.path().display().to_string()).is_empty());
+    assert_eq!(
+        roots_files(env.root.path())
+            .into_iter()
+            .filter(|p| !p.ends_with("helper.log"))
+            .collect::<Vec<_>>(),
+        Vec::<PathBuf>::new()
+    );
+    let log = std::fs::read_to_string(&helper_log).unwrap();
+    assert!(
+        log.contains("\"uid\":") && log.contains("performed"),
+        "{log}"
+    );
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+}
+
+fn netns_run(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
