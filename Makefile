@@ -33,13 +33,14 @@ runtime-bundle: build
 bench-create:
 	./scripts/bench-create $(ARGS)
 
-# Binaries and shell completions. The daemon creates bridges and TAP
-# devices, so it runs as root for now: run banger as root and let it start
-# the daemon on demand, or install the system unit (install-unit).
+# Binaries and shell completions. The daemon runs as you; the root helper
+# (banger-helper, `sudo banger system install --owner $USER`) makes its
+# bridge, TAP and NAT changes. A daemon run as root needs no helper.
 install: build
 	install -Dm755 target/release/banger $(DESTDIR)$(BINDIR)/banger
 	install -Dm755 target/release/bangerd $(DESTDIR)$(BINDIR)/bangerd
 	install -Dm755 target/release/banger-agent $(DESTDIR)$(BINDIR)/banger-agent
+	install -Dm755 target/release/banger-helper $(DESTDIR)$(BINDIR)/banger-helper
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	target/release/banger completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/banger
 	target/release/banger completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_banger

@@ -92,8 +92,56 @@ pub fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
             },
         ));
     }
+    if !nix::unistd::geteuid().is_root() {
+        checks.push(tool_check(
+            "newuidmap",
+            "image builds as a user",
+            if built {
+                CheckStatus::Warn
+            } else {
+                CheckStatus::Fail
+            },
+        ));
+        checks.push(subordinate_ids(
+            &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
+            &std::fs::read_to_string("/etc/subgid").unwrap_or_default(),
+            built,
+        ));
+    }
     checks.push(disk_space(&inputs.paths.state_dir));
     checks
+}
+
+/// Image builds as a user map its subordinate ids to the tree's owners.
+fn subordinate_ids(subuid: &str, subgid: &str, built: bool) -> Check {
+    let uid = nix::unistd::geteuid();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
+    let has = |text: &str| {
+        text.lines().any(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|who| who == name || who == uid.to_string())
+        })
+    };
+    if has(subuid) && has(subgid) {
+        check(
+            "subordinate ids",
+            CheckStatus::Pass,
+            format!("{name} has ranges in /etc/subuid and /etc/subgid (image builds as you)"),
+            None,
+        )
+    } else {
+        check(
+            "subordinate ids",
+            if built { CheckStatus::Warn } else { CheckStatus::Fail },
+            format!("{name} has no range in /etc/subuid or /etc/subgid: image builds as you cannot map the image's users"),
+            Some(format!("`sudo banger system install --owner {name}` adds one (or `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {name}`)")),
+        )
+    }
 }
 
 fn disk_space(state_dir: &Path) -> Check {
