@@ -1,5 +1,6 @@
-//! The devices a user's VMM opens itself: `/dev/kvm` (both VMMs) and
-//! `/dev/net/tun` (to attach the TAP the helper made for it). A stock
+//! The devices a user's daemon opens itself: `/dev/kvm` (both VMMs),
+//! `/dev/net/tun` (to attach the TAP the helper made for it) and
+//! `/dev/fuse` (`--base-rootfs` builds mount the base with fuse2fs). A stock
 //! Debian host already lets users open them (tun is 0666, kvm is for the
 //! `kvm` group); a host where they are root's only gets an ACL entry per
 //! owner at helper start (until reboot, or `banger system uninstall`), and
@@ -9,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-pub const DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun"];
+pub const DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun", "/dev/fuse"];
 
 /// Whether every user may read and write `path` by its mode alone.
 fn open_to_all(path: &Path) -> bool {

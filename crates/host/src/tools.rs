@@ -15,6 +15,10 @@ pub fn debian_package(tool: &str) -> Option<&'static str> {
         "modprobe" => "kmod",
         "busybox" => "busybox-static",
         "iptables" => "iptables",
+        "fuse2fs" => "fuse2fs",
+        "newuidmap" | "newgidmap" => "uidmap",
+        "setfacl" => "acl",
+        "unshare" | "setpriv" => "util-linux",
         "firecracker" => return None,
         _ => return None,
     })

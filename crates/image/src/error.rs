@@ -11,9 +11,6 @@ use crate::sources::void::VoidError;
 pub enum BuildError {
     #[error(transparent)]
     Host(#[from] HostError),
-    /// The step only works as root on this host.
-    #[error("{0} needs root")]
-    NeedsRoot(&'static str),
     /// `--distro` names a distribution banger cannot build.
     #[error("unknown --distro {0:?}")]
     UnknownDistro(String),
@@ -97,7 +94,6 @@ impl BuildError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             BuildError::Host(e) => return e.hint(),
-            BuildError::NeedsRoot(_) => "run bangerd as root for this build".into(),
             BuildError::UnknownDistro(_) => {
                 "use --distro debian (the default) or --distro void (experimental)".into()
             }

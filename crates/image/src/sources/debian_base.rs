@@ -7,6 +7,9 @@
 //! mounted only inside a private mount namespace of a short-lived process
 //! (`unshare --mount`): nothing is mounted on the host, and a crash leaves
 //! no mount or loop device behind (the namespace dies with the process).
+//! As root the base is a loop mount; as a user, whose namespace may not
+//! mount ext4, it is mounted with `fuse2fs` in the user namespace every
+//! unprivileged build step runs in ([`banger_host::userns`]).
 //! `cp -a` keeps what an unmounted copy (debugfs) would lose: setuid and
 //! sticky bits, hard links, extended attributes.
 //!
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use banger_host::runner::Cmd;
+use banger_host::userns;
 
 use super::debian::BASE_PACKAGES;
 use super::source::{Cx, Profile, Source};
@@ -29,13 +33,19 @@ pub static PROFILE: Profile = Profile {
     default_packages: crate::DEFAULT_PACKAGES,
     docker_packages: super::debian::DOCKER_PACKAGES,
     tools: &["unshare", "chroot"],
+
     borrows_default_kernel: false,
     apt_list: true,
 };
 
-/// `$1` base image, `$2` an empty mount point, `$3` the tree.
+/// `$1` base image, `$2` an empty mount point, `$3` the tree, `$4` how to
+/// mount it (`loop` as root, `fuse` as a user).
 const COPY: &str = r#"set -e
-mount -t ext4 -o ro,loop,noload "$1" "$2"
+if [ "$4" = loop ]; then
+    mount -t ext4 -o ro,loop,noload "$1" "$2"
+else
+    fuse2fs -o ro,fakeroot "$1" "$2"
+fi
 cp -a "$2/." "$3/"
 "#;
 
@@ -47,7 +57,7 @@ const APT: &str = r##"set -e
 root=$1
 shift
 mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
+mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
 chroot "$root" sh -ec '
     if [ -e /etc/resolv.conf ] || [ -L /etc/resolv.conf ]; then
@@ -97,11 +107,12 @@ impl Source for DebianBase {
 
     /// The base copied, the packages installed with its own apt.
     async fn bootstrap(&self, cx: &Cx<'_>, rootdir: &Path) -> Result<(), BuildError> {
-        if !nix::unistd::geteuid().is_root() {
-            // The base is mounted read-only (in a private mount namespace)
-            // to copy it with its special permissions.
-            return Err(BuildError::NeedsRoot("--base-rootfs"));
-        }
+        let how = if userns::is_root() {
+            "loop"
+        } else {
+            banger_host::tools::require("fuse2fs")?;
+            "fuse"
+        };
         let packages = debian_packages(BASE_PACKAGES, cx.packages)?;
         (cx.say)(
             "image.rootfs",
@@ -117,6 +128,7 @@ impl Source for DebianBase {
                     .arg(&self.base)
                     .arg(&mount_point)
                     .arg(rootdir)
+                    .arg(how)
                     .log_to(cx.log),
             )
             .await?;
@@ -152,20 +164,29 @@ impl Source for DebianBase {
 /// `sh -c SCRIPT` in new mount and PID namespaces: its mounts never reach
 /// the host, and whatever it starts dies with it. The script is a
 /// constant; paths and names are its arguments.
+/// `script` in a mount and PID namespace of its own; as a user, as root of
+/// the user namespace unprivileged builds run in.
 fn private_namespace(script: &str) -> Cmd {
-    Cmd::new("unshare").args([
-        "--mount",
-        "--propagation",
-        "private",
-        "--pid",
-        "--fork",
-        "--kill-child",
-        "--",
-        "sh",
-        "-c",
-        script,
-        "sh",
-    ])
+    let sh = Cmd::new("sh").args(["-c", script, "sh"]);
+    if userns::is_root() {
+        return Cmd::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--",
+            ])
+            .arg(&sh.program)
+            .args(sh.args);
+    }
+    userns::as_root(
+        sh,
+        userns::Map::Subordinate,
+        &["--mount", "--pid", "--fork", "--kill-child"],
+    )
 }
 
 #[cfg(test)]

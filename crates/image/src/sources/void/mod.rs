@@ -103,11 +103,6 @@ impl Source for Void {
 
     /// Steps 1–4 (above): the Void tree in `rootdir`.
     async fn bootstrap(&self, cx: &Cx<'_>, rootdir: &Path) -> Result<(), BuildError> {
-        // xbps keeps the packages' owners and runs their scripts in the tree
-        // (chrooted) only as root.
-        if !nix::unistd::geteuid().is_root() {
-            return Err(BuildError::NeedsRoot("building a Void image"));
-        }
         let mirror = &self.mirror;
         let repo_url = repo::repo_url(mirror);
         (cx.say)(
@@ -179,18 +174,23 @@ impl Source for Void {
             .iter()
             .map(|p| repo::pkgname(&p.pkgver).to_string())
             .collect();
+        // xbps keeps the packages' owners and runs their scripts chrooted in
+        // the tree: as a user, as root of the build's user namespace.
+        let install = Cmd::new(&xbps.to_string_lossy())
+            .args(["-y", "-i", "-r"])
+            .arg(rootdir)
+            .arg("-R")
+            .arg(&local_repo)
+            .arg("--")
+            .args(&names)
+            .env("XBPS_ARCH", repo::ARCH)
+            .log_to(cx.log);
         cx.runner
-            .run(
-                Cmd::new(&xbps.to_string_lossy())
-                    .args(["-y", "-i", "-r"])
-                    .arg(rootdir)
-                    .arg("-R")
-                    .arg(&local_repo)
-                    .arg("--")
-                    .args(&names)
-                    .env("XBPS_ARCH", repo::ARCH)
-                    .log_to(cx.log),
-            )
+            .run(banger_host::userns::as_root(
+                install,
+                banger_host::userns::Map::Subordinate,
+                &[],
+            ))
             .await?;
         // The packages are in the tree now; neither the local repository nor
         // the tools are part of the image.
