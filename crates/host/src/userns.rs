@@ -36,10 +36,15 @@ pub fn as_root(cmd: Cmd, map: Map, namespaces: &[&str]) -> Cmd {
     if map == Map::Subordinate {
         wrapped = wrapped.arg("--map-auto");
     }
+    // unshare looks the program up in PATH, which for a user often lacks
+    // the sbin directories e2fsprogs live in: give it the path banger found.
+    let program = crate::tools::find(&cmd.program)
+        .map(|p| p.into_os_string())
+        .unwrap_or_else(|| cmd.program.clone().into());
     wrapped = wrapped
         .args(namespaces.iter().copied())
         .arg("--")
-        .arg(&cmd.program)
+        .arg(program)
         .args(cmd.args);
     Cmd {
         program: wrapped.program,
@@ -62,7 +67,7 @@ mod tests {
 
     #[test]
     fn as_a_user_a_command_runs_as_namespace_root_with_its_arguments_intact() {
-        let cmd = Cmd::new("mkfs.ext4")
+        let cmd = Cmd::new("/sbin/mkfs.ext4")
             .args(["-d", "/a b", "--", "-x"])
             .log_to("/tmp/log");
         let wrapped = as_root(cmd.clone(), Map::Subordinate, &["--mount"]);
@@ -72,7 +77,7 @@ mod tests {
         }
         assert_eq!(
             wrapped.display(),
-            "unshare --map-root-user --map-auto --mount -- mkfs.ext4 -d /a b -- -x"
+            "unshare --map-root-user --map-auto --mount -- /sbin/mkfs.ext4 -d /a b -- -x"
         );
         assert_eq!(
             wrapped.log, cmd.log,
