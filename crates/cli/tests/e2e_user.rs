@@ -19,18 +19,29 @@ use common::*;
 /// The ordinary user the test acts as (made once; `useradd -m` gives it
 /// subordinate ids, as for any user).
 const USER: &str = "banger-e2e";
+/// A second user, for two users on one host.
+const OTHER: &str = "banger-e2e2";
 
-fn user_ids() -> (u32, u32) {
-    let lookup = || nix::unistd::User::from_name(USER).unwrap();
+fn ids_of(name: &str) -> (u32, u32) {
+    let lookup = || nix::unistd::User::from_name(name).unwrap();
     if lookup().is_none() {
         let out = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", USER])
+            .args(["-m", "-s", "/bin/sh", name])
             .output()
             .unwrap();
-        assert!(out.status.success(), "useradd: {}", text(&out));
+        // Another test may have made it meanwhile.
+        assert!(
+            out.status.success() || lookup().is_some(),
+            "useradd: {}",
+            text(&out)
+        );
     }
     let user = lookup().unwrap();
     (user.uid.as_raw(), user.gid.as_raw())
+}
+
+fn user_ids() -> (u32, u32) {
+    ids_of(USER)
 }
 
 fn helper_binary() -> PathBuf {
@@ -45,12 +56,19 @@ fn helper_binary() -> PathBuf {
 
 /// The helper, as root, in the namespace, serving `USER`. The caller
 /// kills and waits for it.
-#[allow(clippy::zombie_processes)]
 fn start_helper(netns: &str, socket: &Path, log: &Path) -> Child {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", netns])
-        .arg(helper_binary())
-        .args(["--owner", USER, "--socket"])
+    start_helper_for(netns, socket, log, &[USER])
+}
+
+#[allow(clippy::zombie_processes)]
+fn start_helper_for(netns: &str, socket: &Path, log: &Path, owners: &[&str]) -> Child {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns]).arg(helper_binary());
+    for owner in owners {
+        command.args(["--owner", owner]);
+    }
+    let mut child = command
+        .arg("--socket")
         .arg(socket)
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -257,4 +275,101 @@ fn netns_run(ns: &str, args: &[&str]) -> String {
         .unwrap();
     assert!(out.status.success(), "{args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A user's environment with its own copy of the default image and the
+/// helper's socket in its config.
+fn user_env(netns: Netns, name: &str, socket: &Path) -> TestEnv {
+    let (uid, gid) = ids_of(name);
+    let env = TestEnv::as_user(Some(netns), uid, gid);
+    let images = env.root.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let copied = Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(images_dir().join("default"))
+        .arg(&images)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(&images)
+        .status()
+        .unwrap();
+    std::fs::write(
+        env.config_dir().join("config.toml"),
+        format!(
+            "images_dir = {:?}\nboot_timeout_secs = 400\nvmm = \"qemu\"\nhelper_socket = {:?}\n",
+            images.display().to_string(),
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+    env
+}
+
+#[test]
+fn two_users_on_one_host_get_their_own_bridge_addresses_and_vms() {
+    require_root_tools();
+    ensure_default_image();
+    ids_of(USER);
+    ids_of(OTHER);
+    let netns = Netns::new("users").with_default_route();
+    let ns = netns.name.clone();
+    let helper_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        helper_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let socket = helper_dir.path().join("helper.sock");
+    let log = helper_dir.path().join("helper.log");
+    let mut helper = start_helper_for(&ns, &socket, &log, &[USER, OTHER]);
+    // Both in the one namespace: the second environment enters it by name.
+    let first = user_env(netns, USER, &socket);
+    let second = user_env(Netns::join(&ns), OTHER, &socket);
+
+    first.ok(&["vm", "create", "--name", "same-name"]);
+    second.ok(&["vm", "create", "--name", "same-name", "--nat"]);
+    let a = first.json(&["vm", "show", "same-name", "--json"]);
+    let b = second.json(&["vm", "show", "same-name", "--json"]);
+    let (ip_a, ip_b) = (a["ip"].as_str().unwrap(), b["ip"].as_str().unwrap());
+    assert!(
+        ip_a.starts_with("172.30.0.") && ip_b.starts_with("172.30.1."),
+        "{ip_a} {ip_b}"
+    );
+    let master = |tap: &str| netns_run(&ns, &["ip", "-o", "link", "show", "dev", tap]);
+    assert!(master(a["tap"].as_str().unwrap()).contains("master banger0"));
+    assert!(master(b["tap"].as_str().unwrap()).contains("master banger1"));
+    assert_eq!(
+        first
+            .ok(&["vm", "exec", "same-name", "--", "hostname"])
+            .trim(),
+        "same-name"
+    );
+    assert_eq!(second.ok(&["vm", "exec", "same-name", "--", "true"]), "");
+    // Each sees only its own VMs.
+    assert_eq!(
+        first
+            .json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    second.ok(&["vm", "delete", "same-name"]);
+    assert_eq!(
+        first.json(&["vm", "show", "same-name", "--json"])["state"],
+        "running"
+    );
+    first.ok(&["vm", "delete", "same-name"]);
+    first.ok(&["daemon", "stop"]);
+    second.ok(&["daemon", "stop"]);
+    let links = netns_run(&ns, &["ip", "-o", "link"]);
+    assert!(!links.contains("bg-") && !links.contains("bgp-"), "{links}");
+    assert!(!netns_run(&ns, &["iptables-save"]).contains("banger-"));
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    drop(second);
+    drop(first);
 }

@@ -66,9 +66,11 @@ pub fn require_root_tools() {
     }
 }
 
-/// A network namespace that is deleted, with everything in it, on drop.
+/// A network namespace that is deleted, with everything in it, on drop
+/// (unless it was only joined).
 pub struct Netns {
     pub name: String,
+    owned: bool,
 }
 
 impl Netns {
@@ -77,7 +79,15 @@ impl Netns {
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Netns { name }
+        Netns { name, owned: true }
+    }
+
+    /// Another handle on a namespace someone else made and deletes.
+    pub fn join(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            owned: false,
+        }
     }
 
     /// A default route through a veth whose peer stays in the namespace
@@ -108,6 +118,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // Kill whatever still runs inside (a failed test's daemon or VMM).
         if let Ok(out) = Command::new("ip")
             .args(["netns", "pids", &self.name])
