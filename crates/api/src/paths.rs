@@ -87,6 +87,11 @@ impl Paths {
     pub fn ssh_key(&self) -> PathBuf {
         self.ssh_dir().join("id_ed25519")
     }
+
+    /// Every VM's `Host` block, kept current by the daemon (`banger ssh-config`).
+    pub fn ssh_config(&self) -> PathBuf {
+        self.ssh_dir().join("config")
+    }
 }
 
 #[cfg(test)]

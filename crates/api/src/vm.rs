@@ -201,35 +201,86 @@ pub struct SshTarget {
     pub host_key_alias: String,
 }
 
+/// `GET /v1/ssh-config`: every VM's Host block, and the file the daemon
+/// keeps them in (what `ssh-config --install` includes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshConfig {
+    pub path: PathBuf,
+    pub text: String,
+}
+
 impl SshTarget {
     /// The `ssh` arguments that reach this VM (options, then `--` and
     /// `user@ip`): the only place they are spelled out, for `vm ssh` and
     /// the TUI alike. A remote command, if any, goes after them.
     pub fn ssh_args(&self) -> Vec<String> {
-        let option = |o: String| ["-o".to_string(), o];
         let mut args = vec!["-i".to_string(), self.key_path.display().to_string()];
-        for o in [
-            "IdentitiesOnly=yes".to_string(),
-            format!("UserKnownHostsFile={}", self.known_hosts_path.display()),
-            "GlobalKnownHostsFile=/dev/null".into(),
-            "StrictHostKeyChecking=yes".into(),
-            format!("HostKeyAlias={}", self.host_key_alias),
-            "LogLevel=ERROR".into(),
-            "ConnectTimeout=10".into(),
-            "ServerAliveInterval=5".into(),
-            "ServerAliveCountMax=6".into(),
-        ] {
-            args.extend(option(o));
+        for (key, value) in self.options() {
+            args.extend(["-o".to_string(), format!("{key}={value}")]);
         }
         args.push("--".into());
         args.push(format!("{}@{}", self.user, self.ip));
         args
+    }
+
+    /// The options both `ssh_args` and the ssh-config block use.
+    fn options(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("IdentitiesOnly", "yes".into()),
+            (
+                "UserKnownHostsFile",
+                self.known_hosts_path.display().to_string(),
+            ),
+            ("GlobalKnownHostsFile", "/dev/null".into()),
+            ("StrictHostKeyChecking", "yes".into()),
+            ("HostKeyAlias", self.host_key_alias.clone()),
+            ("LogLevel", "ERROR".into()),
+            ("ConnectTimeout", "10".into()),
+            ("ServerAliveInterval", "5".into()),
+            ("ServerAliveCountMax", "6".into()),
+        ]
+    }
+
+    /// This VM's `Host` block of an ssh_config (`banger ssh-config`): plain
+    /// `ssh NAME.vm`, scp and rsync reach it with the same checks as `vm ssh`.
+    pub fn config_block(&self) -> String {
+        let mut block = format!(
+            "Host {name} {name}.vm\n    HostName {}\n    User {}\n    IdentityFile {}\n",
+            self.ip,
+            self.user,
+            self.key_path.display(),
+            name = self.name
+        );
+        for (key, value) in self.options() {
+            block.push_str(&format!("    {key} {value}\n"));
+        }
+        block
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_block_says_what_ssh_args_say() {
+        let target = SshTarget {
+            name: "calm-otter".into(),
+            ip: Ipv4Addr::new(172, 30, 0, 2),
+            user: "root".into(),
+            key_path: "/s/id_ed25519".into(),
+            known_hosts_path: "/s/vms/ab/known_hosts".into(),
+            host_key_alias: "banger-ab".into(),
+        };
+        let block = target.config_block();
+        assert!(block.starts_with("Host calm-otter calm-otter.vm\n    HostName 172.30.0.2\n"));
+        assert!(block.contains("    IdentityFile /s/id_ed25519\n"));
+        let args = target.ssh_args().join(" ");
+        for line in block.lines().skip(4) {
+            let (key, value) = line.trim().split_once(' ').unwrap();
+            assert!(args.contains(&format!("{key}={value}")), "{key}");
+        }
+    }
 
     #[test]
     fn vm_state_round_trips_through_strings() {

@@ -34,6 +34,15 @@ enum Command {
     /// The runtime bundle: show, package, fetch
     #[command(subcommand)]
     Runtime(commands::runtime::RuntimeCommand),
+    /// Every VM as an ssh_config Host block (NAME and NAME.vm); --install
+    /// adds one Include line to ~/.ssh/config so plain `ssh NAME.vm` works
+    SshConfig {
+        #[arg(long, conflicts_with = "uninstall")]
+        install: bool,
+        /// Remove exactly the line --install added
+        #[arg(long)]
+        uninstall: bool,
+    },
     /// The root helper that lets the daemon run as you: install, uninstall, status
     #[command(subcommand)]
     System(commands::system::SystemCommand),
@@ -71,6 +80,9 @@ fn main() -> ExitCode {
             Command::Doctor { json } => commands::doctor::run(json).await,
             Command::Runtime(cmd) => commands::runtime::run(cmd).await,
             Command::System(cmd) => commands::system::run(cmd).await,
+            Command::SshConfig { install, uninstall } => {
+                commands::ssh_config::run(install, uninstall).await
+            }
             Command::Tui => unreachable!("handled above"),
             Command::Completions { shell } => {
                 use clap::CommandFactory;

@@ -233,6 +233,11 @@ impl DaemonClient {
         .await
     }
 
+    /// Every VM's ssh_config Host block, and the file that holds them.
+    pub async fn ssh_config(&self) -> Result<banger_api::SshConfig, ClientError> {
+        self.call(Method::GET, "/ssh-config", None).await
+    }
+
     /// What the VM's VMM says of itself, asked live.
     pub async fn vm_vmm(&self, reference: &str) -> Result<VmmStatus, ClientError> {
         self.call(

@@ -37,6 +37,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/vmm", get(vms::vmm))
         .route("/vms/{vm}/ports", get(vms::ports))
         .route("/vms/{vm}/ssh", get(vms::ssh_target))
+        .route("/ssh-config", get(vms::ssh_config))
         .route("/images", get(images::list).post(images::build))
         // PUT registers (or updates in place) an image made elsewhere.
         .route(

@@ -81,6 +81,15 @@ pub async fn stats(State(app): State<AppState>, Path(vm): Path<String>) -> Reply
     Ok(Json(app.vms.stats(&vm).await?))
 }
 
+/// Every VM's Host block; the file is rewritten first, so it is current.
+pub async fn ssh_config(State(app): State<AppState>) -> Reply<banger_api::SshConfig> {
+    app.vms.write_ssh_config();
+    Ok(Json(banger_api::SshConfig {
+        path: app.paths.ssh_config(),
+        text: app.vms.ssh_config()?,
+    }))
+}
+
 pub async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<SshTarget> {
     Ok(Json(app.vms.ssh_target(&vm)?))
 }

@@ -83,6 +83,7 @@ impl Vms {
         match result {
             Ok(()) => {
                 tracing::info!(vm = %vm.name, id = %vm.id, ip = %vm.ip, "VM created");
+                self.write_ssh_config();
                 Ok(vm)
             }
             Err(err) => {

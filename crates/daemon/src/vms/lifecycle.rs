@@ -210,6 +210,7 @@ impl Vms {
             .undo_kinds(&vm.id, Some(&vm.dir), journal::ALL)
             .await?;
         self.forget_lock(&vm.id);
+        self.write_ssh_config();
         tracing::info!(vm = %vm.name, "VM deleted");
         Ok(vm)
     }

@@ -37,6 +37,7 @@ impl Vms {
         self.remove_stale_builds();
         // States are true now: let every capability make the host match them.
         let vms = self.store.list_vms()?;
+        self.write_ssh_config();
         self.caps.reconcile(&vms).await;
         Ok(())
     }

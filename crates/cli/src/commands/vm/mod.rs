@@ -6,10 +6,12 @@
 //! - [`guest`] — exec and ports, through the guest agent
 //! - [`power`] — start, restart, stop, kill, delete (several VMs at once)
 //! - [`set`] — change a VM's shape or NAT
+//! - [`logs`] — the guest console or the VMM's log, followed
 
 mod create;
 mod guest;
 mod inspect;
+mod logs;
 mod power;
 mod set;
 mod ssh;
@@ -54,6 +56,9 @@ pub enum VmCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The guest's console output (kernel and boot messages), or with
+    /// --vmm the VMM's own log; -f follows it
+    Logs(logs::LogsArgs),
     /// Start stopped VMs
     Start {
         #[arg(required = true)]
@@ -109,6 +114,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Ssh { vm, command } => ssh::run(&client, &vm, &command).await,
         VmCommand::Exec(args) => guest::exec(&client, args).await,
         VmCommand::Ports { vm, json } => guest::ports(&client, &vm, json).await,
+        VmCommand::Logs(args) => logs::run(&client, args).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
