@@ -128,6 +128,13 @@ pub struct Vm {
         with = "time::serde::rfc3339::option"
     )]
     pub started_at: Option<OffsetDateTime>,
+    /// When it last stopped (`vm prune` goes by it); none while it runs.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub stopped_at: Option<OffsetDateTime>,
     /// Why the VM last stopped, when it did not stop on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
@@ -167,6 +174,15 @@ pub struct CreateVmRequest {
     pub disk_size: Option<String>,
     #[serde(default)]
     pub nat: bool,
+}
+
+/// `vm prune`: delete VMs stopped for longer than `stopped_for_secs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneRequest {
+    pub stopped_for_secs: u64,
+    /// Only say which VMs would go.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Changes to a stopped VM (`vm set`); absent fields stay as they are.
@@ -326,6 +342,7 @@ mod tests {
             pid: Some(7),
             created_at: time::macros::datetime!(2026-11-28 16:42:47.46 UTC),
             started_at: None,
+            stopped_at: None,
             stop_reason: None,
             dir: "/state/vms/0a1b2c3d4e5f".into(),
         };

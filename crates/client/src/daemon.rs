@@ -233,6 +233,16 @@ impl DaemonClient {
         .await
     }
 
+    /// Deletes (or with `dry_run` lists) VMs stopped for longer than that.
+    pub async fn prune(&self, request: &banger_api::PruneRequest) -> Result<Vec<Vm>, ClientError> {
+        self.call(
+            Method::POST,
+            "/prune",
+            Some(serde_json::to_vec(request).expect("requests serialise")),
+        )
+        .await
+    }
+
     /// Every VM's ssh_config Host block, and the file that holds them.
     pub async fn ssh_config(&self) -> Result<banger_api::SshConfig, ClientError> {
         self.call(Method::GET, "/ssh-config", None).await

@@ -57,6 +57,8 @@ const MIGRATIONS: &[&str] = &[
         first_ready_at TEXT NOT NULL,
         PRIMARY KEY (kernel_sha256, vmm)
     );",
+    // 5: when a VM last stopped (`vm prune`).
+    "ALTER TABLE vms ADD COLUMN stopped_at TEXT;",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use crate::db::{constraint_detail, format_timestamp, timestamp, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, name, state, image, vmm, accel, vcpu, memory_mib, disk_size_bytes, \
-    overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir";
+    overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir, stopped_at";
 
 /// A row's columns as SQLite stores them; [`Raw::parse`] types them.
 struct Raw {
@@ -31,6 +31,7 @@ struct Raw {
     started_at: Option<String>,
     stop_reason: Option<String>,
     dir: String,
+    stopped_at: Option<String>,
 }
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
@@ -54,6 +55,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
         started_at: row.get(16)?,
         stop_reason: row.get(17)?,
         dir: row.get(18)?,
+        stopped_at: row.get(19)?,
     })
 }
 
@@ -80,6 +82,7 @@ impl Raw {
             overlay_size_bytes: bytes(self.overlay_size_bytes, "overlay size")?,
             created_at: timestamp(&self.created_at)?,
             started_at: self.started_at.as_deref().map(timestamp).transpose()?,
+            stopped_at: self.stopped_at.as_deref().map(timestamp).transpose()?,
             id: self.id,
             name: self.name,
             image: self.image,
@@ -101,12 +104,13 @@ impl Store {
     pub fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let conn = self.conn();
         conn.execute(
-            &format!("INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
+            &format!("INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
             params![
                 vm.id, vm.name, vm.state.as_str(), vm.image, vm.vmm.as_str(), vm.accel.as_str(), vm.vcpu,
                 vm.memory_mib, stored_bytes(vm.disk_size_bytes), stored_bytes(vm.overlay_size_bytes), vm.nat,
                 vm.ip.to_string(), vm.mac.to_string(), vm.tap, vm.pid, format_timestamp(&vm.created_at),
-                vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.dir.to_string_lossy()
+                vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.dir.to_string_lossy(),
+                vm.stopped_at.as_ref().map(format_timestamp)
             ],
         )
         .map_err(|e| match constraint_detail(&e) {
@@ -121,14 +125,29 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every mutable field of a VM.
+    /// Writes every mutable field of a VM. When it stops is the store's to
+    /// keep: set on the change to `stopped` (by whichever path stopped it),
+    /// cleared when it runs again.
     pub fn update_vm(&self, vm: &Vm) -> Result<()> {
         self.conn().execute(
-            "UPDATE vms SET state = ?2, vcpu = ?3, memory_mib = ?4, disk_size_bytes = ?5, nat = ?6, pid = ?7, \
-             started_at = ?8, stop_reason = ?9, tap = ?10 WHERE id = ?1",
+            "UPDATE vms SET vcpu = ?3, memory_mib = ?4, disk_size_bytes = ?5, nat = ?6, pid = ?7, \
+             started_at = ?8, stop_reason = ?9, tap = ?10, \
+             stopped_at = CASE WHEN ?2 != 'stopped' THEN NULL \
+                               WHEN state != 'stopped' OR stopped_at IS NULL THEN ?11 \
+                               ELSE stopped_at END, \
+             state = ?2 WHERE id = ?1",
             params![
-                vm.id, vm.state.as_str(), vm.vcpu, vm.memory_mib, stored_bytes(vm.disk_size_bytes), vm.nat,
-                vm.pid, vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.tap
+                vm.id,
+                vm.state.as_str(),
+                vm.vcpu,
+                vm.memory_mib,
+                stored_bytes(vm.disk_size_bytes),
+                vm.nat,
+                vm.pid,
+                vm.started_at.as_ref().map(format_timestamp),
+                vm.stop_reason,
+                vm.tap,
+                format_timestamp(&time::OffsetDateTime::now_utc())
             ],
         )?;
         Ok(())
@@ -221,6 +240,7 @@ mod tests {
             pid: None,
             created_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
             started_at: None,
+            stopped_at: None,
             stop_reason: None,
             dir: format!("/state/vms/{id}").into(),
         }
@@ -279,5 +299,27 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(store.resolve_vm("zz"), Err(RefError::NotFound(r)) if r == "zz"));
+    }
+
+    #[test]
+    fn the_store_keeps_when_a_vm_stopped() {
+        let store = Store::open_in_memory().unwrap();
+        let mut vm = sample("ab12cd", "one", "172.30.0.2");
+        vm.state = VmState::Running;
+        store.insert_vm(&vm).unwrap();
+        assert_eq!(store.get_vm("ab12cd").unwrap().unwrap().stopped_at, None);
+        vm.state = VmState::Stopped;
+        store.update_vm(&vm).unwrap();
+        let first = store.get_vm("ab12cd").unwrap().unwrap().stopped_at.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Another write while stopped (vm set) keeps the time it stopped.
+        store.update_vm(&vm).unwrap();
+        assert_eq!(
+            store.get_vm("ab12cd").unwrap().unwrap().stopped_at,
+            Some(first)
+        );
+        vm.state = VmState::Running;
+        store.update_vm(&vm).unwrap();
+        assert_eq!(store.get_vm("ab12cd").unwrap().unwrap().stopped_at, None);
     }
 }

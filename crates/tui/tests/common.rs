@@ -34,6 +34,7 @@ pub fn vm(name: &str, state: VmState, ip: &str) -> Vm {
         created_at: datetime!(2026-11-29 08:00:00 UTC),
         started_at: (state == VmState::Running).then_some(datetime!(2026-11-29 08:57:00 UTC)),
         stop_reason: None,
+        stopped_at: None,
         dir: "/nonexistent/vm".into(),
     }
 }

@@ -38,6 +38,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/ports", get(vms::ports))
         .route("/vms/{vm}/ssh", get(vms::ssh_target))
         .route("/ssh-config", get(vms::ssh_config))
+        .route("/prune", post(vms::prune))
         .route("/images", get(images::list).post(images::build))
         // PUT registers (or updates in place) an image made elsewhere.
         .route(

@@ -97,3 +97,15 @@ pub async fn ssh_target(State(app): State<AppState>, Path(vm): Path<String>) -> 
 pub async fn vmm(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<VmmStatus> {
     Ok(Json(app.vms.vmm_status(&vm).await?))
 }
+
+pub async fn prune(
+    State(app): State<AppState>,
+    Json(req): Json<banger_api::PruneRequest>,
+) -> Reply<Vec<Vm>> {
+    let stopped_for = std::time::Duration::from_secs(req.stopped_for_secs);
+    to_completion(
+        &app.inflight,
+        app.vms.clone().prune(stopped_for, req.dry_run),
+    )
+    .await
+}

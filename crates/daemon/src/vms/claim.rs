@@ -72,6 +72,7 @@ impl Vms {
             created_at: time::OffsetDateTime::now_utc(),
             started_at: None,
             stop_reason: None,
+            stopped_at: None,
             dir: self.paths.vm_dir(&id),
         };
         self.store.insert_vm(&vm)?;

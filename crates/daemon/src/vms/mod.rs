@@ -8,7 +8,7 @@
 //! - [`lifecycle`] — start, stop, restart, kill, delete
 //! - [`teardown`] — releasing what a VM holds, rolling a create back, and
 //!   what happens when a VMM exits by itself ([`monitor`] notices)
-//! - [`settings`] — `vm set`
+//! - [`settings`] — `vm set`; [`prune`] — `vm prune`
 //! - [`stats`], [`ports`], [`ssh`] — what a running VM looks like from the host
 //! - [`reconcile`] — the daemon-start pass over recorded state
 
@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod monitor;
 pub mod ports;
 mod probes;
+pub mod prune;
 pub mod ready;
 pub mod reconcile;
 pub mod settings;

@@ -13,6 +13,7 @@ mod guest;
 mod inspect;
 mod logs;
 mod power;
+mod prune;
 mod set;
 mod ssh;
 
@@ -59,6 +60,8 @@ pub enum VmCommand {
     /// The guest's console output (kernel and boot messages), or with
     /// --vmm the VMM's own log; -f follows it
     Logs(logs::LogsArgs),
+    /// Delete VMs stopped for longer than --stopped-for (default 7d)
+    Prune(prune::PruneArgs),
     /// Start stopped VMs
     Start {
         #[arg(required = true)]
@@ -115,6 +118,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Exec(args) => guest::exec(&client, args).await,
         VmCommand::Ports { vm, json } => guest::ports(&client, &vm, json).await,
         VmCommand::Logs(args) => logs::run(&client, args).await,
+        VmCommand::Prune(args) => prune::run(&client, args).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
