@@ -16,6 +16,7 @@ pub mod agent;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod forward;
 pub mod image;
 pub mod names;
 pub mod paths;
@@ -28,6 +29,7 @@ pub mod vmm;
 
 pub use error::{ApiError, ErrorCode};
 pub use events::{Event, Progress};
+pub use forward::{Forward, ForwardRef, Proto};
 pub use image::{BuildImageRequest, Image, RegisterImageRequest};
 pub use runtime::{BundleManifest, FetchRuntimeRequest, RuntimeInfo};
 pub use size::{format_size, parse_size, SizeError};

@@ -233,6 +233,38 @@ impl DaemonClient {
         .await
     }
 
+    pub async fn forwards(&self, vm: &str) -> Result<Vec<banger_api::Forward>, ClientError> {
+        self.call(Method::GET, &format!("/vms/{}/forwards", encode(vm)), None)
+            .await
+    }
+
+    pub async fn add_forward(
+        &self,
+        vm: &str,
+        forward: &banger_api::Forward,
+    ) -> Result<Vec<banger_api::Forward>, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/forwards", encode(vm)),
+            Some(serde_json::to_vec(forward).expect("requests serialise")),
+        )
+        .await
+    }
+
+    pub async fn remove_forward(
+        &self,
+        vm: &str,
+        proto: banger_api::Proto,
+        host_port: u16,
+    ) -> Result<Vec<banger_api::Forward>, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/vms/{}/forwards/{proto}/{host_port}", encode(vm)),
+            None,
+        )
+        .await
+    }
+
     /// Deletes (or with `dry_run` lists) VMs stopped for longer than that.
     pub async fn prune(&self, request: &banger_api::PruneRequest) -> Result<Vec<Vm>, ClientError> {
         self.call(

@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::caps::bridge::Bridge;
 use crate::caps::tap::{Tap, TapPool};
-use crate::caps::{dns, nat, work_disk, Pipeline};
+use crate::caps::{dns, forward, nat, work_disk, Pipeline};
 use crate::config::{Config, ConfigError};
 use crate::dns::VmDns;
 use crate::drivers::Drivers;
@@ -58,6 +58,7 @@ impl App {
             bridge.clone(),
         ));
         let zone = Arc::new(VmDns::new());
+        let forwards = Arc::new(forward::Forwards::new(store.clone()));
         let caps = Pipeline::new(vec![
             Arc::new(work_disk::WorkDisk {
                 disks: host.disks.clone(),
@@ -73,6 +74,7 @@ impl App {
                 bridge,
             }),
             Arc::new(dns::Dns { zone: zone.clone() }),
+            forwards.clone(),
         ]);
         // Creates claim images under this lock; image deletes check for users under it.
         let alloc = Arc::new(Mutex::new(()));
@@ -96,6 +98,7 @@ impl App {
             subnet,
             paths: paths.clone(),
             alloc,
+            forwards,
         }));
         Ok(App {
             paths,

@@ -7,6 +7,7 @@
 //! back, and the daemon reconciles the journal against reality at start.
 
 mod db;
+mod forwards;
 mod images;
 mod kernels;
 mod migrations;

@@ -59,6 +59,15 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 5: when a VM last stopped (`vm prune`).
     "ALTER TABLE vms ADD COLUMN stopped_at TEXT;",
+    // 6: port forwards, re-established at every daemon start.
+    "CREATE TABLE forwards (
+        vm_id TEXT NOT NULL,
+        proto TEXT NOT NULL,
+        host_address TEXT NOT NULL,
+        host_port INTEGER NOT NULL,
+        guest_port INTEGER NOT NULL,
+        PRIMARY KEY (proto, host_port)
+    );",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -19,11 +19,13 @@
 //!   (the network, the journal, the bridge)
 //! - [`nat`] — iptables NAT for guests that ask for it (the network, the bridge)
 //! - [`dns`] — `<name>.vm` records in the built-in DNS (its zone)
+//! - [`forward`] — host ports relayed to guest ports (the store)
 //!
 //! A new host integration is a new capability plus its `banger doctor` check.
 
 pub mod bridge;
 pub mod dns;
+pub mod forward;
 pub mod nat;
 pub mod tap;
 pub mod work_disk;

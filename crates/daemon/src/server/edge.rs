@@ -82,6 +82,25 @@ fn vmm(err: &VmmError) -> (ErrorCode, Option<String>) {
     }
 }
 
+fn forward(err: &crate::caps::forward::ForwardError) -> (ErrorCode, Option<String>) {
+    use crate::caps::forward::ForwardError as F;
+    match err {
+        F::Taken { port, .. } => (
+            ErrorCode::Conflict,
+            Some(format!(
+                "pick another host port (HOST:GUEST, e.g. {}:{port})",
+                port.saturating_add(1)
+            )),
+        ),
+        F::PortZero => (ErrorCode::InvalidInput, Some("use ports 1 to 65535".into())),
+        F::NoSuch(_) => (
+            ErrorCode::NotFound,
+            Some("`banger vm show NAME` lists its forwards".into()),
+        ),
+        F::Store(e) => store(e),
+    }
+}
+
 fn driver(err: &DriverError) -> (ErrorCode, Option<String>) {
     (ErrorCode::MissingTool, err.hint())
 }
@@ -159,6 +178,7 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
         E::Ref(e) => return reference(e),
         E::Name(e) => return name(e),
         E::Agent(e) => return agent(e),
+        E::Forward(e) => return forward(e),
         E::DiskSize(e) => (ErrorCode::InvalidInput, Some(e.hint().into())),
         E::VcpuRange { max, .. } => (
             ErrorCode::InvalidInput,

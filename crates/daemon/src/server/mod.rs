@@ -37,6 +37,14 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/vmm", get(vms::vmm))
         .route("/vms/{vm}/ports", get(vms::ports))
         .route("/vms/{vm}/ssh", get(vms::ssh_target))
+        .route(
+            "/vms/{vm}/forwards",
+            get(vms::forwards).post(vms::add_forward),
+        )
+        .route(
+            "/vms/{vm}/forwards/{proto}/{port}",
+            axum::routing::delete(vms::remove_forward),
+        )
         .route("/ssh-config", get(vms::ssh_config))
         .route("/prune", post(vms::prune))
         .route("/images", get(images::list).post(images::build))

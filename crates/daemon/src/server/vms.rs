@@ -109,3 +109,26 @@ pub async fn prune(
     )
     .await
 }
+
+pub async fn forwards(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+) -> Reply<Vec<banger_api::Forward>> {
+    Ok(Json(app.vms.forwards_of(&vm)?))
+}
+
+pub async fn add_forward(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(forward): Json<banger_api::Forward>,
+) -> Reply<Vec<banger_api::Forward>> {
+    Ok(Json(app.vms.add_forward(&vm, forward).await?))
+}
+
+pub async fn remove_forward(
+    State(app): State<AppState>,
+    Path((vm, proto, port)): Path<(String, String, u16)>,
+) -> Reply<Vec<banger_api::Forward>> {
+    let proto = banger_api::Proto::parse(&proto).unwrap_or(banger_api::Proto::Tcp);
+    Ok(Json(app.vms.remove_forward(&vm, proto, port).await?))
+}

@@ -39,6 +39,8 @@ pub enum VmError {
     Name(#[from] NameError),
     #[error(transparent)]
     Agent(#[from] Unusable),
+    #[error(transparent)]
+    Forward(#[from] crate::caps::forward::ForwardError),
     #[error("--disk-size is not a size")]
     DiskSize(#[source] SizeError),
 

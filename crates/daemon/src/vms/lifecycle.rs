@@ -206,6 +206,9 @@ impl Vms {
         // entries are orphans and the next daemon start finishes the job.
         self.store.delete_vm(&vm.id)?;
         crash::point("delete.row");
+        if let Err(e) = self.forwards.remove_vm(&vm.id) {
+            tracing::warn!(vm = %vm.name, error = %banger_api::error::chain(&e), "forwards of a deleted VM; the next start forgets them");
+        }
         self.journal
             .undo_kinds(&vm.id, Some(&vm.dir), journal::ALL)
             .await?;

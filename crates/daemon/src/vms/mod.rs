@@ -10,6 +10,7 @@
 //!   what happens when a VMM exits by itself ([`monitor`] notices)
 //! - [`settings`] — `vm set`; [`prune`] — `vm prune`
 //! - [`stats`], [`ports`], [`ssh`] — what a running VM looks like from the host
+//! - [`forwards`] — `vm forward`
 //! - [`reconcile`] — the daemon-start pass over recorded state
 
 pub mod boot;
@@ -17,6 +18,7 @@ pub mod claim;
 pub mod create;
 pub mod disks;
 mod error;
+pub mod forwards;
 pub mod lifecycle;
 pub mod monitor;
 pub mod ports;
@@ -61,6 +63,7 @@ pub struct Vms {
     /// Serialises id/name/IP allocation with the insert that claims them
     /// (shared with image deletes, which check for users under it).
     pub(crate) alloc: Arc<Mutex<()>>,
+    pub(crate) forwards: Arc<crate::caps::forward::Forwards>,
     locks: VmLocks,
     /// Concurrent first creates must not race to generate the SSH key.
     key_lock: Mutex<()>,
@@ -80,6 +83,7 @@ pub struct Parts {
     pub subnet: Subnet,
     pub paths: Paths,
     pub alloc: Arc<Mutex<()>>,
+    pub forwards: Arc<crate::caps::forward::Forwards>,
 }
 
 impl Vms {
@@ -95,6 +99,7 @@ impl Vms {
             subnet: parts.subnet,
             paths: parts.paths,
             alloc: parts.alloc,
+            forwards: parts.forwards,
             locks: VmLocks::default(),
             key_lock: Mutex::new(()),
             probes: probes::ProbeCache::default(),

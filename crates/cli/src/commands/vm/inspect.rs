@@ -45,6 +45,7 @@ struct Shown {
     vm: Vm,
     #[serde(skip_serializing_if = "Option::is_none")]
     vmm_status: Option<VmmStatus>,
+    forwards: Vec<banger_api::Forward>,
 }
 
 pub async fn show(client: &DaemonClient, reference: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -54,13 +55,18 @@ pub async fn show(client: &DaemonClient, reference: &str, json: bool) -> anyhow:
         Some(_) => Some(client.vm_vmm(&vm.id).await),
         None => None,
     };
+    let forwards = client.forwards(&vm.id).await.unwrap_or_default();
     if json {
         output::json(&Shown {
             vm,
             vmm_status: live.and_then(Result::ok),
+            forwards,
         });
     } else {
         print_vm(&vm);
+        for forward in &forwards {
+            println!("{:<9} {forward}", "forward");
+        }
         match live {
             Some(Ok(status)) => println!("{:<9} {}", "vmm live", describe(&status)),
             Some(Err(e)) if vm.state != VmState::Stopped => {

@@ -9,6 +9,7 @@
 //! - [`logs`] — the guest console or the VMM's log, followed
 
 mod create;
+mod forward;
 mod guest;
 mod inspect;
 mod logs;
@@ -60,6 +61,9 @@ pub enum VmCommand {
     /// The guest's console output (kernel and boot messages), or with
     /// --vmm the VMM's own log; -f follows it
     Logs(logs::LogsArgs),
+    /// Forward a host port to a guest port: GUEST or HOST:GUEST, TCP (or
+    /// --udp), loopback unless --address; kept across restarts; --remove HOST
+    Forward(forward::ForwardArgs),
     /// Delete VMs stopped for longer than --stopped-for (default 7d)
     Prune(prune::PruneArgs),
     /// Start stopped VMs
@@ -119,6 +123,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Ports { vm, json } => guest::ports(&client, &vm, json).await,
         VmCommand::Logs(args) => logs::run(&client, args).await,
         VmCommand::Prune(args) => prune::run(&client, args).await,
+        VmCommand::Forward(args) => forward::run(&client, args).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
