@@ -184,7 +184,7 @@ fn decode_to(data: &str, out: &mut dyn Write) -> std::io::Result<()> {
     out.flush()
 }
 
-async fn running(client: &DaemonClient, reference: &str) -> anyhow::Result<Vm> {
+pub(super) async fn running(client: &DaemonClient, reference: &str) -> anyhow::Result<Vm> {
     let vm = client.get_vm(reference).await?;
     if vm.state != VmState::Running {
         let err = ApiError::new(

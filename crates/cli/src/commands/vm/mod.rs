@@ -8,6 +8,7 @@
 //! - [`set`] — change a VM's shape or NAT
 //! - [`logs`] — the guest console or the VMM's log, followed
 
+mod copy;
 mod create;
 mod forward;
 mod guest;
@@ -66,6 +67,9 @@ pub enum VmCommand {
     Forward(forward::ForwardArgs),
     /// Delete VMs stopped for longer than --stopped-for (default 7d)
     Prune(prune::PruneArgs),
+    /// Copy files and directories between the host and a VM (NAME:PATH),
+    /// either way; modes and symlinks kept
+    Cp(copy::CopyArgs),
     /// Start stopped VMs
     Start {
         #[arg(required = true)]
@@ -124,6 +128,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Logs(args) => logs::run(&client, args).await,
         VmCommand::Prune(args) => prune::run(&client, args).await,
         VmCommand::Forward(args) => forward::run(&client, args).await,
+        VmCommand::Cp(args) => copy::run(&client, args).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
