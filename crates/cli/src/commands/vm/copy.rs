@@ -4,7 +4,7 @@
 //! are kept, and an archive from the guest cannot write outside the
 //! destination (`..`, absolute paths or links are refused).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use banger_api::agent::{ExecFrame, ExecRequest};
 use banger_client::agent::{self, AgentClient};
-use banger_client::DaemonClient;
-use base64::Engine;
+use banger_client::{transfer, DaemonClient};
 use bytes::Bytes;
 use clap::Args;
 
@@ -99,64 +97,23 @@ pub async fn run(client: &DaemonClient, args: CopyArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agent_of(client: &DaemonClient, vm: &str) -> anyhow::Result<AgentClient> {
+pub(super) async fn agent_of(client: &DaemonClient, vm: &str) -> anyhow::Result<AgentClient> {
     let vm = super::guest::running(client, vm).await?;
     Ok(agent::for_vm_dir(&vm.dir))
 }
 
-/// Runs `argv` in the guest with `stdin`; its stdout goes to `on_stdout`;
-/// fails with its stderr unless it exits 0.
-async fn guest(
+/// Runs `argv` in the guest (see [`transfer::run`]).
+pub(super) async fn guest(
     agent: &AgentClient,
     argv: &[&str],
     stdin: tokio::sync::mpsc::Receiver<Bytes>,
     on_stdout: &mut (dyn FnMut(Vec<u8>) -> bool + Send),
 ) -> anyhow::Result<()> {
-    let request = ExecRequest {
-        argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: Vec::new(),
-        cwd: None,
-    };
-    let mut stderr = Vec::new();
-    let never = tokio::sync::Notify::new();
-    let code = agent
-        .exec_streaming(
-            &request,
-            stdin,
-            &mut |frame| {
-                let decode = |data: &str| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(data)
-                        .unwrap_or_default()
-                };
-                match frame {
-                    ExecFrame::Stdout { data } => on_stdout(decode(data)),
-                    ExecFrame::Stderr { data } => {
-                        stderr.extend(decode(data));
-                        true
-                    }
-                    ExecFrame::Error { message } => {
-                        stderr.extend(message.as_bytes());
-                        true
-                    }
-                    ExecFrame::Exit { .. } => true,
-                }
-            },
-            &never,
-        )
-        .await?;
-    if code != 0 {
-        bail!(
-            "{} in the guest failed ({code}): {}",
-            argv[0],
-            String::from_utf8_lossy(&stderr).trim()
-        );
-    }
-    Ok(())
+    Ok(transfer::run(agent, argv, stdin, on_stdout).await?)
 }
 
-fn no_input() -> tokio::sync::mpsc::Receiver<Bytes> {
-    tokio::sync::mpsc::channel(1).1
+pub(super) fn no_input() -> tokio::sync::mpsc::Receiver<Bytes> {
+    transfer::no_input()
 }
 
 /// A progress bar over bytes, on a terminal only.
@@ -228,57 +185,33 @@ async fn to_guest(agent: &AgentClient, src: &Path, dest: &str) -> anyhow::Result
         (parent, name)
     };
     let (total, files) = measure(src);
-    let bar = progress(Some(total));
-    let sent = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let (src, counter, progress_bar) = (src.to_path_buf(), sent.clone(), bar.clone());
-    let packer = std::thread::spawn(move || -> std::io::Result<()> {
-        let writer = ChannelWriter {
-            tx,
-            counter,
-            bar: progress_bar,
-        };
-        let mut tar = tar::Builder::new(writer);
-        tar.follow_symlinks(false);
+    let src = src.to_path_buf();
+    let sent = push_tar(agent, &dir, Some(total), move |tar| {
         if meta.is_dir() {
-            tar.append_dir_all(&name, &src)?;
+            tar.append_dir_all(&name, &src)
         } else {
-            tar.append_path_with_name(&src, &name)?;
+            tar.append_path_with_name(&src, &name)
         }
-        tar.into_inner()?.flush()
-    });
-    let extract = "mkdir -p -- \"$1\" && exec tar -x -p --no-same-owner -f - -C \"$1\"";
-    let result = guest(agent, &["sh", "-c", extract, "sh", &dir], rx, &mut |_| true).await;
-    let packed = packer.join().expect("the tar writer does not panic");
+    })
+    .await?;
+    Ok((sent, files))
+}
+
+/// Streams an archive into the guest directory `dir` (see
+/// [`transfer::push`]), with a progress bar over `total` bytes.
+pub(super) async fn push_tar(
+    agent: &AgentClient,
+    dir: &str,
+    total: Option<u64>,
+    build: impl FnOnce(&mut tar::Builder<transfer::ChannelWriter>) -> std::io::Result<()>
+        + Send
+        + 'static,
+) -> anyhow::Result<u64> {
+    let bar = progress(total);
+    let counter = bar.clone();
+    let sent = transfer::push(agent, dir, Arc::new(move |n| counter.inc(n)), build).await;
     bar.finish_and_clear();
-    result?;
-    packed.context("cannot read what is being copied")?;
-    Ok((sent.load(Ordering::SeqCst), files))
-}
-
-/// Sends what tar writes to the guest, in pieces.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    counter: Arc<AtomicU64>,
-    bar: indicatif::ProgressBar,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the guest stopped reading")
-            })?;
-        let n = u64::try_from(buf.len()).unwrap_or(u64::MAX);
-        self.counter.fetch_add(n, Ordering::SeqCst);
-        self.bar.inc(n);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    Ok(sent?)
 }
 
 /// Guest → host. Like `cp -r`: into DEST when it is a directory, else as DEST.

@@ -80,13 +80,23 @@ pub async fn ports(client: &DaemonClient, vm: &str, json: bool) -> anyhow::Resul
 /// Runs `argv` in the guest: stdin is streamed in, stdout and stderr come
 /// back as they are written, and the exit code is the command's.
 pub async fn exec(client: &DaemonClient, args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let with_stdin = !args.no_stdin;
     let request = ExecRequest {
         argv: args.command,
         env: args.env,
         cwd: args.cwd,
     };
-    let vm = running(client, &args.vm).await?;
+    run_command(client, &args.vm, request, !args.no_stdin).await
+}
+
+/// Runs a command in a running VM as `vm exec` does: this process's stdin
+/// (unless `with_stdin` is false), stdout and stderr; Ctrl-C ends it (130).
+pub(super) async fn run_command(
+    client: &DaemonClient,
+    reference: &str,
+    request: ExecRequest,
+    with_stdin: bool,
+) -> anyhow::Result<ExitCode> {
+    let vm = running(client, reference).await?;
     let agent = agent::for_vm_dir(&vm.dir);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     // A plain thread, not a runtime task: a command that never reads its

@@ -10,12 +10,14 @@
 
 mod copy;
 mod create;
+mod export;
 mod forward;
 mod guest;
 mod inspect;
 mod logs;
 mod power;
 mod prune;
+mod run;
 mod set;
 mod ssh;
 
@@ -67,6 +69,12 @@ pub enum VmCommand {
     Forward(forward::ForwardArgs),
     /// Delete VMs stopped for longer than --stopped-for (default 7d)
     Prune(prune::PruneArgs),
+    /// A VM with a project directory's files at /root/<dir>, the command
+    /// after `--` run there (or a shell); --rm deletes it afterwards
+    Run(run::RunArgs),
+    /// What changed in a `vm run` project since it was copied, as a patch
+    /// for `git apply`
+    Export(export::ExportArgs),
     /// Copy files and directories between the host and a VM (NAME:PATH),
     /// either way; modes and symlinks kept
     Cp(copy::CopyArgs),
@@ -129,6 +137,8 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Prune(args) => prune::run(&client, args).await,
         VmCommand::Forward(args) => forward::run(&client, args).await,
         VmCommand::Cp(args) => copy::run(&client, args).await,
+        VmCommand::Run(args) => run::run(&client, args).await,
+        VmCommand::Export(args) => export::run(&client, args).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
