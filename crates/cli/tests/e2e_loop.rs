@@ -315,3 +315,208 @@ fn logs_ssh_config_copies_forwards_and_prune_on_one_vm() {
         .unwrap()
         .is_empty());
 }
+
+/// A git repository with a tracked file, an untracked one and an ignored one.
+fn fixture_repo(dir: &Path) {
+    let script =
+        "git init -q && printf 'ignored.txt\\n' > .gitignore && echo tracked > tracked.txt && \
+        mkdir src && printf 'line one\\n' > src/lib.txt && git add . && \
+        git -c user.name=t -c user.email=t@t commit -qm one && \
+        echo untracked > untracked.txt && echo ignored > ignored.txt";
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn vm_run_copies_a_repo_runs_a_command_exports_its_changes_and_syncs_files() {
+    require_root_tools();
+    ensure_default_image();
+    let env = TestEnv::new(Some(Netns::new("run")));
+    let home = env.root.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let gitconfig = home.join("gitconfig");
+    std::fs::write(&gitconfig, "[user]\n\tname = Dev\n").unwrap();
+    std::fs::set_permissions(&gitconfig, std::fs::Permissions::from_mode(0o640)).unwrap();
+    env.write_config(&format!(
+        "vmm = \"qemu\"\n[[file_sync]]\nhost = {:?}\nguest = \"/root/.gitconfig\"\n[[file_sync]]\nhost = \"/nonexistent/dotfile\"\nguest = \"/root/.dotfile\"\n",
+        gitconfig.display().to_string()
+    ));
+    let repo = env.root.path().join("project");
+    std::fs::create_dir_all(&repo).unwrap();
+    fixture_repo(&repo);
+    let repo_arg = repo.display().to_string();
+
+    // --rm: tracked files there, untracked not; the exit code is the command's; the VM goes.
+    let out = env.banger(&[
+        "vm", "run", "--rm", "--name", "run-once", &repo_arg, "--",
+        "sh", "-c", "test -f tracked.txt && test -f src/lib.txt && test ! -e untracked.txt && test ! -e ignored.txt && pwd && exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/root/project"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        env.banger(&["vm", "show", "run-once"]).status.code() != Some(0),
+        "the VM is gone"
+    );
+
+    // -d with untracked files; file_sync copied (mode kept), a missing one only warned about.
+    let out = env.banger(&[
+        "vm",
+        "run",
+        "-d",
+        "--include-untracked",
+        "--name",
+        "review",
+        &repo_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("/nonexistent/dotfile"),
+        "the missing file is named: {stderr}"
+    );
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "review",
+            "--",
+            "cat",
+            "/root/project/untracked.txt"
+        ]),
+        "untracked\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "review",
+            "--",
+            "stat",
+            "-c",
+            "%a",
+            "/root/.gitconfig"
+        ])
+        .trim(),
+        "640"
+    );
+    assert!(env
+        .ok(&["vm", "exec", "review", "--", "cat", "/root/.gitconfig"])
+        .contains("Dev"));
+    std::fs::write(&gitconfig, "[user]\n\tname = Changed\n").unwrap();
+    env.ok(&["vm", "sync", "review"]);
+    assert!(env
+        .ok(&["vm", "exec", "review", "--", "cat", "/root/.gitconfig"])
+        .contains("Changed"));
+
+    // export: an edit and a new file, applied cleanly to a fresh clone.
+    env.ok(&[
+        "vm",
+        "exec",
+        "review",
+        "--",
+        "sh",
+        "-c",
+        "cd /root/project && printf 'line two\\n' >> src/lib.txt && printf 'new\\n' > src/new.txt",
+    ]);
+    let patch = env.ok(&["vm", "export", "review"]);
+    assert!(
+        patch.contains("src/new.txt") && patch.contains("+line two"),
+        "{patch}"
+    );
+    let clone = env.root.path().join("clone");
+    let cloned = Command::new("git")
+        .args(["clone", "-q", &repo_arg])
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+    // untracked.txt was part of the copy, so it is not in the patch; give the clone it too.
+    std::fs::write(clone.join("untracked.txt"), "untracked\n").unwrap();
+    let patch_file = env.root.path().join("work.patch");
+    std::fs::write(&patch_file, &patch).unwrap();
+    let applied = Command::new("git")
+        .arg("-C")
+        .arg(&clone)
+        .arg("apply")
+        .arg(&patch_file)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert_eq!(
+        std::fs::read_to_string(clone.join("src/lib.txt")).unwrap(),
+        "line one\nline two\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(clone.join("src/new.txt")).unwrap(),
+        "new\n"
+    );
+    env.ok(&["vm", "delete", "review"]);
+
+    // A file instead of a directory is refused before any VM exists.
+    let err = env.fails(&["vm", "run", &repo.join("tracked.txt").display().to_string()]);
+    assert!(err.contains("not a directory"), "{err}");
+
+    // Ctrl-C during the command: the VM goes too.
+    let mut running = env
+        .command(BANGER)
+        .args([
+            "vm",
+            "run",
+            "--rm",
+            "--name",
+            "run-interrupted",
+            &repo_arg,
+            "--",
+            "sleep",
+            "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut started = false;
+    for _ in 0..300 {
+        let out = env.banger(&[
+            "vm",
+            "exec",
+            "run-interrupted",
+            "--",
+            "pgrep",
+            "-x",
+            "sleep",
+        ]);
+        if out.status.success() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(started, "the command never started");
+    // The banger process under `ip netns exec`: signal it, not ip.
+    let pids = Command::new("pgrep")
+        .args(["-f", "vm run --rm --name run-interrupted"])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-INT", pid]).status();
+    }
+    let status = running.wait().unwrap();
+    assert_ne!(status.code(), Some(0));
+    assert!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the interrupted run's VM is gone"
+    );
+}

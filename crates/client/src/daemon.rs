@@ -233,6 +233,12 @@ impl DaemonClient {
         .await
     }
 
+    /// Copies the file_sync entries into a running VM again; the warnings.
+    pub async fn sync_vm(&self, vm: &str) -> Result<Vec<String>, ClientError> {
+        self.call(Method::POST, &format!("/vms/{}/sync", encode(vm)), None)
+            .await
+    }
+
     pub async fn forwards(&self, vm: &str) -> Result<Vec<banger_api::Forward>, ClientError> {
         self.call(Method::GET, &format!("/vms/{}/forwards", encode(vm)), None)
             .await

@@ -101,6 +101,32 @@ pub struct Config {
     pub tap_pool_size: usize,
     /// The root helper's socket, for a daemon that runs as a user.
     pub helper_socket: Option<PathBuf>,
+    /// Host files copied into every new VM (`[[file_sync]]`; `vm sync`).
+    pub file_sync: Vec<FileSync>,
+}
+
+/// One `[[file_sync]]` entry: a host file or directory and where it goes
+/// in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSync {
+    /// `~/` is the daemon user's home.
+    pub host: String,
+    /// An absolute path in the guest.
+    pub guest: String,
+}
+
+impl FileSync {
+    /// The host path, `~/` expanded.
+    pub fn host_path(&self) -> PathBuf {
+        match self.host.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(rest),
+            None => PathBuf::from(&self.host),
+        }
+    }
 }
 
 impl Default for Config {
@@ -131,6 +157,7 @@ impl Default for Config {
             dns_listen: "127.0.0.1:42069".into(),
             tap_pool_size: 2,
             helper_socket: None,
+            file_sync: Vec::new(),
         }
     }
 }
@@ -208,6 +235,16 @@ impl Config {
             why,
             hint,
         };
+        for entry in &self.file_sync {
+            if !entry.guest.starts_with('/') || entry.guest.split('/').any(|p| p == "..") {
+                return Err(invalid(
+                    "file_sync",
+                    &entry.guest,
+                    "is not an absolute guest path without ..",
+                    Some("e.g. guest = \"/root/.gitconfig\""),
+                ));
+            }
+        }
         if !["debug", "info", "warn", "error", "trace"].contains(&self.log_level.as_str()) {
             return Err(invalid(
                 "log_level",

@@ -37,6 +37,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/vmm", get(vms::vmm))
         .route("/vms/{vm}/ports", get(vms::ports))
         .route("/vms/{vm}/ssh", get(vms::ssh_target))
+        .route("/vms/{vm}/sync", post(vms::sync))
         .route(
             "/vms/{vm}/forwards",
             get(vms::forwards).post(vms::add_forward),

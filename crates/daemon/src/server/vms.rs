@@ -132,3 +132,8 @@ pub async fn remove_forward(
     let proto = banger_api::Proto::parse(&proto).unwrap_or(banger_api::Proto::Tcp);
     Ok(Json(app.vms.remove_forward(&vm, proto, port).await?))
 }
+
+/// `vm sync`: the file_sync entries copied again; the warnings, if any.
+pub async fn sync(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vec<String>> {
+    Ok(Json(app.vms.sync(&vm).await?))
+}

@@ -84,6 +84,16 @@ impl Vms {
             Ok(()) => {
                 tracing::info!(vm = %vm.name, id = %vm.id, ip = %vm.ip, "VM created");
                 self.write_ssh_config();
+                if !self.config.file_sync.is_empty() && image.agent {
+                    reporter.say(
+                        "vm.sync",
+                        format!("copying {} file_sync entries", self.config.file_sync.len()),
+                        None,
+                    );
+                    for warning in self.sync_files(&vm).await {
+                        reporter.say("vm.sync", warning, None);
+                    }
+                }
                 Ok(vm)
             }
             Err(err) => {

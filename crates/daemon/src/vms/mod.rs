@@ -18,6 +18,7 @@ pub mod claim;
 pub mod create;
 pub mod disks;
 mod error;
+pub mod file_sync;
 pub mod forwards;
 pub mod lifecycle;
 pub mod monitor;

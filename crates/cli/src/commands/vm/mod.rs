@@ -78,6 +78,8 @@ pub enum VmCommand {
     /// Copy files and directories between the host and a VM (NAME:PATH),
     /// either way; modes and symlinks kept
     Cp(copy::CopyArgs),
+    /// Copy config.toml's [[file_sync]] files into a running VM again
+    Sync { vm: String },
     /// Start stopped VMs
     Start {
         #[arg(required = true)]
@@ -139,6 +141,14 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Cp(args) => copy::run(&client, args).await,
         VmCommand::Run(args) => run::run(&client, args).await,
         VmCommand::Export(args) => export::run(&client, args).await,
+        VmCommand::Sync { vm } => {
+            let warnings = client.sync_vm(&vm).await?;
+            for warning in &warnings {
+                eprintln!("banger: {warning}");
+            }
+            println!("{vm}: file_sync done");
+            Ok(ExitCode::SUCCESS)
+        }
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,
