@@ -6,7 +6,7 @@ ARGS ?=
 
 RUNTIME_MANIFEST ?= runtime-bundle.toml
 
-.PHONY: build test test-fast bench-create install install-unit uninstall deps runtime-package runtime-bundle
+.PHONY: build test test-fast bench-create bench-loop install install-unit uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -32,6 +32,9 @@ runtime-bundle: build
 
 bench-create:
 	./scripts/bench-create $(ARGS)
+
+bench-loop:
+	./scripts/bench-loop $(ARGS)
 
 # Binaries and shell completions. The daemon runs as you; the root helper
 # (banger-helper, `sudo banger system install --owner $USER`) makes its

@@ -7,6 +7,7 @@
 //! ends, however it ends.
 
 mod create;
+mod daily;
 mod env;
 
 use clap::{Parser, Subcommand};
@@ -23,10 +24,14 @@ enum Bench {
     /// `vm create`: wall time, time until `vm ssh -- true` works, and the
     /// daemon's split between host-side work and the guest's boot
     Create(create::Args),
+    /// The daily loop: `vm run --rm -- true`, `vm cp` MiB/s both ways, and
+    /// a forward's round trip next to a direct one
+    Loop(daily::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Create(args) => create::run(args),
+        Bench::Loop(args) => daily::run(args),
     }
 }

@@ -16,8 +16,8 @@ mod guest;
 mod inspect;
 mod logs;
 mod power;
+mod project;
 mod prune;
-mod run;
 mod set;
 mod ssh;
 
@@ -71,7 +71,7 @@ pub enum VmCommand {
     Prune(prune::PruneArgs),
     /// A VM with a project directory's files at /root/<dir>, the command
     /// after `--` run there (or a shell); --rm deletes it afterwards
-    Run(run::RunArgs),
+    Run(project::RunArgs),
     /// What changed in a `vm run` project since it was copied, as a patch
     /// for `git apply`
     Export(export::ExportArgs),
@@ -139,7 +139,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Prune(args) => prune::run(&client, args).await,
         VmCommand::Forward(args) => forward::run(&client, args).await,
         VmCommand::Cp(args) => copy::run(&client, args).await,
-        VmCommand::Run(args) => run::run(&client, args).await,
+        VmCommand::Run(args) => project::run(&client, args).await,
         VmCommand::Export(args) => export::run(&client, args).await,
         VmCommand::Sync { vm } => {
             let warnings = client.sync_vm(&vm).await?;
