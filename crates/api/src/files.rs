@@ -67,6 +67,27 @@ impl VmFiles {
         self.dir.join("firecracker.out")
     }
 
+    /// A suspended VM's saved memory and device state (a directory: its
+    /// files are the VMM's, plus banger's `state.json`). Present only while
+    /// the VM is suspended.
+    pub fn saved(&self) -> PathBuf {
+        self.dir.join("saved")
+    }
+
+    /// Where a suspend writes before the state is complete; renamed to
+    /// [`VmFiles::saved`] at the end, so a crash never leaves a half state
+    /// that looks whole.
+    pub fn saved_partial(&self) -> PathBuf {
+        self.dir.join("saved.partial")
+    }
+
+    /// A saved state a resume has loaded into a new VMM: from the moment the
+    /// guest runs again it is used up (its disks move on), so it is renamed
+    /// before that and removed once the VM is running.
+    pub fn saved_used(&self) -> PathBuf {
+        self.dir.join("saved.used")
+    }
+
     /// Firecracker's metrics (`PUT /metrics`): one JSON object per flush,
     /// each holding the counts since the one before.
     pub fn metrics(&self) -> PathBuf {

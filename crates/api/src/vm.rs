@@ -19,15 +19,24 @@ pub enum VmState {
     Running,
     Stopping,
     Stopped,
+    /// Its memory and device state are being written; the guest is paused.
+    Suspending,
+    /// Saved to disk with every process as it was; no VMM runs.
+    Suspended,
+    /// A new VMM is loading the saved state.
+    Resuming,
 }
 
 impl VmState {
-    pub const ALL: [VmState; 5] = [
+    pub const ALL: [VmState; 8] = [
         VmState::Creating,
         VmState::Starting,
         VmState::Running,
         VmState::Stopping,
         VmState::Stopped,
+        VmState::Suspending,
+        VmState::Suspended,
+        VmState::Resuming,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +46,9 @@ impl VmState {
             VmState::Running => "running",
             VmState::Stopping => "stopping",
             VmState::Stopped => "stopped",
+            VmState::Suspending => "suspending",
+            VmState::Suspended => "suspended",
+            VmState::Resuming => "resuming",
         }
     }
 
@@ -140,6 +152,10 @@ pub struct Vm {
     pub stop_reason: Option<String>,
     /// The VM's directory: disks, console and VMM logs.
     pub dir: PathBuf,
+    /// Bytes on disk of the saved memory and device state, while suspended
+    /// (read from the files, not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_state_bytes: Option<u64>,
 }
 
 impl Vm {
@@ -343,6 +359,7 @@ mod tests {
             created_at: time::macros::datetime!(2026-11-28 16:42:47.46 UTC),
             started_at: None,
             stopped_at: None,
+            saved_state_bytes: None,
             stop_reason: None,
             dir: "/state/vms/0a1b2c3d4e5f".into(),
         };

@@ -171,6 +171,28 @@ impl DaemonClient {
         .await
     }
 
+    pub async fn suspend_vm(&self, reference: &str) -> Result<Vm, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/vms/{}/suspend", encode(reference)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn resume_vm(
+        &self,
+        reference: &str,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Vm, ClientError> {
+        self.stream(
+            &format!("/vms/{}/resume", encode(reference)),
+            Vec::new(),
+            on_progress,
+        )
+        .await
+    }
+
     pub async fn stop_vm(&self, reference: &str, force: bool) -> Result<Vm, ClientError> {
         self.call(
             Method::POST,

@@ -117,6 +117,22 @@ impl Vmm for SleepVmm {
     async fn metrics(&self, _: &Path) -> Result<Option<banger_api::VmmMetrics>, VmmError> {
         Ok(None)
     }
+    async fn save(&self, _: &Path, _: &Path) -> Result<(), VmmError> {
+        Err(VmmError::Save {
+            reason: "a sleeping process keeps no state".into(),
+        })
+    }
+    async fn unpause(&self, _: &Path) -> Result<(), VmmError> {
+        Ok(())
+    }
+    async fn restore(
+        &self,
+        spec: &VmSpec,
+        _: &Path,
+        spawned: &(dyn Fn(banger_vmm::Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId, VmmError> {
+        self.launch(spec, spawned).await
+    }
 }
 
 /// Every VM gets the sleeping VMM.

@@ -83,6 +83,7 @@ impl Raw {
             created_at: timestamp(&self.created_at)?,
             started_at: self.started_at.as_deref().map(timestamp).transpose()?,
             stopped_at: self.stopped_at.as_deref().map(timestamp).transpose()?,
+            saved_state_bytes: None,
             id: self.id,
             name: self.name,
             image: self.image,
@@ -241,6 +242,7 @@ mod tests {
             created_at: time::macros::datetime!(2026-01-01 00:00:00 UTC),
             started_at: None,
             stopped_at: None,
+            saved_state_bytes: None,
             stop_reason: None,
             dir: format!("/state/vms/{id}").into(),
         }

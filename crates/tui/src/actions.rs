@@ -69,6 +69,21 @@ pub async fn perform(fleet: Arc<dyn Fleet>, action: Action, id: u64, tx: Unbound
             .restart(name, &mut on)
             .await
             .map(|vm| format!("{} restarted", vm.name)),
+        Action::Suspend(name) => fleet
+            .suspend(name)
+            .await
+            .map(|vm| match vm.saved_state_bytes {
+                Some(bytes) => format!(
+                    "{} suspended ({} saved)",
+                    vm.name,
+                    banger_api::size::format_size(bytes)
+                ),
+                None => format!("{} suspended", vm.name),
+            }),
+        Action::Resume(name) => fleet
+            .resume(name, &mut on)
+            .await
+            .map(|vm| format!("{} is running again", vm.name)),
         Action::Stop(name) => fleet
             .stop(name)
             .await

@@ -20,6 +20,8 @@ pub trait Fleet: Send + Sync {
     async fn start(&self, name: &str, on: OnProgress<'_>) -> Result<Vm>;
     async fn restart(&self, name: &str, on: OnProgress<'_>) -> Result<Vm>;
     async fn stop(&self, name: &str) -> Result<Vm>;
+    async fn suspend(&self, name: &str) -> Result<Vm>;
+    async fn resume(&self, name: &str, on: OnProgress<'_>) -> Result<Vm>;
     async fn delete(&self, name: &str) -> Result<Vm>;
     async fn delete_image(&self, name: &str) -> Result<Image>;
     /// What `ssh` needs to reach a running VM.
@@ -62,6 +64,12 @@ impl Fleet for DaemonClient {
     }
     async fn stop(&self, name: &str) -> Result<Vm> {
         self.stop_vm(name, false).await.map_err(say)
+    }
+    async fn suspend(&self, name: &str) -> Result<Vm> {
+        self.suspend_vm(name).await.map_err(say)
+    }
+    async fn resume(&self, name: &str, on: OnProgress<'_>) -> Result<Vm> {
+        self.resume_vm(name, on).await.map_err(say)
     }
     async fn delete(&self, name: &str) -> Result<Vm> {
         self.delete_vm(name, false).await.map_err(say)

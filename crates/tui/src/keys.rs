@@ -13,6 +13,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("s", "start the VM"),
     ("x", "stop the VM"),
     ("r", "restart the VM"),
+    ("z", "suspend / resume the VM"),
     ("d", "delete (asks first)"),
     ("Enter", "ssh into the VM"),
     ("c", "create a VM"),
@@ -86,11 +87,19 @@ fn normal_key(model: &mut Model, key: KeyEvent) -> Option<Action> {
             let image = model.selected_image()?.name.clone();
             model.mode = Mode::Confirm(Action::DeleteImage(image));
         }
-        KeyCode::Char(c @ ('s' | 'x' | 'r' | 'd')) if tab == Tab::Vms => {
+        KeyCode::Char(c @ ('s' | 'x' | 'r' | 'd' | 'z')) if tab == Tab::Vms => {
             let vm = model.selected_vm()?;
             let name = vm.name.clone();
             let running = vm.state == VmState::Running;
             match c {
+                'z' if running => return Some(Action::Suspend(name)),
+                'z' if vm.state == VmState::Suspended => return Some(Action::Resume(name)),
+                'z' => {
+                    model.message = Some((
+                        format!("{name} is {}: only a running VM can be suspended", vm.state),
+                        true,
+                    ))
+                }
                 's' if running => {
                     model.message = Some((format!("{name} is already running"), false))
                 }

@@ -35,6 +35,7 @@ pub fn vm(name: &str, state: VmState, ip: &str) -> Vm {
         started_at: (state == VmState::Running).then_some(datetime!(2026-11-29 08:57:00 UTC)),
         stop_reason: None,
         stopped_at: None,
+        saved_state_bytes: None,
         dir: "/nonexistent/vm".into(),
     }
 }
@@ -255,6 +256,14 @@ impl Fleet for FakeFleet {
     }
     async fn stop(&self, name: &str) -> Result<Vm> {
         self.record(format!("stop {name}"))?;
+        Ok(self.vm(name))
+    }
+    async fn suspend(&self, name: &str) -> Result<Vm> {
+        self.record(format!("suspend {name}"))?;
+        Ok(self.vm(name))
+    }
+    async fn resume(&self, name: &str, _on: OnProgress<'_>) -> Result<Vm> {
+        self.record(format!("resume {name}"))?;
         Ok(self.vm(name))
     }
     async fn delete(&self, name: &str) -> Result<Vm> {

@@ -89,6 +89,16 @@ pub enum VmmError {
     /// The VMM did not say what it runs (its API or QMP did not answer).
     #[error("cannot read the VMM's status")]
     Query(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The VMM refuses to save this guest at all (QEMU: a device that does
+    /// not migrate). Nothing was paused or written.
+    #[error("{vmm} cannot save this guest: {reason}")]
+    CannotSave { vmm: VmmKind, reason: String },
+    /// Pausing or writing the guest's state failed.
+    #[error("the VMM could not save the guest's state: {reason}")]
+    Save { reason: String },
+    /// A new VMM could not continue the saved guest.
+    #[error("the VMM could not restore the saved guest: {reason}; its log: {log}")]
+    Restore { reason: String, log: String },
 }
 
 impl VmmError {
@@ -98,6 +108,11 @@ impl VmmError {
             VmmError::Host(e) => e.hint(),
             VmmError::Helper { .. } => Some(
                 "reinstall it (`cargo install vhost-device-vsock`) or remove it from PATH / vsock_helper_bin to run guests without an agent channel".into(),
+            ),
+            VmmError::CannotSave {
+                vmm: VmmKind::Qemu, ..
+            } => Some(
+                "QEMU cannot migrate its vhost-user vsock device, so a QEMU guest with the agent channel cannot be suspended: use `vmm = \"firecracker\"` where KVM runs it, or stop the VM instead".into(),
             ),
             _ => None,
         }
@@ -133,6 +148,25 @@ pub trait Vmm: Send + Sync {
     /// The counts the VMM keeps for its guest since it started, where it
     /// keeps any (Firecracker's metrics; QEMU has none to offer).
     async fn metrics(&self, dir: &Path) -> Result<Option<VmmMetrics>>;
+
+    /// Pauses the guest and writes its memory and device state into the
+    /// empty directory `into`. The VMM stays, paused; the caller ends it
+    /// (or [`Vmm::unpause`]s it when the save is abandoned).
+    async fn save(&self, dir: &Path, into: &Path) -> Result<()>;
+
+    /// Lets a paused guest run: one whose save was abandoned, or one just
+    /// restored.
+    async fn unpause(&self, dir: &Path) -> Result<()>;
+
+    /// Starts a new VMM holding the guest saved in `from`, on the spec's
+    /// TAP and vsock socket, paused: [`Vmm::unpause`] lets it run. The same
+    /// contract as [`Vmm::launch`] otherwise.
+    async fn restore(
+        &self,
+        spec: &VmSpec,
+        from: &Path,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId>;
 }
 
 /// The lines of a VMM's own output that say why it stopped, for a stop

@@ -243,6 +243,22 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
             ErrorCode::Conflict,
             Some(format!("start it with `banger vm start {vm}`")),
         ),
+        E::NotSuspended { vm, .. } => (
+            ErrorCode::Conflict,
+            Some(format!("start it with `banger vm start {vm}`")),
+        ),
+        E::Suspended { vm } => (
+            ErrorCode::Conflict,
+            Some(format!(
+                "resume it with `banger vm resume {vm}` and stop it then, or discard the saved state with `banger vm stop --force {vm}`"
+            )),
+        ),
+        E::SavedStateUnusable { vm, .. } => (
+            ErrorCode::Conflict,
+            Some(format!(
+                "discard it with `banger vm stop --force {vm}`; `banger vm start {vm}` then boots it cold (its disks are kept)"
+            )),
+        ),
     };
     (code, hint)
 }

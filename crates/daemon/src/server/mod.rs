@@ -32,6 +32,8 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/start", post(vms::start))
         .route("/vms/{vm}/stop", post(vms::stop))
         .route("/vms/{vm}/restart", post(vms::restart))
+        .route("/vms/{vm}/suspend", post(vms::suspend))
+        .route("/vms/{vm}/resume", post(vms::resume))
         .route("/vms/{vm}/kill", post(vms::kill))
         .route("/vms/{vm}/stats", get(vms::stats))
         .route("/vms/{vm}/vmm", get(vms::vmm))

@@ -1,4 +1,5 @@
-//! `/v1/vms`: create, inspect, start, stop, kill, change and delete VMs.
+//! `/v1/vms`: create, inspect, start, stop, suspend, resume, kill, change
+//! and delete VMs.
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -18,11 +19,16 @@ pub struct ForceQuery {
 }
 
 pub async fn list(State(app): State<AppState>) -> Reply<Vec<Vm>> {
-    Ok(Json(app.vms.list()?))
+    let vms = app.vms.list()?;
+    Ok(Json(
+        vms.into_iter()
+            .map(|vm| app.vms.with_saved_size(vm))
+            .collect(),
+    ))
 }
 
 pub async fn get(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vm> {
-    Ok(Json(app.vms.resolve(&vm)?))
+    Ok(Json(app.vms.with_saved_size(app.vms.resolve(&vm)?)))
 }
 
 pub async fn create(State(app): State<AppState>, Json(request): Json<CreateVmRequest>) -> Response {
@@ -47,6 +53,16 @@ pub async fn stop(
 ) -> Reply<Vm> {
     // Run to completion even if the client goes away.
     to_completion(&app.inflight, app.vms.clone().stop(vm, q.force)).await
+}
+
+pub async fn suspend(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vm> {
+    // A suspend half done by a client that went away would leave the guest paused.
+    to_completion(&app.inflight, app.vms.clone().suspend(vm)).await
+}
+
+pub async fn resume(State(app): State<AppState>, Path(vm): Path<String>) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| vms.resume(vm, reporter))
 }
 
 pub async fn delete(

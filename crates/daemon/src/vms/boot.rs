@@ -96,6 +96,30 @@ impl Vms {
         });
     }
 
+    /// Journals a VMM about to start: a pending row now (a crash before its
+    /// PID is known is undone by finding the processes by the VM
+    /// directory), and the returned callback records each process the
+    /// driver starts, helpers in rows of their own.
+    pub(crate) fn recorder(
+        &self,
+        vm_id: &str,
+    ) -> Result<impl Fn(Role, ProcessId) + Send + Sync + '_> {
+        let process_row = self.journal.record(vm_id, ResourceKind::Process, PENDING)?;
+        let store = &self.store;
+        let vm_id = vm_id.to_string();
+        Ok(move |role: Role, process: ProcessId| {
+            let recorded = match role {
+                Role::Vmm => store.update_resource(process_row, &process.encode()),
+                Role::Helper => store
+                    .record_resource(&vm_id, ResourceKind::Helper, &process.encode())
+                    .map(drop),
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %banger_api::error::chain(&e), ?role, "cannot record a VM process");
+            }
+        })
+    }
+
     async fn boot_inner(
         &self,
         vm: &mut Vm,
@@ -142,25 +166,8 @@ impl Vms {
             format!("launching {} ({})", driver.kind(), driver.accel()),
             Some(0.83),
         );
-        let process_row = self
-            .journal
-            .record(&vm.id, ResourceKind::Process, PENDING)?;
         let spec = spec(vm, image);
-        let store = &self.store;
-        let vm_id = vm.id.clone();
-        // The pending row above covers a crash before a PID is known (undo
-        // finds the processes by the VM directory); helpers get their own rows.
-        let record = move |role: Role, process: ProcessId| {
-            let recorded = match role {
-                Role::Vmm => store.update_resource(process_row, &process.encode()),
-                Role::Helper => store
-                    .record_resource(&vm_id, ResourceKind::Helper, &process.encode())
-                    .map(drop),
-            };
-            if let Err(e) = recorded {
-                tracing::error!(error = %banger_api::error::chain(&e), ?role, "cannot record a VM process");
-            }
-        };
+        let record = self.recorder(&vm.id)?;
         let process = driver.launch(&spec, &record).await?;
         vm.pid = Some(process.pid);
         self.store.update_vm(vm)?;

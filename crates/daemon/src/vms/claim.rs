@@ -73,6 +73,7 @@ impl Vms {
             started_at: None,
             stop_reason: None,
             stopped_at: None,
+            saved_state_bytes: None,
             dir: self.paths.vm_dir(&id),
         };
         self.store.insert_vm(&vm)?;

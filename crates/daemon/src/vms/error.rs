@@ -91,6 +91,15 @@ pub enum VmError {
         current: String,
         asked: String,
     },
+    #[error("VM {vm} is {state}, not suspended: there is no saved state to resume")]
+    NotSuspended { vm: String, state: VmState },
+    /// Stopping a suspended VM would throw its processes away.
+    #[error(
+        "VM {vm} is suspended: stopping it would discard its saved memory and every process in it"
+    )]
+    Suspended { vm: String },
+    #[error("the saved state of VM {vm} cannot be resumed: {reason}")]
+    SavedStateUnusable { vm: String, reason: String },
     /// The operation needs a running VM.
     #[error("VM {vm} is {state}, not running: {what}")]
     NotRunning {

@@ -41,6 +41,9 @@ impl Vms {
         let vm = self.resolve(&reference)?;
         let _guard = self.lock(&vm.id).await;
         let mut vm = self.reload(&vm.id)?;
+        if vm.state == VmState::Suspended {
+            return Err(VmError::Suspended { vm: vm.name });
+        }
         reporter.say("vm.stop", format!("stopping {}", vm.name), Some(0.1));
         self.stop_locked(&mut vm, false).await?;
         self.start_locked(&mut vm, &reporter, since).await?;
@@ -55,6 +58,7 @@ impl Vms {
     ) -> Result<()> {
         match vm.state {
             VmState::Running => return Ok(()),
+            VmState::Suspended => return self.resume_locked(vm, reporter).await,
             VmState::Creating => {
                 return Err(VmError::StillCreating {
                     vm: vm.name.clone(),
@@ -114,7 +118,13 @@ impl Vms {
         self.reload(&vm.id)
     }
 
+    /// Stops a VM. A suspended one only with `force`, which discards its
+    /// saved state (the guest's processes) and keeps its disks.
     pub async fn stop(self: Arc<Self>, reference: String, force: bool) -> Result<Vm> {
+        let vm = self.resolve(&reference)?;
+        if vm.state == VmState::Suspended && !force {
+            return Err(VmError::Suspended { vm: vm.name });
+        }
         let (vm, _guard) = self.stop_held(&reference, force).await?;
         Ok(vm)
     }
@@ -152,6 +162,11 @@ impl Vms {
     pub(crate) async fn stop_locked(&self, vm: &mut Vm, force: bool) -> Result<()> {
         if vm.state == VmState::Stopped {
             return Ok(());
+        }
+        if vm.state == VmState::Suspended {
+            // Its VMM is gone already; what is left is the saved state.
+            super::saved::remove(&vm.files().saved());
+            tracing::info!(vm = %vm.name, "saved state discarded");
         }
         if let Some(proc) = self.journal.recorded_process(&vm.id)? {
             vm.state = VmState::Stopping;

@@ -6,6 +6,7 @@
 //! - [`boot`] — the start path shared by create and start; [`ready`] waits
 //!   for the guest
 //! - [`lifecycle`] — start, stop, restart, kill, delete
+//! - [`suspend`] — suspend and resume, the state on disk in [`saved`]
 //! - [`teardown`] — releasing what a VM holds, rolling a create back, and
 //!   what happens when a VMM exits by itself ([`monitor`] notices)
 //! - [`settings`] — `vm set`; [`prune`] — `vm prune`
@@ -27,10 +28,12 @@ mod probes;
 pub mod prune;
 pub mod ready;
 pub mod reconcile;
+pub mod saved;
 pub mod settings;
 pub mod shape;
 pub mod ssh;
 pub mod stats;
+pub mod suspend;
 pub mod teardown;
 
 pub use error::{Result, VmError};
@@ -70,6 +73,9 @@ pub struct Vms {
     key_lock: Mutex<()>,
     /// What each guest listener turned out to be (`vm ports`).
     probes: probes::ProbeCache,
+    /// A resumed guest's clock being set over SSH, per VM: ended when the
+    /// VM's VMM goes (its ssh with it).
+    clock_fixes: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 /// The parts [`Vms`] is made of.
@@ -104,6 +110,7 @@ impl Vms {
             locks: VmLocks::default(),
             key_lock: Mutex::new(()),
             probes: probes::ProbeCache::default(),
+            clock_fixes: std::sync::Mutex::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use banger_api::{Vm, VmState};
 use banger_store::ResourceKind;
 
-use super::{Result, Vms};
+use super::{saved, Result, Vms};
 
 impl Vms {
     pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
@@ -48,6 +48,13 @@ impl Vms {
             self.rollback(&vm).await;
             return Ok(());
         }
+        if matches!(
+            vm.state,
+            VmState::Suspending | VmState::Suspended | VmState::Resuming
+        ) && self.reconcile_saved(&mut vm).await?
+        {
+            return Ok(());
+        }
         match self
             .journal
             .recorded_process(&vm.id)?
@@ -79,6 +86,62 @@ impl Vms {
             }
         }
         Ok(())
+    }
+
+    /// A suspend or resume the daemon did not see to its end, or a
+    /// suspended VM: settles it as suspended (returns true) when a whole,
+    /// unused saved state exists, or leaves it to the running/stopped pass
+    /// (false) with what is left of the state removed. A saved state is
+    /// never resumed twice: once renamed `saved.used` its guest may have run.
+    async fn reconcile_saved(&self, vm: &mut Vm) -> Result<bool> {
+        let files = vm.files();
+        saved::remove(&files.saved_partial());
+        let whole = saved::Manifest::read(&files.saved()).is_ok();
+        let live = self
+            .journal
+            .recorded_process(&vm.id)?
+            .filter(|p| p.is_alive());
+        if whole {
+            if live.is_some() {
+                // Paused for the save, or loaded and not yet let run.
+                tracing::warn!(vm = %vm.name, "ending the VMM of an interrupted suspend or resume; the saved state is whole");
+            }
+            self.release(vm).await?;
+            saved::remove(&files.saved_used());
+            if vm.state != VmState::Suspended {
+                vm.state = VmState::Suspended;
+                vm.pid = None;
+                self.store.update_vm(vm)?;
+            }
+            return Ok(true);
+        }
+        saved::remove(&files.saved());
+        saved::remove(&files.saved_used());
+        match (vm.state, live) {
+            (VmState::Suspending | VmState::Resuming, Some(_)) => {
+                // A save that never finished, or a restored guest that was
+                // about to run: it goes on running.
+                if let Err(e) = self.drivers.driver(vm.vmm)?.unpause(&vm.dir).await {
+                    tracing::warn!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot unpause the adopted guest");
+                }
+            }
+            (state, _) => {
+                let lost = match state {
+                    VmState::Suspended => "its saved state is missing or damaged",
+                    _ => "its VMM ended during a suspend or resume",
+                };
+                tracing::warn!(vm = %vm.name, "{lost}; marking stopped");
+                self.release(vm).await?;
+                vm.state = VmState::Stopped;
+                vm.pid = None;
+                vm.stop_reason = Some(format!(
+                    "{lost}, so its processes are lost; the disks are kept and `vm start` boots it"
+                ));
+                self.store.update_vm(vm)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Image builds stage in `.<name>.build-<pid>` directories; a crash leaves them.

@@ -48,7 +48,7 @@ impl Vms {
         }
     }
 
-    fn target_of(&self, vm: &banger_api::Vm) -> SshTarget {
+    pub(crate) fn target_of(&self, vm: &banger_api::Vm) -> SshTarget {
         SshTarget {
             name: vm.name.clone(),
             ip: vm.ip,

@@ -14,6 +14,7 @@ impl Vms {
     /// every capability's runtime part (DNS record, NAT rules, TAP). Safe to
     /// repeat.
     pub(crate) async fn release(&self, vm: &Vm) -> Result<()> {
+        self.end_clock_fix(&vm.id);
         let process = self
             .journal
             .undo_kinds(&vm.id, Some(&vm.dir), journal::PROCESSES)

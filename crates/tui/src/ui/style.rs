@@ -21,7 +21,12 @@ impl Theme {
         self.fg(match state {
             VmState::Running => Color::Green,
             VmState::Stopped => Color::DarkGray,
-            VmState::Creating | VmState::Starting | VmState::Stopping => Color::Yellow,
+            VmState::Suspended => Color::Cyan,
+            VmState::Creating
+            | VmState::Starting
+            | VmState::Stopping
+            | VmState::Suspending
+            | VmState::Resuming => Color::Yellow,
         })
     }
 

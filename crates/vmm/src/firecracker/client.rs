@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::models::{
     ApiFault, BootSource, Drive, FullVmConfiguration, InstanceActionInfo, InstanceInfo, Logger,
-    MachineConfiguration, Metrics, NetworkInterface, SerialDevice, Vsock,
+    MachineConfiguration, Metrics, NetworkInterface, SerialDevice, SnapshotCreateParams,
+    SnapshotLoadParams, VmStateChange, Vsock,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +41,23 @@ pub enum FirecrackerError {
 /// not hang a stop that holds the VM's lock.
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Writing or loading a snapshot moves the guest's whole memory through
+/// the disk: seconds per GiB on a slow one.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 async fn bounded(
     socket: &std::path::Path,
     method: Method,
     path: &str,
     body: Option<Vec<u8>>,
+    timeout: std::time::Duration,
 ) -> Result<(hyper::StatusCode, bytes::Bytes), FirecrackerError> {
-    match tokio::time::timeout(
-        CALL_TIMEOUT,
-        uds::request(socket, method.clone(), path, body),
-    )
-    .await
-    {
+    match tokio::time::timeout(timeout, uds::request(socket, method.clone(), path, body)).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(FirecrackerError::Timeout {
             method,
             path: path.to_string(),
-            seconds: CALL_TIMEOUT.as_secs(),
+            seconds: timeout.as_secs(),
         }),
     }
 }
@@ -76,7 +77,17 @@ impl FirecrackerClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<bytes::Bytes, FirecrackerError> {
-        let (status, bytes) = bounded(&self.socket, method.clone(), path, body).await?;
+        self.call_within(method, path, body, CALL_TIMEOUT).await
+    }
+
+    async fn call_within(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: std::time::Duration,
+    ) -> Result<bytes::Bytes, FirecrackerError> {
+        let (status, bytes) = bounded(&self.socket, method.clone(), path, body, timeout).await?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -152,6 +163,36 @@ impl FirecrackerClient {
 
     pub async fn put_vsock(&self, vsock: &Vsock) -> Result<(), FirecrackerError> {
         self.put("/vsock", vsock).await
+    }
+
+    /// `PATCH /vm`: pause or resume the running microVM.
+    pub async fn patch_vm(&self, change: &VmStateChange) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(change).expect("models serialise");
+        self.call(Method::PATCH, "/vm", Some(json)).await.map(drop)
+    }
+
+    /// `PUT /snapshot/create` of a paused microVM.
+    pub async fn create_snapshot(
+        &self,
+        params: &SnapshotCreateParams,
+    ) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(params).expect("models serialise");
+        self.call_within(
+            Method::PUT,
+            "/snapshot/create",
+            Some(json),
+            SNAPSHOT_TIMEOUT,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /snapshot/load` into a fresh process.
+    pub async fn load_snapshot(&self, params: &SnapshotLoadParams) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(params).expect("models serialise");
+        self.call_within(Method::PUT, "/snapshot/load", Some(json), SNAPSHOT_TIMEOUT)
+            .await
+            .map(drop)
     }
 
     pub async fn put_action(&self, action: &InstanceActionInfo) -> Result<(), FirecrackerError> {

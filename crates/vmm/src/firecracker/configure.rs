@@ -2,6 +2,7 @@
 //! its own outputs first (so the rest is logged), then the machine, boot
 //! source, drives, network and vsock, then InstanceStart.
 
+use banger_api::files::VmFiles;
 use banger_api::VmmKind;
 
 use super::client::{FirecrackerClient, FirecrackerError};
@@ -11,21 +12,30 @@ use super::models::{
 };
 use crate::{VmSpec, GUEST_CID};
 
-pub(super) async fn run(client: &FirecrackerClient, spec: &VmSpec) -> Result<(), FirecrackerError> {
-    let files = spec.files();
-    let path = |p: std::path::PathBuf| p.display().to_string();
+/// The logger and the metrics: the only resources a process that will
+/// load a snapshot may configure first.
+pub(super) async fn outputs(
+    client: &FirecrackerClient,
+    files: &VmFiles,
+) -> Result<(), FirecrackerError> {
     client
         .put_logger(&Logger {
-            log_path: path(files.vmm_log(VmmKind::Firecracker)),
+            log_path: files.vmm_log(VmmKind::Firecracker).display().to_string(),
             level: LogLevel::Info,
             show_level: true,
         })
         .await?;
     client
         .put_metrics(&Metrics {
-            metrics_path: path(files.metrics()),
+            metrics_path: files.metrics().display().to_string(),
         })
-        .await?;
+        .await
+}
+
+pub(super) async fn run(client: &FirecrackerClient, spec: &VmSpec) -> Result<(), FirecrackerError> {
+    let files = spec.files();
+    let path = |p: std::path::PathBuf| p.display().to_string();
+    outputs(client, &files).await?;
     // The guest console in a file of its own, not mixed into stdout.
     client
         .put_serial(&SerialDevice {

@@ -8,6 +8,7 @@ mod client;
 mod configure;
 pub mod metrics;
 pub mod models;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,21 +57,20 @@ pub fn log_summary(dir: &Path) -> String {
     serious[start..].join(" | ")
 }
 
-#[async_trait]
-impl Vmm for Firecracker {
-    fn kind(&self) -> VmmKind {
-        VmmKind::Firecracker
-    }
-
-    fn accel(&self) -> Accel {
-        Accel::Kvm
-    }
-
-    async fn launch(
+impl Firecracker {
+    /// Starts a Firecracker process for the VM and hands its API to `setup`
+    /// (a boot's configuration or a snapshot load). On error the process is
+    /// gone again.
+    async fn start<F, Fut>(
         &self,
         spec: &VmSpec,
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
-    ) -> Result<ProcessId> {
+        setup: F,
+    ) -> Result<ProcessId>
+    where
+        F: FnOnce(FirecrackerClient) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<()>> + Send,
+    {
         let files = spec.files();
         let socket = Self::api_socket(&spec.dir);
         let out = files.firecracker_output();
@@ -90,12 +90,7 @@ impl Vmm for Firecracker {
         spawned(Role::Vmm, proc);
         let result = async {
             wait_for_socket(&socket, proc, Duration::from_secs(5), &out).await?;
-            configure::run(&FirecrackerClient::new(socket.clone()), spec)
-                .await
-                .map_err(|source| VmmError::Configure {
-                    source,
-                    log: log_summary(&spec.dir),
-                })
+            setup(FirecrackerClient::new(socket.clone())).await
         }
         .await;
         if let Err(err) = result {
@@ -104,6 +99,53 @@ impl Vmm for Firecracker {
             return Err(err);
         }
         Ok(proc)
+    }
+}
+
+#[async_trait]
+impl Vmm for Firecracker {
+    fn kind(&self) -> VmmKind {
+        VmmKind::Firecracker
+    }
+
+    fn accel(&self) -> Accel {
+        Accel::Kvm
+    }
+
+    async fn launch(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
+        self.start(spec, spawned, |client| async move {
+            configure::run(&client, spec)
+                .await
+                .map_err(|source| VmmError::Configure {
+                    source,
+                    log: log_summary(&spec.dir),
+                })
+        })
+        .await
+    }
+
+    async fn save(&self, dir: &Path, into: &Path) -> Result<()> {
+        snapshot::save(&Self::client(dir), into).await
+    }
+
+    async fn unpause(&self, dir: &Path) -> Result<()> {
+        snapshot::unpause(&Self::client(dir)).await
+    }
+
+    async fn restore(
+        &self,
+        spec: &VmSpec,
+        from: &Path,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
+        self.start(spec, spawned, |client| async move {
+            snapshot::load(&client, spec, from).await
+        })
+        .await
     }
 
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {

@@ -117,6 +117,74 @@ pub struct FullVmConfiguration {
     pub machine_config: Option<MachineConfiguration>,
 }
 
+/// `#/definitions/Vm`: the body of `PATCH /vm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmStateChange {
+    pub state: VmRunState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VmRunState {
+    Paused,
+    Resumed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotType {
+    Full,
+    Diff,
+}
+
+/// `#/definitions/SnapshotCreateParams`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotCreateParams {
+    pub mem_file_path: String,
+    pub snapshot_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_type: Option<SnapshotType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemoryBackendType {
+    File,
+    Uffd,
+}
+
+/// `#/definitions/MemoryBackend`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryBackend {
+    pub backend_type: MemoryBackendType,
+    pub backend_path: String,
+}
+
+/// `#/definitions/NetworkOverride`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkOverride {
+    pub iface_id: String,
+    pub host_dev_name: String,
+}
+
+/// `#/definitions/VsockOverride`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VsockOverride {
+    pub uds_path: String,
+}
+
+/// `#/definitions/SnapshotLoadParams` (without the deprecated fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotLoadParams {
+    pub snapshot_path: String,
+    pub mem_backend: MemoryBackend,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_vm: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub network_overrides: Vec<NetworkOverride>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsock_override: Option<VsockOverride>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_realtime: Option<bool>,
+}
+
 /// `#/definitions/Error`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiFault {

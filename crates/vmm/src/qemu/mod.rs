@@ -9,6 +9,7 @@
 //! vhost-user needs the guest memory shared with the helper: a memfd backend.
 
 mod qmp;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,7 +72,10 @@ impl Qemu {
     /// inside an option string (`-drive id=..,file=PATH`) is escaped, so a
     /// path with a comma stays one path.
     pub fn args(&self, spec: &VmSpec) -> Vec<String> {
-        let vsock = self.vsock_helper.is_some();
+        self.args_with(spec, self.vsock_helper.is_some())
+    }
+
+    fn args_with(&self, spec: &VmSpec, vsock: bool) -> Vec<String> {
         let accel = if self.kvm { "kvm" } else { "tcg" };
         let mut cmdline = spec.cmdline.clone();
         if !self.kvm {
@@ -185,6 +189,54 @@ impl Qemu {
         }
         Ok(proc)
     }
+
+    /// Starts the vsock helper when the guest has the device, then QEMU
+    /// (reading a saved guest from `incoming` when given), and waits for
+    /// its QMP socket. On error nothing of it is left running.
+    async fn start(
+        &self,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+        vsock: bool,
+        incoming: Option<String>,
+    ) -> Result<ProcessId> {
+        let helper = match (&self.vsock_helper, vsock) {
+            (Some(path), true) => Some(Self::start_helper(path, spec, spawned).await?),
+            _ => None,
+        };
+        let stop_helper = || async {
+            if let Some(helper) = helper {
+                let _ = process::terminate(helper, Duration::from_secs(2)).await;
+            }
+        };
+        let socket = Self::qmp_socket(&spec.dir);
+        let log = Self::log_path(&spec.dir);
+        let _ = std::fs::remove_file(&socket);
+        if helper.is_none() {
+            // A socket left from a run with the helper would look like a
+            // vsock channel this guest does not have.
+            let _ = std::fs::remove_file(spec.files().vsock());
+        }
+        let mut args = self.args_with(spec, vsock);
+        if let Some(uri) = incoming {
+            args.extend(["-incoming".to_string(), uri]);
+        }
+        let proc = match process::spawn_detached(&self.binary, &args, &log, &spec.dir) {
+            Ok(proc) => proc,
+            Err(err) => {
+                stop_helper().await;
+                return Err(err.into());
+            }
+        };
+        spawned(Role::Vmm, proc);
+        if let Err(err) = wait_for_socket(&socket, proc, Duration::from_secs(10), &log).await {
+            let _ = process::terminate(proc, Duration::from_secs(2)).await;
+            stop_helper().await;
+            let _ = std::fs::remove_file(&socket);
+            return Err(err);
+        }
+        Ok(proc)
+    }
 }
 
 /// A value for a QEMU option string (`key=value,key=value`): QEMU reads
@@ -229,37 +281,53 @@ impl Vmm for Qemu {
         spec: &VmSpec,
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId> {
-        let helper = match &self.vsock_helper {
-            Some(path) => Some(Self::start_helper(path, spec, spawned).await?),
-            None => None,
-        };
-        let stop_helper = || async {
-            if let Some(helper) = helper {
-                let _ = process::terminate(helper, Duration::from_secs(2)).await;
-            }
-        };
-        let socket = Self::qmp_socket(&spec.dir);
-        let log = Self::log_path(&spec.dir);
-        let _ = std::fs::remove_file(&socket);
         // Each boot's console starts empty; the previous boot's stays as `.1`.
         rotate(&spec.files().console());
-        if helper.is_none() {
-            // A socket left from a run with the helper would look like a
-            // vsock channel this guest does not have.
-            let _ = std::fs::remove_file(spec.files().vsock());
-        }
-        let proc = match process::spawn_detached(&self.binary, &self.args(spec), &log, &spec.dir) {
-            Ok(proc) => proc,
-            Err(err) => {
-                stop_helper().await;
-                return Err(err.into());
-            }
+        self.start(spec, spawned, self.vsock_helper.is_some(), None)
+            .await
+    }
+
+    async fn save(&self, dir: &Path, into: &Path) -> Result<()> {
+        let devices = snapshot::Devices {
+            vsock: Self::vhost_socket(dir).exists(),
         };
-        spawned(Role::Vmm, proc);
-        if let Err(err) = wait_for_socket(&socket, proc, Duration::from_secs(10), &log).await {
+        snapshot::save(&Self::qmp_socket(dir), into, devices).await
+    }
+
+    async fn unpause(&self, dir: &Path) -> Result<()> {
+        qmp::execute(&Self::qmp_socket(dir), "cont")
+            .await
+            .map_err(|e| VmmError::Save {
+                reason: e.to_string(),
+            })
+    }
+
+    async fn restore(
+        &self,
+        spec: &VmSpec,
+        from: &Path,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
+        let devices = snapshot::devices(from)?;
+        if devices.vsock && self.vsock_helper.is_none() {
+            return Err(VmmError::Restore {
+                reason:
+                    "the guest was saved with a vsock device and no vsock helper is configured now"
+                        .into(),
+                log: String::new(),
+            });
+        }
+        let proc = self
+            .start(
+                spec,
+                spawned,
+                devices.vsock,
+                Some(snapshot::incoming_uri(from)),
+            )
+            .await?;
+        let log = Self::log_path(&spec.dir);
+        if let Err(err) = snapshot::wait_loaded(&Self::qmp_socket(&spec.dir), proc, &log).await {
             let _ = process::terminate(proc, Duration::from_secs(2)).await;
-            stop_helper().await;
-            let _ = std::fs::remove_file(&socket);
             return Err(err);
         }
         Ok(proc)

@@ -1,5 +1,5 @@
 //! Just enough of the QEMU Machine Protocol: greeting, capabilities, then
-//! argument-less commands, each answered by its `return` value.
+//! commands, each answered by its `return` value.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,22 +16,38 @@ pub async fn execute(socket: &Path, command: &str) -> std::io::Result<()> {
 /// Runs argument-less QMP commands in order over one connection; returns
 /// each command's `return` value.
 pub async fn query(socket: &Path, commands: &[&str]) -> std::io::Result<Vec<Value>> {
-    tokio::time::timeout(Duration::from_secs(5), session(socket, commands))
+    let requests: Vec<Value> = commands
+        .iter()
+        .map(|c| serde_json::json!({ "execute": c }))
+        .collect();
+    run(socket, &requests).await
+}
+
+/// Runs one command with arguments; its `return` value.
+pub async fn call(socket: &Path, command: &str, arguments: Value) -> std::io::Result<Value> {
+    let request = serde_json::json!({ "execute": command, "arguments": arguments });
+    let mut answers = run(socket, &[request]).await?;
+    Ok(answers.pop().unwrap_or(Value::Null))
+}
+
+async fn run(socket: &Path, requests: &[Value]) -> std::io::Result<Vec<Value>> {
+    tokio::time::timeout(Duration::from_secs(5), session(socket, requests))
         .await
         .map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::TimedOut, "QMP did not answer within 5s")
         })?
 }
 
-async fn session(socket: &Path, commands: &[&str]) -> std::io::Result<Vec<Value>> {
+async fn session(socket: &Path, requests: &[Value]) -> std::io::Result<Vec<Value>> {
     let stream = UnixStream::connect(socket).await?;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     // Greeting first, then capabilities negotiation, then the commands.
     next_reply(&mut lines).await?;
-    let mut answers = Vec::with_capacity(commands.len());
-    for command in std::iter::once("qmp_capabilities").chain(commands.iter().copied()) {
-        let request = serde_json::json!({ "execute": command });
+    let mut answers = Vec::with_capacity(requests.len());
+    let capabilities = serde_json::json!({ "execute": "qmp_capabilities" });
+    for request in std::iter::once(&capabilities).chain(requests) {
+        let command = request["execute"].as_str().unwrap_or_default();
         write.write_all(format!("{request}\n").as_bytes()).await?;
         let answer = loop {
             let mut reply = next_reply(&mut lines).await?;

@@ -20,6 +20,7 @@ mod project;
 mod prune;
 mod set;
 mod ssh;
+mod suspend;
 
 use std::process::ExitCode;
 
@@ -80,7 +81,22 @@ pub enum VmCommand {
     Cp(copy::CopyArgs),
     /// Copy config.toml's [[file_sync]] files into a running VM again
     Sync { vm: String },
-    /// Start stopped VMs
+    /// Save VMs' memory and device state to disk and stop their VMMs:
+    /// every process is there again after `vm resume`, a daemon restart or a reboot
+    Suspend {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue suspended VMs where they were (`vm start` does it too)
+    Resume {
+        #[arg(required = true)]
+        vms: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start stopped VMs (a suspended one is resumed)
     Start {
         #[arg(required = true)]
         vms: Vec<String>,
@@ -110,7 +126,8 @@ pub enum VmCommand {
     Stop {
         #[arg(required = true)]
         vms: Vec<String>,
-        /// Kill the VMM instead of asking the guest to shut down
+        /// Kill the VMM instead of asking the guest to shut down (of a
+        /// suspended VM: discard its saved state)
         #[arg(long)]
         force: bool,
     },
@@ -149,6 +166,8 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             println!("{vm}: file_sync done");
             Ok(ExitCode::SUCCESS)
         }
+        VmCommand::Suspend { vms, json } => suspend::suspend(&client, vms, json).await,
+        VmCommand::Resume { vms, json } => suspend::resume(&client, vms, json).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
         VmCommand::Restart { vms } => power::boot_each(&client, vms, true).await,
         VmCommand::Kill { signal, vms } => power::kill(&client, vms, signal).await,

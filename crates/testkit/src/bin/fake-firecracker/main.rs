@@ -16,6 +16,7 @@
 //! "ignore_ctrl_alt_del": true}`. Every request is logged to `requests.jsonl`.
 
 mod outputs;
+mod snapshot;
 mod vsock;
 
 use std::collections::HashMap;
@@ -45,6 +46,10 @@ struct Faults {
 #[derive(Default)]
 struct Vm {
     started: bool,
+    paused: bool,
+    /// Anything but the logger and metrics configured: a snapshot can no
+    /// longer be loaded into this process.
+    configured: bool,
     boot_source: Option<Value>,
     machine: Option<Value>,
     drives: HashMap<String, Value>,
@@ -200,13 +205,24 @@ impl Fake {
         let no_content = || reply(StatusCode::NO_CONTENT, None);
         let after_start = "The requested operation is not supported after starting the microVM.";
         let before_start = "The requested operation is not supported before starting the microVM.";
+        let boot_resource = !matches!(
+            path,
+            "/logger" | "/metrics" | "/actions" | "/snapshot/load" | "/snapshot/create"
+        );
+        if method == "PUT" && boot_resource && !vm.started {
+            vm.configured = true;
+        }
         match (method, path) {
             ("GET", "/") => reply(
                 StatusCode::OK,
                 Some(json!({
                     "app_name": "Firecracker",
                     "id": self.id,
-                    "state": if vm.started { "Running" } else { "Not started" },
+                    "state": match (vm.started, vm.paused) {
+                        (false, _) => "Not started",
+                        (true, false) => "Running",
+                        (true, true) => "Paused",
+                    },
                     "vmm_version": "1.16.1",
                 })),
             ),
@@ -272,6 +288,40 @@ impl Fake {
                 }
                 _ => no_content(),
             },
+            ("PATCH", "/vm") => {
+                if !vm.started {
+                    return fault(before_start);
+                }
+                vm.paused = body["state"].as_str() == Some("Paused");
+                no_content()
+            }
+            ("PUT", "/snapshot/create") => {
+                if !vm.started {
+                    return fault(before_start);
+                }
+                if !vm.paused {
+                    return fault("Create snapshot error: Cannot create a snapshot while the microVM is running: pause it first.");
+                }
+                match snapshot::create(&vm_state(&vm), &body) {
+                    Ok(()) => no_content(),
+                    Err(e) => fault(e),
+                }
+            }
+            ("PUT", "/snapshot/load") => {
+                if vm.started || vm.configured {
+                    return fault("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+                }
+                let state = match snapshot::load(&body) {
+                    Ok(state) => state,
+                    Err(e) => return fault(e),
+                };
+                if let Err(e) = self.restore(&mut vm, state) {
+                    return fault(e);
+                }
+                vm.started = true;
+                vm.paused = !body["resume_vm"].as_bool().unwrap_or(false);
+                no_content()
+            }
             ("PUT", _) if vm.started => fault(after_start),
             ("PUT", "/boot-source") => {
                 let opens = |key: &str| body[key].as_str().is_none_or(|p| Path::new(p).exists());
@@ -344,5 +394,51 @@ impl Fake {
             }
             _ => no_content(),
         }
+    }
+}
+
+/// What a snapshot of the fake holds: the configuration it booted with.
+fn vm_state(vm: &Vm) -> Value {
+    json!({
+        "boot_source": vm.boot_source,
+        "machine": vm.machine,
+        "drives": vm.drives,
+        "interfaces": vm.interfaces,
+        "vsock": vm.vsock,
+        "serial": vm.serial,
+    })
+}
+
+impl Fake {
+    /// Takes a loaded snapshot's configuration, with the load's overrides:
+    /// the TAP of an interface and the vsock socket, bound now.
+    fn restore(&self, vm: &mut Vm, state: snapshot::Loaded) -> Result<(), String> {
+        let saved = state.vm;
+        vm.boot_source = saved.get("boot_source").cloned().filter(|v| !v.is_null());
+        vm.machine = saved.get("machine").cloned().filter(|v| !v.is_null());
+        vm.serial = saved["serial"].as_str().map(String::from);
+        vm.drives = serde_json::from_value(saved["drives"].clone()).unwrap_or_default();
+        vm.interfaces = serde_json::from_value(saved["interfaces"].clone()).unwrap_or_default();
+        for (iface, tap) in state.network_overrides {
+            let Some(entry) = vm.interfaces.get_mut(&iface) else {
+                return Err(format!("Load snapshot error: Failed to restore from snapshot: Invalid network override: no interface {iface}"));
+            };
+            entry["host_dev_name"] = Value::String(tap);
+        }
+        let mut vsock = saved.get("vsock").cloned().filter(|v| !v.is_null());
+        if let Some(device) = vsock.as_mut() {
+            if let Some(path) = state.vsock_override {
+                device["uds_path"] = Value::String(path);
+            }
+            let listener = vsock::bind(device["uds_path"].as_str().unwrap_or_default())?;
+            vsock::serve(listener);
+        }
+        vm.vsock = vsock;
+        outputs::Outputs::console(
+            vm.serial.as_deref(),
+            "fake-firecracker: guest restored from a snapshot",
+        );
+        self.outputs.flush_metrics();
+        Ok(())
     }
 }
