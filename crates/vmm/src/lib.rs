@@ -42,6 +42,10 @@ pub struct VmSpec {
     pub drives: Vec<DriveSpec>,
     pub tap: String,
     pub mac: banger_api::MacAddr,
+    /// Whether the guest gets a vsock device: its image has the agent,
+    /// which is what listens on it. (QEMU cannot save a guest with its
+    /// vhost-user vsock, so a guest that needs none goes without.)
+    pub vsock: bool,
 }
 
 impl VmSpec {

@@ -269,7 +269,7 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-fn run_ok(cmd: &mut Command) {
+pub fn run_ok(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", text(&out));
 }

@@ -78,6 +78,7 @@ fn build(err: &BuildError) -> (ErrorCode, Option<String>) {
 fn vmm(err: &VmmError) -> (ErrorCode, Option<String>) {
     match err {
         VmmError::Host(e) => host(e),
+        VmmError::CannotSave { .. } => (ErrorCode::Conflict, err.hint()),
         _ => (ErrorCode::Internal, err.hint()),
     }
 }
@@ -368,5 +369,28 @@ mod tests {
 
         let err = api(VmError::Ref(RefError::NotFound("nope".into())));
         assert_eq!(err.code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn a_suspended_vm_names_the_way_out() {
+        let api = |e: VmError| Failure::from(e).0;
+        let err = api(VmError::SavedStateUnusable {
+            vm: "old".into(),
+            reason: "it was written by banger 0.0.1".into(),
+        });
+        assert_eq!(err.code, ErrorCode::Conflict);
+        assert!(err.hint.unwrap().contains("banger vm stop --force old"));
+        let err = api(VmError::Suspended { vm: "web".into() });
+        assert!(err.hint.unwrap().contains("banger vm resume web"));
+        // QEMU's refusal to save a guest with the vsock names the choices.
+        let err = api(VmError::Vmm(banger_vmm::VmmError::CannotSave {
+            vmm: banger_api::VmmKind::Qemu,
+            reason: "non-migratable device".into(),
+        }));
+        assert!(
+            err.hint.unwrap().contains("firecracker"),
+            "{:?}",
+            err.message
+        );
     }
 }

@@ -48,6 +48,7 @@ pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
         ],
         tap: vm.tap.clone(),
         mac: vm.mac,
+        vsock: image.agent,
     }
 }
 

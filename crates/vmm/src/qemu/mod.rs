@@ -72,7 +72,7 @@ impl Qemu {
     /// inside an option string (`-drive id=..,file=PATH`) is escaped, so a
     /// path with a comma stays one path.
     pub fn args(&self, spec: &VmSpec) -> Vec<String> {
-        self.args_with(spec, self.vsock_helper.is_some())
+        self.args_with(spec, spec.vsock && self.vsock_helper.is_some())
     }
 
     fn args_with(&self, spec: &VmSpec, vsock: bool) -> Vec<String> {
@@ -283,8 +283,13 @@ impl Vmm for Qemu {
     ) -> Result<ProcessId> {
         // Each boot's console starts empty; the previous boot's stays as `.1`.
         rotate(&spec.files().console());
-        self.start(spec, spawned, self.vsock_helper.is_some(), None)
-            .await
+        self.start(
+            spec,
+            spawned,
+            spec.vsock && self.vsock_helper.is_some(),
+            None,
+        )
+        .await
     }
 
     async fn save(&self, dir: &Path, into: &Path) -> Result<()> {
@@ -402,6 +407,7 @@ mod tests {
             }],
             tap: "bg-ab".into(),
             mac: "52:54:00:00:00:ab".parse().unwrap(),
+            vsock: true,
         };
         let args = qemu.args(&spec);
         let drive = args.iter().find(|a| a.starts_with("id=rootfs,")).unwrap();
