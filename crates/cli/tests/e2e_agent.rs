@@ -103,6 +103,17 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         env.ok(&["vm", "exec", "agenty", "--", "cat", "/etc/hostname"]),
         "agenty\n"
     );
+    // QEMU cannot save a guest with its vhost-user vsock: refused with
+    // QEMU's own reason and the choices, and the guest runs on.
+    let refused = env.fails(&["vm", "suspend", "agenty"]);
+    assert!(
+        refused.contains("cannot save this guest")
+            && refused.contains("non-migratable device")
+            && refused.contains("firecracker"),
+        "{refused}"
+    );
+    assert_eq!(env.json(&["vm", "show", "agenty", "--json"])["state"], "running");
+    assert_eq!(env.ok(&["vm", "exec", "agenty", "--", "echo", "on"]), "on\n");
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
