@@ -6,7 +6,7 @@ ARGS ?=
 
 RUNTIME_MANIFEST ?= runtime-bundle.toml
 
-.PHONY: build test test-fast bench-create bench-loop install install-unit uninstall deps runtime-package runtime-bundle
+.PHONY: build test test-fast bench-create bench-loop bench-suspend install install-unit uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -35,6 +35,9 @@ bench-create:
 
 bench-loop:
 	./scripts/bench-loop $(ARGS)
+
+bench-suspend:
+	./scripts/bench-suspend $(ARGS)
 
 # Binaries and shell completions. The daemon runs as you; the root helper
 # (banger-helper, `sudo banger system install --owner $USER`) makes its

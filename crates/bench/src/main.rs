@@ -9,6 +9,7 @@
 mod create;
 mod daily;
 mod env;
+mod suspend;
 
 use clap::{Parser, Subcommand};
 
@@ -27,11 +28,14 @@ enum Bench {
     /// The daily loop: `vm run --rm -- true`, `vm cp` MiB/s both ways, and
     /// a forward's round trip next to a direct one
     Loop(daily::Args),
+    /// A cold create next to a suspend and a resume of the same guest
+    Suspend(suspend::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Create(args) => create::run(args),
         Bench::Loop(args) => daily::run(args),
+        Bench::Suspend(args) => suspend::run_bench(args),
     }
 }

@@ -112,8 +112,14 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
             && refused.contains("firecracker"),
         "{refused}"
     );
-    assert_eq!(env.json(&["vm", "show", "agenty", "--json"])["state"], "running");
-    assert_eq!(env.ok(&["vm", "exec", "agenty", "--", "echo", "on"]), "on\n");
+    assert_eq!(
+        env.json(&["vm", "show", "agenty", "--json"])["state"],
+        "running"
+    );
+    assert_eq!(
+        env.ok(&["vm", "exec", "agenty", "--", "echo", "on"]),
+        "on\n"
+    );
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));

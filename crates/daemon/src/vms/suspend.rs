@@ -261,7 +261,7 @@ impl Vms {
             env: Vec::new(),
             cwd: None,
         };
-        let result = AgentClient::new(&vm.files().vsock())
+        let result = AgentClient::new(vm.files().vsock())
             .exec(&request, bytes::Bytes::new(), &mut |_| true)
             .await
             .map_err(|e| banger_api::error::chain(&e))

@@ -55,7 +55,9 @@ async fn session(socket: &Path, requests: &[Value]) -> std::io::Result<Vec<Value
                 continue; // asynchronous events interleave with replies
             }
             if let Some(error) = reply.get("error") {
-                let said = error["desc"].as_str().map_or_else(|| error.to_string(), String::from);
+                let said = error["desc"]
+                    .as_str()
+                    .map_or_else(|| error.to_string(), String::from);
                 return Err(std::io::Error::other(format!("QMP {command}: {said}")));
             }
             break reply

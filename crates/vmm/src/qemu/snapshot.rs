@@ -9,7 +9,7 @@
 //! guest keeps running. Which devices the guest had is kept beside the
 //! state, because the restoring QEMU must have exactly those.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use banger_api::VmmKind;
@@ -96,7 +96,7 @@ pub async fn save(qmp_socket: &Path, into: &Path, devices: Devices) -> Result<()
 pub async fn wait_loaded(
     qmp_socket: &Path,
     process: banger_host::process::ProcessId,
-    log: &PathBuf,
+    log: &Path,
 ) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
