@@ -1,7 +1,8 @@
 //! Suspend and resume of a real guest under QEMU: processes (same PID), a
 //! tmux session and a file in /dev/shm are there after a resume, the clock
 //! is set from the host, and the VM survives a daemon restart and a
-//! simulated host reboot (daemon gone, bridge gone) while suspended.
+//! simulated host reboot (daemon gone, bridge gone) while suspended, and
+//! the daemon killed at each step of a suspend and a resume.
 //!
 //! QEMU refuses to save a guest with its vhost-user vsock device, so the
 //! guest here boots an image without the agent (the default image's files
@@ -39,6 +40,29 @@ fn clock_skew(env: &TestEnv, vm: &str) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Runs banger with a daemon that dies (SIGKILL) at `point`.
+fn crash_at(env: &TestEnv, point: &str, args: &[&str]) {
+    env.banger(&["daemon", "stop"]);
+    let out = env
+        .command(BANGER)
+        .env("BANGER_TEST_CRASH_AT", point)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the daemon should have died at {point}:\n{}",
+        text(&out)
+    );
+}
+
+fn state_of(env: &TestEnv, name: &str) -> String {
+    env.json(&["vm", "show", name, "--json"])["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -143,6 +167,40 @@ fn a_suspended_guest_comes_back_with_its_processes_after_a_daemon_restart_and_a_
     assert_eq!(show["state"], "running");
     assert!(show.get("saved_state_bytes").is_none());
     assert!(!dir.join("saved").exists() && !dir.join("saved.used").exists());
+
+    // The daemon killed at each step of a suspend and of a resume: the next
+    // daemon finds the VM running or suspended, never half of one, and the
+    // guest's processes survive all of it.
+    for (point, verb, settled) in [
+        ("suspend.begin", "suspend", "running"),
+        ("suspend.saved", "suspend", "suspended"),
+        ("resume.loaded", "resume", "suspended"),
+        ("resume.used", "resume", "running"),
+    ] {
+        if verb == "resume" && state_of(&env, "nap") != "suspended" {
+            env.ok(&["vm", "suspend", "nap"]);
+        }
+        crash_at(&env, point, &["vm", verb, "nap"]);
+        let state = state_of(&env, "nap");
+        assert_eq!(state, settled, "after a crash at {point}");
+        let running = vmm_pids(dir.to_str().unwrap());
+        match settled {
+            "running" => assert_eq!(running.len(), 1, "one VMM after {point}"),
+            _ => {
+                assert!(running.is_empty(), "no VMM left after {point}: {running:?}");
+                assert!(dir.join("saved/state.json").exists(), "the state kept at {point}");
+            }
+        }
+        assert!(!dir.join("saved.partial").exists() && !dir.join("saved.used").exists());
+    }
+    if state_of(&env, "nap") != "running" {
+        env.ok(&["vm", "resume", "nap"]);
+    }
+    assert_eq!(
+        ssh(&env, "nap", &format!("kill -0 {pid} && echo alive")).trim(),
+        "alive",
+        "the process outlived every crash"
+    );
 
     // Suspended again and deleted: the saved state goes with it.
     env.ok(&["vm", "suspend", "nap"]);
