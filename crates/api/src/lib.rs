@@ -37,8 +37,8 @@ pub use status::{
     Check, CheckStatus, DaemonStatus, NetworkAuthority, VmPort, VmStats, VmmMetrics, VmmStatus,
 };
 pub use vm::{
-    Accel, CreateVmRequest, KillRequest, MacAddr, PruneRequest, SshConfig, SshTarget,
-    UpdateVmRequest, Vm, VmState, VmmKind,
+    Accel, CloneVmRequest, CreateVmRequest, KillRequest, MacAddr, PruneRequest, SshConfig,
+    SshTarget, UpdateVmRequest, Vm, VmState, VmmKind,
 };
 
 /// Path prefix of every API route.

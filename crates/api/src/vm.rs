@@ -175,6 +175,14 @@ impl Vm {
     }
 }
 
+/// `POST /v1/vms/{vm}/clone`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloneVmRequest {
+    /// Generated when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateVmRequest {
     #[serde(default)]

@@ -2,7 +2,8 @@
 //! tmux session and a file in /dev/shm are there after a resume, the clock
 //! is set from the host, and the VM survives a daemon restart and a
 //! simulated host reboot (daemon gone, bridge gone) while suspended, and
-//! the daemon killed at each step of a suspend and a resume.
+//! the daemon killed at each step of a suspend and a resume. Then a clone
+//! of it, stopped: both run at once, each with its own identity.
 //!
 //! QEMU refuses to save a guest with its vhost-user vsock device, so the
 //! guest here boots an image without the agent (the default image's files
@@ -188,7 +189,10 @@ fn a_suspended_guest_comes_back_with_its_processes_after_a_daemon_restart_and_a_
             "running" => assert_eq!(running.len(), 1, "one VMM after {point}"),
             _ => {
                 assert!(running.is_empty(), "no VMM left after {point}: {running:?}");
-                assert!(dir.join("saved/state.json").exists(), "the state kept at {point}");
+                assert!(
+                    dir.join("saved/state.json").exists(),
+                    "the state kept at {point}"
+                );
             }
         }
         assert!(!dir.join("saved.partial").exists() && !dir.join("saved.used").exists());
@@ -201,6 +205,40 @@ fn a_suspended_guest_comes_back_with_its_processes_after_a_daemon_restart_and_a_
         "alive",
         "the process outlived every crash"
     );
+
+    // A clone of the stopped VM: both run at once, with the source's files
+    // and each its own identity.
+    env.ok(&["vm", "stop", "nap"]);
+    let copy = env.json(&["vm", "clone", "nap", "--name", "nap-copy", "--json"]);
+    assert_eq!(copy["state"], "running");
+    env.ok(&["vm", "start", "nap"]);
+    let ask = |vm: &str, script: &str| ssh(&env, vm, script).trim().to_string();
+    assert_eq!(ask("nap-copy", "hostname"), "nap-copy");
+    assert_eq!(ask("nap", "hostname"), "nap");
+    assert_eq!(
+        ask("nap-copy", "cat /root/sleep.pid"),
+        pid,
+        "the source's /root"
+    );
+    for script in [
+        "cat /sys/class/net/eth0/address",
+        "ip -4 -o addr show eth0",
+        "cat /etc/machine-id",
+        "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub",
+        "head -c 16 /dev/urandom | od -An -tx1",
+    ] {
+        assert_ne!(ask("nap", script), ask("nap-copy", script), "{script}");
+    }
+    let dig = env
+        .command("dig")
+        .args(["@127.0.0.1", "-p", "42069", "+short", "nap-copy.vm"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&dig.stdout).trim(),
+        copy["ip"].as_str().unwrap()
+    );
+    env.ok(&["vm", "delete", "nap-copy"]);
 
     // Suspended again and deleted: the saved state goes with it.
     env.ok(&["vm", "suspend", "nap"]);

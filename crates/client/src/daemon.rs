@@ -171,6 +171,20 @@ impl DaemonClient {
         .await
     }
 
+    pub async fn clone_vm(
+        &self,
+        reference: &str,
+        request: &banger_api::CloneVmRequest,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Vm, ClientError> {
+        self.stream(
+            &format!("/vms/{}/clone", encode(reference)),
+            serde_json::to_vec(request).expect("request serialises"),
+            on_progress,
+        )
+        .await
+    }
+
     pub async fn suspend_vm(&self, reference: &str) -> Result<Vm, ClientError> {
         self.call(
             Method::POST,

@@ -30,6 +30,16 @@ struct FlakyDisks {
 
 #[async_trait]
 impl Disks for FlakyDisks {
+    async fn replace_files(
+        &self,
+        image: &Path,
+        files: &[banger_host::disk::ImageFile],
+        remove: &[&str],
+    ) -> Result<(), HostError> {
+        Ext4Disks::new(SystemRunner)
+            .replace_files(image, files, remove)
+            .await
+    }
     async fn create_ext4(
         &self,
         path: &Path,

@@ -35,6 +35,34 @@ pub trait Disks: Send + Sync {
 
     /// Whether the (unmounted) ext4 image has a regular file at `path`.
     async fn has_file(&self, image: &Path, path: &str) -> Result<bool, HostError>;
+
+    /// Replaces files in the (unmounted) ext4 image, each owned by root
+    /// with its mode, and removes the `remove` paths where they exist.
+    /// Directories of the files must exist. Read back before it returns.
+    async fn replace_files(
+        &self,
+        image: &Path,
+        files: &[ImageFile],
+        remove: &[&str],
+    ) -> Result<(), HostError>;
+}
+
+/// A file to put into an ext4 image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFile {
+    /// Absolute inside the image.
+    pub path: String,
+    pub mode: u32,
+    pub contents: Vec<u8>,
+}
+
+/// `/a/b/c` as (`/a/b`, `c`).
+fn split(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => ("/", path),
+    }
 }
 
 /// [`Disks`] through e2fsprogs' `mkfs.ext4 -d`.
@@ -130,6 +158,68 @@ impl<R: Runner> Disks for Ext4Disks<R> {
         Ok(text.contains("Type: regular"))
     }
 
+    async fn replace_files(
+        &self,
+        image: &Path,
+        files: &[ImageFile],
+        remove: &[&str],
+    ) -> Result<(), HostError> {
+        // debugfs edits the image in place; `write` names a file in the
+        // current directory, so each file is written from its directory.
+        // It reports a failed command on stderr and exits 0, so what was
+        // written is dumped back and compared.
+        let scratch = image.with_extension("edit");
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch)
+            .map_err(|e| HostError::path_io("cannot create", &scratch, e))?;
+        let result = async {
+            let mut script = String::new();
+            for path in remove {
+                let (dir, name) = split(path);
+                script.push_str(&format!("cd {dir}\nrm {name}\n"));
+            }
+            for (i, file) in files.iter().enumerate() {
+                let local = scratch.join(format!("in-{i}"));
+                std::fs::write(&local, &file.contents)
+                    .map_err(|e| HostError::path_io("cannot write", &local, e))?;
+                let (dir, name) = split(&file.path);
+                script.push_str(&format!(
+                    "cd {dir}\nrm {name}\nwrite {} {name}\nsif {name} mode 0{:o}\nsif {name} uid 0\nsif {name} gid 0\n",
+                    local.display(),
+                    0o100000 | file.mode
+                ));
+            }
+            let mut check = String::new();
+            for (i, file) in files.iter().enumerate() {
+                check.push_str(&format!("dump {} {}\n", file.path, scratch.join(format!("out-{i}")).display()));
+            }
+            for (name, text) in [("edit.debugfs", &script), ("check.debugfs", &check)] {
+                std::fs::write(scratch.join(name), text)
+                    .map_err(|e| HostError::path_io("cannot write", &scratch.join(name), e))?;
+            }
+            self.runner
+                .run(Cmd::new("debugfs").arg("-w").arg("-f").arg(scratch.join("edit.debugfs")).arg(image))
+                .await?;
+            self.runner
+                .run(Cmd::new("debugfs").arg("-f").arg(scratch.join("check.debugfs")).arg(image))
+                .await?;
+            for (i, file) in files.iter().enumerate() {
+                let back = std::fs::read(scratch.join(format!("out-{i}"))).unwrap_or_default();
+                if back != file.contents {
+                    return Err(HostError::CommandFailed {
+                        command: format!("debugfs -w {}", image.display()),
+                        status: "0".into(),
+                        stderr: format!("{} was not written", file.path),
+                    });
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
     async fn clone_ext4(
         &self,
         seed: &Path,
@@ -222,5 +312,77 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(label.stdout_str().trim(), "banger-test");
+    }
+
+    #[tokio::test]
+    async fn replaces_files_owned_by_root_and_removes_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("upper/etc/ssh")).unwrap();
+        std::fs::write(tree.join("upper/etc/hostname"), "source\n").unwrap();
+        std::fs::write(tree.join("upper/etc/machine-id"), "abc\n").unwrap();
+        std::fs::write(tree.join("upper/etc/kept"), "mine\n").unwrap();
+        let img = dir.path().join("overlay.ext4");
+        let disks = Ext4Disks::new(SystemRunner);
+        disks
+            .create_ext4(&img, 64 << 20, "banger-test", Some(&tree))
+            .await
+            .unwrap();
+        let files = [
+            ImageFile {
+                path: "/upper/etc/hostname".into(),
+                mode: 0o644,
+                contents: b"clone\n".to_vec(),
+            },
+            ImageFile {
+                path: "/upper/etc/ssh/key".into(),
+                mode: 0o600,
+                contents: b"secret".to_vec(),
+            },
+        ];
+        disks
+            .replace_files(
+                &img,
+                &files,
+                &["/upper/etc/machine-id", "/upper/etc/absent"],
+            )
+            .await
+            .unwrap();
+        let debugfs = |request: &str| {
+            let request = request.to_string();
+            let img = img.clone();
+            async move {
+                SystemRunner
+                    .run(Cmd::new("debugfs").args(["-R", &request]).arg(&img))
+                    .await
+                    .unwrap()
+                    .stdout_str()
+            }
+        };
+        assert_eq!(debugfs("cat /upper/etc/hostname").await, "clone\n");
+        assert_eq!(debugfs("cat /upper/etc/kept").await, "mine\n");
+        let key = debugfs("stat /upper/etc/ssh/key").await;
+        assert!(
+            key.contains("Mode:  0600") && key.contains("User:     0"),
+            "{key}"
+        );
+        assert!(!disks.has_file(&img, "/upper/etc/machine-id").await.unwrap());
+        let fsck = std::process::Command::new("e2fsck")
+            .args(["-fn"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        // A file whose directory is missing is an error, not a silent skip.
+        let missing = [ImageFile {
+            path: "/upper/nowhere/x".into(),
+            mode: 0o644,
+            contents: b"x".to_vec(),
+        }];
+        assert!(disks.replace_files(&img, &missing, &[]).await.is_err());
     }
 }

@@ -244,6 +244,12 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
             ErrorCode::Conflict,
             Some(format!("start it with `banger vm start {vm}`")),
         ),
+        E::CloneNeedsStopped { vm, .. } => (
+            ErrorCode::Conflict,
+            Some(format!(
+                "stop it with `banger vm stop {vm}` first (cloning a running VM with its processes is not built yet)"
+            )),
+        ),
         E::NotSuspended { vm, .. } => (
             ErrorCode::Conflict,
             Some(format!("start it with `banger vm start {vm}`")),

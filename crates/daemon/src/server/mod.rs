@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route("/vms/{vm}/stop", post(vms::stop))
         .route("/vms/{vm}/restart", post(vms::restart))
         .route("/vms/{vm}/suspend", post(vms::suspend))
+        .route("/vms/{vm}/clone", post(vms::clone))
         .route("/vms/{vm}/resume", post(vms::resume))
         .route("/vms/{vm}/kill", post(vms::kill))
         .route("/vms/{vm}/stats", get(vms::stats))

@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::Json;
 use banger_api::{
-    CreateVmRequest, KillRequest, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats, VmmStatus,
+    CloneVmRequest, CreateVmRequest, KillRequest, SshTarget, UpdateVmRequest, Vm, VmPort, VmStats,
+    VmmStatus,
 };
 use serde::Deserialize;
 
@@ -53,6 +54,17 @@ pub async fn stop(
 ) -> Reply<Vm> {
     // Run to completion even if the client goes away.
     to_completion(&app.inflight, app.vms.clone().stop(vm, q.force)).await
+}
+
+pub async fn clone(
+    State(app): State<AppState>,
+    Path(vm): Path<String>,
+    Json(request): Json<CloneVmRequest>,
+) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| {
+        vms.clone_vm(vm, request.name, reporter)
+    })
 }
 
 pub async fn suspend(State(app): State<AppState>, Path(vm): Path<String>) -> Reply<Vm> {

@@ -25,19 +25,12 @@ fn read(path: &Path) -> Result<String> {
 }
 
 impl Vms {
-    pub(crate) async fn prepare_disks(
-        &self,
-        vm: &Vm,
-        image: &Image,
-        reporter: &Reporter,
-    ) -> Result<()> {
+    /// A new SSH host key for the VM (private, public), and the
+    /// known_hosts line `vm ssh` checks it against.
+    pub(crate) async fn make_host_key(&self, vm: &Vm) -> Result<(String, String)> {
         let files = vm.files();
-        self.journal
-            .record(&vm.id, ResourceKind::Dir, &vm.dir.to_string_lossy())?;
-        std::fs::create_dir_all(&files.dir)
-            .map_err(|e| HostError::path_io("cannot create", &files.dir, e))?;
-
-        reporter.say("vm.keys", "generating the VM's SSH host key", Some(0.65));
+        let _ = std::fs::remove_file(files.host_key());
+        let _ = std::fs::remove_file(files.host_key().with_extension("pub"));
         self.host
             .runner
             .run(
@@ -54,6 +47,43 @@ impl Vms {
         let known = format!("{} {}\n", host_key_alias(vm), key.join(" "));
         std::fs::write(files.known_hosts(), known)
             .map_err(|e| HostError::path_io("cannot write", &files.known_hosts(), e))?;
+        Ok((host_private, host_public))
+    }
+
+    /// What the guest is told about itself.
+    pub(crate) fn guest_config<'a>(
+        &self,
+        vm: &'a Vm,
+        authorized_key: &'a str,
+        host_key: &'a (String, String),
+        nameservers: &'a [std::net::IpAddr],
+    ) -> GuestConfig<'a> {
+        GuestConfig {
+            hostname: &vm.name,
+            mac: vm.mac,
+            address: vm.ip,
+            prefix: self.subnet.prefix,
+            gateway: self.subnet.gateway(),
+            authorized_key,
+            host_key: (&host_key.0, &host_key.1),
+            nameservers,
+        }
+    }
+
+    pub(crate) async fn prepare_disks(
+        &self,
+        vm: &Vm,
+        image: &Image,
+        reporter: &Reporter,
+    ) -> Result<()> {
+        let files = vm.files();
+        self.journal
+            .record(&vm.id, ResourceKind::Dir, &vm.dir.to_string_lossy())?;
+        std::fs::create_dir_all(&files.dir)
+            .map_err(|e| HostError::path_io("cannot create", &files.dir, e))?;
+
+        reporter.say("vm.keys", "generating the VM's SSH host key", Some(0.65));
+        let host_key = self.make_host_key(vm).await?;
 
         reporter.say(
             "vm.overlay",
@@ -61,16 +91,8 @@ impl Vms {
             Some(0.7),
         );
         let authorized_key = ssh::public_key(&self.paths.ssh_key())?;
-        let config = GuestConfig {
-            hostname: &vm.name,
-            mac: vm.mac,
-            address: vm.ip,
-            prefix: self.subnet.prefix,
-            gateway: self.subnet.gateway(),
-            authorized_key: &authorized_key,
-            host_key: (&host_private, &host_public),
-            nameservers: &banger_host::net::upstream_nameservers(),
-        };
+        let nameservers = banger_host::net::upstream_nameservers();
+        let config = self.guest_config(vm, &authorized_key, &host_key, &nameservers);
         let tree = files.dir.join("overlay-tree");
         config
             .write_overlay_tree(&tree)

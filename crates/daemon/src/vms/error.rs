@@ -100,6 +100,8 @@ pub enum VmError {
     Suspended { vm: String },
     #[error("the saved state of VM {vm} cannot be resumed: {reason}")]
     SavedStateUnusable { vm: String, reason: String },
+    #[error("VM {vm} is {state}: only a stopped VM can be cloned so far")]
+    CloneNeedsStopped { vm: String, state: VmState },
     /// The operation needs a running VM.
     #[error("VM {vm} is {state}, not running: {what}")]
     NotRunning {

@@ -5,7 +5,7 @@
 //!   the disks and guest configuration ([`disks`]), boot; roll back on failure
 //! - [`boot`] — the start path shared by create and start; [`ready`] waits
 //!   for the guest
-//! - [`lifecycle`] — start, stop, restart, kill, delete
+//! - [`lifecycle`] — start, stop, restart, kill, delete; [`clone`] — `vm clone`
 //! - [`suspend`] — suspend and resume, the state on disk in [`saved`]
 //! - [`teardown`] — releasing what a VM holds, rolling a create back, and
 //!   what happens when a VMM exits by itself ([`monitor`] notices)
@@ -16,6 +16,7 @@
 
 pub mod boot;
 pub mod claim;
+pub mod clone;
 pub mod create;
 pub mod disks;
 mod error;

@@ -8,6 +8,7 @@
 //! - [`set`] — change a VM's shape or NAT
 //! - [`logs`] — the guest console or the VMM's log, followed
 
+mod clone;
 mod copy;
 mod create;
 mod export;
@@ -81,6 +82,9 @@ pub enum VmCommand {
     Cp(copy::CopyArgs),
     /// Copy config.toml's [[file_sync]] files into a running VM again
     Sync { vm: String },
+    /// A new VM with a stopped VM's files (system changes and /root) and
+    /// its own name, address, MAC, host key and machine-id
+    Clone(clone::CloneArgs),
     /// Save VMs' memory and device state to disk and stop their VMMs:
     /// every process is there again after `vm resume`, a daemon restart or a reboot
     Suspend {
@@ -166,6 +170,7 @@ pub async fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
             println!("{vm}: file_sync done");
             Ok(ExitCode::SUCCESS)
         }
+        VmCommand::Clone(args) => clone::run(&client, args).await,
         VmCommand::Suspend { vms, json } => suspend::suspend(&client, vms, json).await,
         VmCommand::Resume { vms, json } => suspend::resume(&client, vms, json).await,
         VmCommand::Start { vms } => power::boot_each(&client, vms, false).await,
