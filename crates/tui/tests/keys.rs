@@ -72,6 +72,24 @@ async fn lifecycle_keys_act_on_the_selected_vm() {
 }
 
 #[tokio::test]
+async fn z_suspends_a_running_vm_and_resumes_a_suspended_one() {
+    let (mut m, fleet) = setup();
+    // db is stopped: nothing to suspend, and it says why.
+    press(&mut m, &fleet, &[ch('z')]).await;
+    assert!(fleet.calls().is_empty());
+    let (said, error) = m.message.clone().unwrap();
+    assert!(error && said.contains("only a running VM"), "{said}");
+    // web runs: z suspends it.
+    press(&mut m, &fleet, &[ch('j'), ch('j'), ch('z')]).await;
+    assert_eq!(fleet.calls(), ["suspend web"]);
+    // Once the list shows it suspended, z resumes it.
+    let web = m.vms.iter_mut().find(|vm| vm.name == "web").unwrap();
+    web.state = banger_api::VmState::Suspended;
+    press(&mut m, &fleet, &[ch('z')]).await;
+    assert_eq!(fleet.calls(), ["suspend web", "resume web"]);
+}
+
+#[tokio::test]
 async fn delete_asks_first() {
     let (mut m, fleet) = setup();
     press(&mut m, &fleet, &[ch('d')]).await;
