@@ -222,6 +222,75 @@ fn a_vm_suspends_and_resumes_under_the_real_firecracker() {
 }
 
 #[test]
+fn a_snapshot_restored_in_another_directory_opens_that_directorys_disks() {
+    // What a clone or a warm create needs: the state of one VM continued
+    // in another VM's directory, on its disks, TAP and vsock socket.
+    let Some(real) = Real::new() else { return };
+    let app = real.app_ready_at_once();
+    let vm = real
+        .block_on(
+            app.vms()
+                .clone()
+                .create(request("orig"), Reporter::silent()),
+        )
+        .expect("create up to a running VMM");
+    real.block_on(app.vms().clone().suspend("orig".into()))
+        .expect("suspend");
+    let from = vm.files();
+    let dir = vm.dir.parent().unwrap().join("relocated");
+    std::fs::create_dir_all(dir.join("saved")).unwrap();
+    for file in ["overlay.ext4", "work.ext4", "saved/vmstate", "saved/memory"] {
+        std::fs::copy(from.dir.join(file), dir.join(file)).unwrap();
+    }
+    run(&["ip", "tuntap", "add", "dev", "bg-relocated", "mode", "tap"]);
+    let image = app.store().get_image(&vm.image).unwrap().unwrap();
+    let moved = banger_api::Vm {
+        id: "relocated".into(),
+        dir: dir.clone(),
+        tap: "bg-relocated".into(),
+        ..vm.clone()
+    };
+    let spec = banger_daemon::vms::boot::spec(&moved, &image);
+    let firecracker = banger_vmm::firecracker::Firecracker::new(real.firecracker.clone());
+    use banger_vmm::Vmm;
+    let process = real
+        .block_on(firecracker.restore(&spec, &dir.join("saved"), &|_, _| {}))
+        .expect("restore in the other directory");
+    let open = open_files(process.pid);
+    for file in ["overlay.ext4", "work.ext4"] {
+        assert!(
+            open.contains(&dir.join(file)),
+            "{file} of the copy open: {open:?}"
+        );
+        assert!(
+            !open.contains(&from.dir.join(file)),
+            "{file} of the source open"
+        );
+    }
+    real.block_on(firecracker.unpause(&dir)).unwrap();
+    let status = real.block_on(firecracker.status(&dir)).unwrap();
+    assert_eq!(status.state, "Running");
+    assert!(
+        std::fs::metadata(dir.join("vm.vsock")).is_ok(),
+        "its own vsock socket"
+    );
+    let tap = run(&["ip", "-o", "link", "show", "dev", "bg-relocated"]);
+    assert!(
+        !tap.contains("NO-CARRIER"),
+        "the copy's TAP is the one in use: {tap}"
+    );
+    real.block_on(banger_host::process::terminate(
+        process,
+        Duration::from_secs(2),
+    ))
+    .unwrap();
+    run(&["ip", "link", "del", "bg-relocated"]);
+    real.block_on(app.vms().clone().delete("orig".into(), true))
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_vmm_that_dies_by_itself_is_recorded_as_stopped_with_its_reason() {
     let Some(real) = Real::new() else { return };
     let app = real.app_ready_at_once();

@@ -32,9 +32,20 @@ pub(super) async fn outputs(
         .await
 }
 
+/// A path as this boot's Firecracker is given it: relative to the VM's
+/// directory (its working directory) when inside it. A snapshot records
+/// the paths it was given, so a state restored in another VM's directory
+/// (a clone) opens that VM's disks and console, not the source's.
+fn in_vm_dir(spec: &VmSpec, path: &std::path::Path) -> String {
+    path.strip_prefix(&spec.dir)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 pub(super) async fn run(client: &FirecrackerClient, spec: &VmSpec) -> Result<(), FirecrackerError> {
     let files = spec.files();
-    let path = |p: std::path::PathBuf| p.display().to_string();
+    let path = |p: std::path::PathBuf| in_vm_dir(spec, &p);
     outputs(client, &files).await?;
     // The guest console in a file of its own, not mixed into stdout.
     client
