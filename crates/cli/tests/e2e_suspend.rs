@@ -209,6 +209,28 @@ fn a_suspended_guest_comes_back_with_its_processes_after_a_daemon_restart_and_a_
     // A clone of the stopped VM: both run at once, with the source's files
     // and each its own identity.
     env.ok(&["vm", "stop", "nap"]);
+    // The daemon killed once the disks are copied: the half-made clone is
+    // rolled back at the next start, the source untouched.
+    crash_at(
+        &env,
+        "clone.copied",
+        &["vm", "clone", "nap", "--name", "nap-crash"],
+    );
+    let list = env.json(&["vm", "list", "--json"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nap"], "the interrupted clone is gone");
+    assert_eq!(state_of(&env, "nap"), "stopped");
+    let vms_dir = dir.parent().unwrap();
+    assert_eq!(
+        std::fs::read_dir(vms_dir).unwrap().count(),
+        1,
+        "no clone directory left"
+    );
     let copy = env.json(&["vm", "clone", "nap", "--name", "nap-copy", "--json"]);
     assert_eq!(copy["state"], "running");
     env.ok(&["vm", "start", "nap"]);
