@@ -108,6 +108,12 @@ pub(super) fn draw_vm_detail(frame: &mut Frame, area: Rect, model: &Model) {
             }
         )),
     ];
+    if let Some(bytes) = vm.saved_state_bytes {
+        lines.push(Line::raw(format!(
+            "suspended: {} of memory and device state saved (z resumes)",
+            format_size(bytes)
+        )));
+    }
     if let Some(reason) = &vm.stop_reason {
         lines.push(Line::raw(format!("stopped because {reason}")));
     }

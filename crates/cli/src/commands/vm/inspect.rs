@@ -19,7 +19,10 @@ pub async fn list(client: &DaemonClient, json: bool) -> anyhow::Result<ExitCode>
             vec![
                 vm.name.clone(),
                 vm.id.clone(),
-                vm.state.to_string(),
+                match vm.saved_state_bytes {
+                    Some(bytes) => format!("{} ({})", vm.state, format_size(bytes)),
+                    None => vm.state.to_string(),
+                },
                 vm.image.clone(),
                 vm.ip.to_string(),
                 vm.vcpu.to_string(),
@@ -231,6 +234,15 @@ fn print_vm(vm: &Vm) {
     ];
     for (key, value) in fields {
         println!("{key:<9} {value}");
+    }
+    if let Some(bytes) = vm.saved_state_bytes {
+        println!(
+            "{:<9} {} of memory and device state in {} (`banger vm resume {}`)",
+            "saved",
+            format_size(bytes),
+            vm.files().saved().display(),
+            vm.name
+        );
     }
     if let Some(reason) = &vm.stop_reason {
         println!("{:<9} {reason}", "stopped");
