@@ -56,6 +56,30 @@ pub struct ImageFile {
     pub contents: Vec<u8>,
 }
 
+/// A debugfs argument: double-quoted, so a space stays in the path
+/// (paths with a quote or a newline are refused before any is used).
+fn quoted(arg: &str) -> String {
+    format!("\"{arg}\"")
+}
+
+fn unquotable(arg: &str) -> bool {
+    arg.contains('"') || arg.contains('\n')
+}
+
+/// The scratch copies hold a private host key: readable by the owner only.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), HostError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents))
+        .map_err(|e| HostError::path_io("cannot write", path, e))
+}
+
 /// `/a/b/c` as (`/a/b`, `c`).
 fn split(path: &str) -> (&str, &str) {
     match path.rsplit_once('/') {
@@ -169,49 +193,78 @@ impl<R: Runner> Disks for Ext4Disks<R> {
         // It reports a failed command on stderr and exits 0, so what was
         // written is dumped back and compared.
         let scratch = image.with_extension("edit");
+        let named = files
+            .iter()
+            .map(|f| f.path.as_str())
+            .chain(remove.iter().copied())
+            .chain(std::iter::once(scratch.to_str().unwrap_or("\"")));
+        if let Some(bad) = named.into_iter().find(|p| unquotable(p)) {
+            return Err(HostError::CommandFailed {
+                command: format!("debugfs -w {}", image.display()),
+                status: "not run".into(),
+                stderr: format!("{bad:?} has a quote or a newline, which debugfs cannot take"),
+            });
+        }
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)
             .map_err(|e| HostError::path_io("cannot create", &scratch, e))?;
         let result = async {
             let mut script = String::new();
             for path in remove {
-                let (dir, name) = split(path);
-                script.push_str(&format!("cd {dir}\nrm {name}\n"));
+                script.push_str(&format!("rm {}\n", quoted(path)));
             }
             for (i, file) in files.iter().enumerate() {
                 let local = scratch.join(format!("in-{i}"));
-                std::fs::write(&local, &file.contents)
-                    .map_err(|e| HostError::path_io("cannot write", &local, e))?;
+                write_private(&local, &file.contents)?;
                 let (dir, name) = split(&file.path);
+                // `write` names a file in the current directory; the rest
+                // take the whole path, so a failed `cd` cannot misplace them.
                 script.push_str(&format!(
-                    "cd {dir}\nrm {name}\nwrite {} {name}\nsif {name} mode 0{:o}\nsif {name} uid 0\nsif {name} gid 0\n",
-                    local.display(),
-                    0o100000 | file.mode
+                    "rm {path}\ncd {dir}\nwrite {local} {name}\nsif {path} mode 0{mode:o}\nsif {path} uid 0\nsif {path} gid 0\n",
+                    path = quoted(&file.path),
+                    dir = quoted(dir),
+                    local = quoted(&local.display().to_string()),
+                    name = quoted(name),
+                    mode = 0o100000 | file.mode
                 ));
             }
             let mut check = String::new();
             for (i, file) in files.iter().enumerate() {
-                check.push_str(&format!("dump {} {}\n", file.path, scratch.join(format!("out-{i}")).display()));
+                let out = scratch.join(format!("out-{i}"));
+                check.push_str(&format!(
+                    "dump {} {}\n",
+                    quoted(&file.path),
+                    quoted(&out.display().to_string())
+                ));
+            }
+            for path in remove {
+                check.push_str(&format!("stat {}\n", quoted(path)));
             }
             for (name, text) in [("edit.debugfs", &script), ("check.debugfs", &check)] {
-                std::fs::write(scratch.join(name), text)
-                    .map_err(|e| HostError::path_io("cannot write", &scratch.join(name), e))?;
+                write_private(&scratch.join(name), text.as_bytes())?;
             }
             self.runner
                 .run(Cmd::new("debugfs").arg("-w").arg("-f").arg(scratch.join("edit.debugfs")).arg(image))
                 .await?;
-            self.runner
+            let checked = self
+                .runner
                 .run(Cmd::new("debugfs").arg("-f").arg(scratch.join("check.debugfs")).arg(image))
                 .await?;
-            for (i, file) in files.iter().enumerate() {
-                let back = std::fs::read(scratch.join(format!("out-{i}"))).unwrap_or_default();
-                if back != file.contents {
-                    return Err(HostError::CommandFailed {
-                        command: format!("debugfs -w {}", image.display()),
-                        status: "0".into(),
-                        stderr: format!("{} was not written", file.path),
-                    });
-                }
+            let not_written = files.iter().enumerate().find(|(i, file)| {
+                std::fs::read(scratch.join(format!("out-{i}"))).ok().as_deref()
+                    != Some(file.contents.as_slice())
+            });
+            let failure = |what: String| HostError::CommandFailed {
+                command: format!("debugfs -w {}", image.display()),
+                status: "0".into(),
+                stderr: what,
+            };
+            if let Some((_, file)) = not_written {
+                return Err(failure(format!("{} was not written", file.path)));
+            }
+            // A removed path that still exists shows up as an inode.
+            if checked.stdout_str().contains("Inode:") {
+                return Err(failure(format!("one of {remove:?} could not be removed")));
             }
             Ok(())
         }
@@ -316,7 +369,11 @@ mod tests {
 
     #[tokio::test]
     async fn replaces_files_owned_by_root_and_removes_others() {
-        let dir = tempfile::tempdir().unwrap();
+        // A space in the path: every debugfs argument is quoted.
+        let dir = tempfile::Builder::new()
+            .prefix("disk test ")
+            .tempdir()
+            .unwrap();
         let tree = dir.path().join("tree");
         std::fs::create_dir_all(tree.join("upper/etc/ssh")).unwrap();
         std::fs::write(tree.join("upper/etc/hostname"), "source\n").unwrap();

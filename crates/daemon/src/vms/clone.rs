@@ -29,6 +29,11 @@ const NOT_SHARED: &[&str] = &[
     "/upper/etc/machine-id",
     "/upper/var/lib/systemd/random-seed",
     "/upper/var/lib/dbus/machine-id",
+    // Host keys the source's sshd generated beside banger's ed25519 one.
+    "/upper/etc/ssh/ssh_host_rsa_key",
+    "/upper/etc/ssh/ssh_host_rsa_key.pub",
+    "/upper/etc/ssh/ssh_host_ecdsa_key",
+    "/upper/etc/ssh/ssh_host_ecdsa_key.pub",
 ];
 
 impl Vms {

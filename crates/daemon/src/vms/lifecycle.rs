@@ -45,7 +45,7 @@ impl Vms {
             return Err(VmError::Suspended { vm: vm.name });
         }
         reporter.say("vm.stop", format!("stopping {}", vm.name), Some(0.1));
-        self.stop_locked(&mut vm, false).await?;
+        self.stop_locked(&mut vm, false, false).await?;
         self.start_locked(&mut vm, &reporter, since).await?;
         Ok(vm)
     }
@@ -121,24 +121,27 @@ impl Vms {
     /// Stops a VM. A suspended one only with `force`, which discards its
     /// saved state (the guest's processes) and keeps its disks.
     pub async fn stop(self: Arc<Self>, reference: String, force: bool) -> Result<Vm> {
-        let vm = self.resolve(&reference)?;
-        if vm.state == VmState::Suspended && !force {
-            return Err(VmError::Suspended { vm: vm.name });
-        }
-        let (vm, _guard) = self.stop_held(&reference, force).await?;
+        let (vm, _guard) = self.stop_held(&reference, force, force).await?;
         Ok(vm)
     }
 
     /// Stops the VM and returns it with its lock still held. With `force`
     /// the VMM is killed first, before waiting for the lock.
-    async fn stop_held(&self, reference: &str, force: bool) -> Result<(Vm, OwnedMutexGuard<()>)> {
+    /// `discard_saved`: a suspended VM's saved state may go (a forced stop,
+    /// a delete); otherwise stopping a suspended VM is refused.
+    async fn stop_held(
+        &self,
+        reference: &str,
+        force: bool,
+        discard_saved: bool,
+    ) -> Result<(Vm, OwnedMutexGuard<()>)> {
         let vm = self.resolve(reference)?;
         if force {
             self.kill_before_locking(&vm)?;
         }
         let guard = self.lock(&vm.id).await;
         let mut vm = self.reload(&vm.id)?;
-        self.stop_locked(&mut vm, force).await?;
+        self.stop_locked(&mut vm, force, discard_saved).await?;
         Ok((vm, guard))
     }
 
@@ -159,13 +162,25 @@ impl Vms {
 
     /// Stops a VM whose lock the caller holds: a graceful guest shutdown,
     /// then SIGTERM, then SIGKILL. Disks are kept.
-    pub(crate) async fn stop_locked(&self, vm: &mut Vm, force: bool) -> Result<()> {
+    pub(crate) async fn stop_locked(
+        &self,
+        vm: &mut Vm,
+        force: bool,
+        discard_saved: bool,
+    ) -> Result<()> {
         if vm.state == VmState::Stopped {
             return Ok(());
         }
         if vm.state == VmState::Suspended {
+            // Checked under the lock: a suspend that finished while this
+            // stop waited must not lose its state to a plain stop.
+            if !discard_saved {
+                return Err(VmError::Suspended {
+                    vm: vm.name.clone(),
+                });
+            }
             // Its VMM is gone already; what is left is the saved state.
-            super::saved::remove(&vm.files().saved());
+            super::saved::discard(&vm.files())?;
             tracing::info!(vm = %vm.name, "saved state discarded");
         }
         if let Some(proc) = self.journal.recorded_process(&vm.id)? {
@@ -215,7 +230,7 @@ impl Vms {
     /// Deletes a VM: stops it if running (killing it with `force`), then
     /// removes its process, TAP, disks and directory. The image stays.
     pub async fn delete(self: Arc<Self>, reference: String, force: bool) -> Result<Vm> {
-        let (vm, _guard) = self.stop_held(&reference, force).await?;
+        let (vm, _guard) = self.stop_held(&reference, force, true).await?;
         crash::point("delete.stopped");
         // The row goes first: if we die while removing files, the journal
         // entries are orphans and the next daemon start finishes the job.

@@ -51,9 +51,14 @@ impl Vms {
         if matches!(
             vm.state,
             VmState::Suspending | VmState::Suspended | VmState::Resuming
-        ) && self.reconcile_saved(&mut vm).await?
-        {
-            return Ok(());
+        ) {
+            if self.reconcile_saved(&mut vm).await? {
+                return Ok(());
+            }
+        } else {
+            // A VM that is neither suspended nor on its way: any saved
+            // state in its directory is stale and must never be loaded.
+            saved::discard(&vm.files())?;
         }
         match self
             .journal

@@ -112,6 +112,30 @@ pub fn bytes(dir: &Path) -> Option<u64> {
     )
 }
 
+/// Removes every saved state of a VM (whole, partial or used), failing if
+/// one stays: a state left behind could later be taken for the VM's own.
+pub fn discard(files: &banger_api::files::VmFiles) -> Result<(), banger_host::HostError> {
+    for dir in [files.saved(), files.saved_partial(), files.saved_used()] {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(banger_host::HostError::path_io("cannot remove", &dir, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Syncs a directory's files and the directory itself, so what a rename
+/// or a manifest promises is on disk.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_type()?.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Removes a state directory, if there is one.
 pub fn remove(dir: &Path) {
     match std::fs::remove_dir_all(dir) {

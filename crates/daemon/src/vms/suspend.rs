@@ -55,7 +55,8 @@ impl Vms {
         let driver = self.drivers.driver(vm.vmm)?;
         let files = vm.files();
         let partial = files.saved_partial();
-        saved::remove(&partial);
+        // The VM runs: any state left in its directory is stale.
+        saved::discard(&files)?;
         std::fs::create_dir_all(&partial).map_err(|e| {
             banger_host::HostError::io(format!("cannot create {}", partial.display()), e)
         })?;
@@ -64,9 +65,12 @@ impl Vms {
         crash::point("suspend.begin");
 
         let written = match driver.save(&vm.dir, &partial).await {
-            Ok(()) => Manifest::of(&vm, &image)
-                .write(&partial)
+            // The VMM's files on disk first, the manifest (synced) last,
+            // then the rename made durable.
+            Ok(()) => saved::sync_dir(&partial)
+                .and_then(|()| Manifest::of(&vm, &image).write(&partial))
                 .and_then(|()| std::fs::rename(&partial, files.saved()))
+                .and_then(|()| std::fs::File::open(&vm.dir)?.sync_all())
                 .map_err(|e| {
                     VmError::Vmm(VmmError::Save {
                         reason: format!("cannot write {}: {e}", partial.display()),
@@ -158,16 +162,33 @@ impl Vms {
                 .restore(&spec(vm, &image), &files.saved(), &record)
                 .await?;
             crash::point("resume.loaded");
-            // From here the guest may run: its state is used up.
-            std::fs::rename(files.saved(), files.saved_used()).map_err(|e| {
-                banger_host::HostError::io(format!("cannot rename {}", files.saved().display()), e)
-            })?;
+            // From here the guest may run: its state is used up, durably
+            // so before it does.
+            saved::remove(&files.saved_used());
+            std::fs::rename(files.saved(), files.saved_used())
+                .and_then(|()| std::fs::File::open(&vm.dir)?.sync_all())
+                .map_err(|e| {
+                    banger_host::HostError::io(
+                        format!("cannot rename {}", files.saved().display()),
+                        e,
+                    )
+                })?;
             crash::point("resume.used");
             if let Err(err) = driver.unpause(&vm.dir).await {
-                // It never ran: the state is still good.
-                let _ = std::fs::rename(files.saved_used(), files.saved());
-                return Err(err.into());
+                // Put the state back only when the VMM says the guest is
+                // still paused: an answer that timed out may have run it.
+                let paused = driver
+                    .status(&vm.dir)
+                    .await
+                    .is_ok_and(|s| s.state.eq_ignore_ascii_case("paused"));
+                if paused {
+                    let _ = std::fs::rename(files.saved_used(), files.saved());
+                    return Err(err.into());
+                }
+                tracing::warn!(vm = %vm.name, error = %banger_api::error::chain(&err), "unpause after the restore did not answer cleanly; the guest is taken as running");
             }
+            // The guest runs: its state can never be used again.
+            saved::remove(&files.saved_used());
             Ok(process)
         }
         .await;
@@ -203,7 +224,6 @@ impl Vms {
         let agent = wait_ready(self.host.probe.as_ref(), &readiness).await?;
         self.set_guest_clock(vm, agent).await;
         self.caps.running(vm).await?;
-        saved::remove(&files.saved_used());
         tracing::info!(vm = %vm.name, restored_ms, ready_ms = since.elapsed().as_millis(), agent, "VM resumed");
         reporter.say(
             "vm.ready",

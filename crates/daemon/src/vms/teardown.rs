@@ -61,6 +61,11 @@ impl Vms {
         if vm.state == VmState::Stopped || recorded != Some(process) {
             return;
         }
+        // A suspended VM stays suspended (its state is whole; only a VMM
+        // whose journal row could not be dropped is still reported).
+        if vm.state == VmState::Suspended {
+            return;
+        }
         tracing::warn!(vm = %vm.name, pid = process.pid, "VMM process exited");
         if let Err(e) = self.release(&vm).await {
             tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "cleanup after VMM exit incomplete");

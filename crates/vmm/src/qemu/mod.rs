@@ -213,13 +213,16 @@ impl Qemu {
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
         if helper.is_none() {
-            // A socket left from a run with the helper would look like a
-            // vsock channel this guest does not have.
+            // Sockets left from a run with the helper would look like a
+            // vsock channel (and device) this guest does not have.
             let _ = std::fs::remove_file(spec.files().vsock());
+            let _ = std::fs::remove_file(Self::vhost_socket(&spec.dir));
         }
         let mut args = self.args_with(spec, vsock);
         if let Some(uri) = incoming {
-            args.extend(["-incoming".to_string(), uri]);
+            // Paused once loaded: the daemon lets it run after recording
+            // that the state is used up.
+            args.extend(["-S".to_string(), "-incoming".to_string(), uri]);
         }
         let proc = match process::spawn_detached(&self.binary, &args, &log, &spec.dir) {
             Ok(proc) => proc,
@@ -300,6 +303,9 @@ impl Vmm for Qemu {
     }
 
     async fn unpause(&self, dir: &Path) -> Result<()> {
+        // A migration still under way (a save abandoned by a crash) would
+        // leave the guest stopped behind a `cont`.
+        let _ = qmp::execute(&Self::qmp_socket(dir), "migrate_cancel").await;
         qmp::execute(&Self::qmp_socket(dir), "cont")
             .await
             .map_err(|e| VmmError::Save {

@@ -1,7 +1,7 @@
 //! Suspend and resume for QEMU: the guest is stopped and migrated into a
-//! file (`migrate "exec:cat > FILE"`; zero pages are skipped, so an idle
-//! 1 GiB guest writes ~150 MB), and a new QEMU with the same devices
-//! continues it with `-incoming "exec:cat FILE"`.
+//! file (`migrate "exec:dd of=FILE conv=fsync"`; zero pages are skipped, so
+//! an idle 1 GiB guest writes ~150 MB), and a new QEMU with the same
+//! devices, started paused (`-S`), loads it with `-incoming "exec:cat FILE"`.
 //!
 //! QEMU refuses to migrate a vhost-user vsock device ("non-migratable
 //! device"), so a guest with banger's agent channel cannot be saved: the
@@ -55,9 +55,42 @@ fn failed(e: impl std::fmt::Display) -> VmmError {
     }
 }
 
+/// How long a save may take, and how many status polls in a row may fail
+/// (QMP answering slowly under load) before it is abandoned.
+const SAVE_DEADLINE: Duration = Duration::from_secs(600);
+const POLL_FAILURES: u32 = 20;
+
+/// Ends a migration still under way and lets the guest run again: a
+/// guest left in `postmigrate` would look running and do nothing.
+pub async fn abandon(qmp_socket: &Path) {
+    let _ = qmp::execute(qmp_socket, "migrate_cancel").await;
+    for _ in 0..100 {
+        let done = qmp::query(qmp_socket, &["query-migrate"])
+            .await
+            .ok()
+            .and_then(|a| a.first().cloned())
+            .is_none_or(|s| {
+                !matches!(
+                    s["status"].as_str(),
+                    Some("active" | "setup" | "cancelling")
+                )
+            });
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = qmp::execute(qmp_socket, "cont").await;
+}
+
 pub async fn save(qmp_socket: &Path, into: &Path, devices: Devices) -> Result<()> {
     qmp::execute(qmp_socket, "stop").await.map_err(failed)?;
-    let uri = format!("exec:cat > {}", shell_quote(&into.join(MIGRATION)));
+    // dd syncs the stream to disk before it exits, and QEMU waits for it
+    // before it calls the migration completed.
+    let uri = format!(
+        "exec:dd of={} bs=1M conv=fsync status=none",
+        shell_quote(&into.join(MIGRATION))
+    );
     if let Err(e) = qmp::call(qmp_socket, "migrate", json!({ "uri": uri })).await {
         let _ = qmp::execute(qmp_socket, "cont").await;
         let text = e.to_string();
@@ -69,11 +102,31 @@ pub async fn save(qmp_socket: &Path, into: &Path, devices: Devices) -> Result<()
         }
         return Err(failed(text));
     }
+    let deadline = tokio::time::Instant::now() + SAVE_DEADLINE;
+    let mut failures = 0;
     loop {
-        let status = qmp::query(qmp_socket, &["query-migrate"])
-            .await
-            .map_err(failed)?;
-        let status = status.first().cloned().unwrap_or_default();
+        if tokio::time::Instant::now() >= deadline {
+            abandon(qmp_socket).await;
+            return Err(failed(format!(
+                "the state was not written within {} s",
+                SAVE_DEADLINE.as_secs()
+            )));
+        }
+        let status = match qmp::query(qmp_socket, &["query-migrate"]).await {
+            Ok(answers) => {
+                failures = 0;
+                answers.first().cloned().unwrap_or_default()
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= POLL_FAILURES {
+                    abandon(qmp_socket).await;
+                    return Err(failed(e));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         match status["status"].as_str().unwrap_or("none") {
             "completed" => break,
             "failed" | "cancelled" => {
@@ -108,7 +161,8 @@ pub async fn wait_loaded(
         }
         if let Ok(answers) = qmp::query(qmp_socket, &["query-status"]).await {
             match answers.first().and_then(|a| a["status"].as_str()) {
-                Some("paused" | "running") => return Ok(()),
+                // Started with -S: the guest stays paused once loaded.
+                Some("paused" | "prelaunch") => return Ok(()),
                 Some("inmigrate") | None => {}
                 Some(other) => {
                     return Err(VmmError::Restore {
