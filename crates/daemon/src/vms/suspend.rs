@@ -68,6 +68,10 @@ impl Vms {
             // The VMM's files on disk first, the manifest (synced) last,
             // then the rename made durable.
             Ok(()) => saved::sync_dir(&partial)
+                // The disks as the paused guest left them, on disk too: the
+                // saved memory describes exactly these blocks.
+                .and_then(|()| std::fs::File::open(files.overlay())?.sync_all())
+                .and_then(|()| std::fs::File::open(files.work())?.sync_all())
                 .and_then(|()| Manifest::of(&vm, &image).write(&partial))
                 .and_then(|()| std::fs::rename(&partial, files.saved()))
                 .and_then(|()| std::fs::File::open(&vm.dir)?.sync_all())
