@@ -519,4 +519,54 @@ fn vm_run_copies_a_repo_runs_a_command_exports_its_changes_and_syncs_files() {
             .is_empty(),
         "the interrupted run's VM is gone"
     );
+
+    // Ctrl-C while the VM is still being created: the create ends, then
+    // the VM is deleted.
+    let mut early = env
+        .command(BANGER)
+        .args([
+            "vm",
+            "run",
+            "--rm",
+            "--name",
+            "run-early",
+            &repo_arg,
+            "--",
+            "true",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..300 {
+        let list = env.json(&["vm", "list", "--json"]);
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "run-early")
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "the create never began");
+    let pids = Command::new("pgrep")
+        .args(["-f", "vm run --rm --name run-early"])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-INT", pid]).status();
+    }
+    let status = early.wait().unwrap();
+    assert_ne!(status.code(), Some(0), "interrupted");
+    assert!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the VM interrupted while it was created is gone"
+    );
 }

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 use banger_api::agent::ExecRequest;
@@ -128,33 +129,86 @@ pub async fn run(client: &DaemonClient, args: RunArgs) -> anyhow::Result<ExitCod
         .clone()
         .unwrap_or_else(|| format!("run-{}", banger_api::names::generated_name(rand::random())));
     let mut view = ProgressView::new();
-    let created = client
-        .create_vm(
-            &CreateVmRequest {
-                name: Some(name.clone()),
-                image: args.image.clone(),
-                vcpu: args.vcpu,
-                memory_mib: args.memory,
-                disk_size: args.disk_size.clone(),
-                nat: args.nat,
-            },
-            &mut |p| view.update(p),
-        )
-        .await;
-    view.finish();
-    let vm = created?;
-    let outcome = inside(client, &args, &vm.name, &dir, &base, project).await;
-    if args.rm {
-        let deleted = crate::autostart::connect()
-            .await?
-            .delete_vm(&vm.name, true)
-            .await;
-        match deleted {
-            Ok(_) => eprintln!("deleted {}", vm.name),
-            Err(e) => eprintln!("banger: cannot delete {}: {e}", vm.name),
+    let request = CreateVmRequest {
+        name: Some(name.clone()),
+        image: args.image.clone(),
+        vcpu: args.vcpu,
+        memory_mib: args.memory,
+        disk_size: args.disk_size.clone(),
+        nat: args.nat,
+    };
+    // With --rm, Ctrl-C is banger's from here on: a create under way is
+    // let finish (the daemon would finish it anyway) and then deleted.
+    let mut interrupted = false;
+    let created = {
+        let mut on_progress = |p: &banger_api::Progress| view.update(p);
+        let create = client.create_vm(&request, &mut on_progress);
+        tokio::pin!(create);
+        tokio::select! {
+            created = &mut create => created,
+            _ = tokio::signal::ctrl_c(), if args.rm => {
+                interrupted = true;
+                eprintln!("\nbanger: interrupted; {name} is deleted once its create ends");
+                create.await
+            }
         }
+    };
+    view.finish();
+    let vm = match created {
+        Ok(vm) => vm,
+        Err(err) => {
+            // A lost daemon connection may leave a VM behind: remove it.
+            if args.rm {
+                remove(&name, true).await;
+            }
+            return Err(err.into());
+        }
+    };
+    if interrupted {
+        remove(&vm.name, false).await;
+        return Ok(ExitCode::from(130));
+    }
+    let commanding = AtomicBool::new(false);
+    let work = inside(client, &args, &vm.name, &dir, &base, project, &commanding);
+    tokio::pin!(work);
+    let outcome = tokio::select! {
+        outcome = &mut work => outcome,
+        // The command's own Ctrl-C ends it in the guest (exit 130); before
+        // it runs (the copy, git, mise), Ctrl-C stops there.
+        _ = tokio::signal::ctrl_c(), if args.rm => {
+            if commanding.load(Ordering::SeqCst) {
+                work.await
+            } else {
+                eprintln!("\nbanger: interrupted");
+                Ok(ExitCode::from(130))
+            }
+        }
+    };
+    if args.rm {
+        remove(&vm.name, false).await;
     }
     outcome
+}
+
+/// `--rm`'s delete, on a fresh connection (the old one may be what failed).
+/// `quiet_if_absent`: after a failed create, the VM may never have existed.
+async fn remove(name: &str, quiet_if_absent: bool) {
+    let deleted = match crate::autostart::connect().await {
+        Ok(client) => client
+            .delete_vm(name, true)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match deleted {
+        Ok(_) => eprintln!("deleted {name}"),
+        Err(e)
+            if quiet_if_absent
+                && e.downcast_ref::<banger_client::ClientError>()
+                    .and_then(|c| c.api())
+                    .is_some_and(|api| api.code == banger_api::ErrorCode::NotFound) => {}
+        Err(e) => eprintln!("banger: cannot delete {name}: {e}"),
+    }
 }
 
 /// Everything after the create: copy, baseline, tools, the command.
@@ -165,6 +219,7 @@ async fn inside(
     dir: &Path,
     base: &str,
     project: Project,
+    commanding: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     let agent = agent_of(client, name).await?;
     let guest_dir = format!("/root/{base}");
@@ -237,6 +292,7 @@ async fn inside(
         env: Vec::new(),
         cwd: Some(guest_dir),
     };
+    commanding.store(true, Ordering::SeqCst);
     super::guest::run_command(client, name, request, true).await
 }
 
