@@ -83,7 +83,17 @@ impl Helper {
             if line.len() > MAX_REQUEST {
                 let answer = refuse(uid, format!("request longer than {MAX_REQUEST} bytes"));
                 send(&mut write, &answer).await?;
-                return Ok(()); // its end is not known: the connection goes
+                // Its end is not known: the connection goes. Closing with
+                // the rest unread would reset it under the answer (the
+                // client would read ECONNRESET, not the refusal), so the
+                // answer is followed by end of stream and what the client
+                // still sends is read away, within bounds.
+                write.shutdown().await?;
+                let mut rest = (&mut reader).take(16 << 20);
+                let mut sink = tokio::io::sink();
+                let drain = tokio::io::copy(&mut rest, &mut sink);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+                return Ok(());
             }
             let answer = match &lease {
                 None => refuse(uid, self.not_an_owner(uid)),
