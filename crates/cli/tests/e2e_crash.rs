@@ -11,22 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Runs banger with a daemon that will die at `point`.
-fn crash_at(env: &TestEnv, point: &str, args: &[&str]) {
-    env.banger(&["daemon", "stop"]);
-    let out = env
-        .command(BANGER)
-        .env("BANGER_TEST_CRASH_AT", point)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "the daemon should have died at {point}:\n{}",
-        text(&out)
-    );
-}
-
 fn tap_links(env: &TestEnv) -> Vec<String> {
     env.netns
         .as_ref()

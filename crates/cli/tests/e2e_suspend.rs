@@ -43,22 +43,6 @@ fn clock_skew(env: &TestEnv, vm: &str) -> f64 {
     }
 }
 
-/// Runs banger with a daemon that dies (SIGKILL) at `point`.
-fn crash_at(env: &TestEnv, point: &str, args: &[&str]) {
-    env.banger(&["daemon", "stop"]);
-    let out = env
-        .command(BANGER)
-        .env("BANGER_TEST_CRASH_AT", point)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "the daemon should have died at {point}:\n{}",
-        text(&out)
-    );
-}
-
 fn state_of(env: &TestEnv, name: &str) -> String {
     env.json(&["vm", "show", name, "--json"])["state"]
         .as_str()

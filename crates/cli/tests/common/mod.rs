@@ -311,3 +311,19 @@ fn pids_of(program: &str, needle: &str) -> Vec<u32> {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Runs banger with a daemon that will die at `point`.
+pub fn crash_at(env: &TestEnv, point: &str, args: &[&str]) {
+    env.banger(&["daemon", "stop"]);
+    let out = env
+        .command(BANGER)
+        .env("BANGER_TEST_CRASH_AT", point)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the daemon should have died at {point}:\n{}",
+        text(&out)
+    );
+}

@@ -52,13 +52,7 @@ impl Vms {
         tools::require_all(VM_TOOLS)?;
         tools::require("debugfs")?;
         self.drivers.driver(src.vmm)?;
-        let image = self
-            .store
-            .get_image(&src.image)?
-            .ok_or_else(|| VmError::ImageGone {
-                vm: src.name.clone(),
-                image: src.image.clone(),
-            })?;
+        let image = self.image_of(&src)?;
         let shape = Shape {
             vcpu: src.vcpu,
             memory_mib: src.memory_mib,

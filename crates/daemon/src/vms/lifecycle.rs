@@ -70,13 +70,7 @@ impl Vms {
             }
             _ => {}
         }
-        let image = self
-            .store
-            .get_image(&vm.image)?
-            .ok_or_else(|| VmError::ImageGone {
-                vm: vm.name.clone(),
-                image: vm.image.clone(),
-            })?;
+        let image = self.image_of(vm)?;
         match self.boot(vm, &image, reporter, since).await {
             Ok(()) => Ok(()),
             Err(err) => {

@@ -131,6 +131,16 @@ impl Vms {
             .ok_or_else(|| VmError::DeletedMeanwhile(id.to_string()))
     }
 
+    /// The image a VM was made from (gone: the error says which).
+    pub(crate) fn image_of(&self, vm: &Vm) -> Result<banger_api::Image> {
+        self.store
+            .get_image(&vm.image)?
+            .ok_or_else(|| VmError::ImageGone {
+                vm: vm.name.clone(),
+                image: vm.image.clone(),
+            })
+    }
+
     /// Whether the VM's image carries the guest agent (unknown image: assume
     /// so, and let the agent's answer tell).
     pub(crate) fn image_has_agent(&self, vm: &Vm) -> bool {

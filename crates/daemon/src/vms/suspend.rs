@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banger_api::agent::ExecRequest;
-use banger_api::{Image, Vm, VmState};
+use banger_api::{Vm, VmState};
 use banger_client::agent::AgentClient;
 use banger_vmm::VmmError;
 
@@ -244,15 +244,6 @@ impl Vms {
             vm.saved_state_bytes = saved::bytes(&vm.files().saved());
         }
         vm
-    }
-
-    fn image_of(&self, vm: &Vm) -> Result<Image> {
-        self.store
-            .get_image(&vm.image)?
-            .ok_or_else(|| VmError::ImageGone {
-                vm: vm.name.clone(),
-                image: vm.image.clone(),
-            })
     }
 
     /// The restored guest's clock stands where it was saved (QEMU), or
