@@ -100,6 +100,17 @@ pub fn for_vm_dir(vm_dir: &Path) -> AgentClient {
     AgentClient::new(banger_api::files::VmFiles::new(vm_dir).vsock())
 }
 
+/// The agent of `vm`, with a timeout that suits how it runs: a guest under
+/// software emulation sharing a busy host can take many seconds to get to
+/// a new connection, which is slowness, not a dead agent.
+pub fn for_vm(vm: &banger_api::vm::Vm) -> AgentClient {
+    let timeout = match vm.accel {
+        banger_api::Accel::Kvm => Duration::from_secs(5),
+        banger_api::Accel::Tcg => Duration::from_secs(30),
+    };
+    for_vm_dir(&vm.dir).with_timeout(timeout)
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     socket: PathBuf,

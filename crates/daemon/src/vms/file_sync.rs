@@ -15,7 +15,7 @@ impl Vms {
     /// entry that could not be copied.
     pub async fn sync_files(&self, vm: &Vm) -> Vec<String> {
         let mut warnings = Vec::new();
-        let agent = agent::for_vm_dir(&vm.dir);
+        let agent = agent::for_vm(vm);
         for entry in &self.config.file_sync {
             let host = entry.host_path();
             let Ok(meta) = std::fs::symlink_metadata(&host) else {

@@ -45,7 +45,7 @@ impl Vms {
         if !self.image_has_agent(&vm) {
             return Err(super::stats::not_in_image(&vm).into());
         }
-        let listeners = agent::for_vm_dir(&vm.dir)
+        let listeners = agent::for_vm(&vm)
             .ports()
             .await
             .map_err(|e| Unusable::new(&vm.name, e))?;

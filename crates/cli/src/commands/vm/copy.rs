@@ -99,7 +99,7 @@ pub async fn run(client: &DaemonClient, args: CopyArgs) -> anyhow::Result<ExitCo
 
 pub(super) async fn agent_of(client: &DaemonClient, vm: &str) -> anyhow::Result<AgentClient> {
     let vm = super::guest::running(client, vm).await?;
-    Ok(agent::for_vm_dir(&vm.dir))
+    Ok(agent::for_vm(&vm))
 }
 
 /// Runs `argv` in the guest (see [`transfer::run`]).

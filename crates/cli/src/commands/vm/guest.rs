@@ -97,7 +97,7 @@ pub(super) async fn run_command(
     with_stdin: bool,
 ) -> anyhow::Result<ExitCode> {
     let vm = running(client, reference).await?;
-    let agent = agent::for_vm_dir(&vm.dir);
+    let agent = agent::for_vm(&vm);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     // A plain thread, not a runtime task: a command that never reads its
     // input must not keep this process alive waiting on the terminal.
