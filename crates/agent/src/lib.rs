@@ -7,9 +7,12 @@
 //! - [`ports`] — listening sockets and their processes, from /proc
 //! - [`stats`] — load, memory, disk use
 //! - [`exec`] — commands with streamed stdin, stdout, stderr and exit code
+//! - [`serial`] — the channel over a virtio-serial port (QEMU guests that
+//!   can be saved), where vsock is not used
 
 pub mod exec;
 pub mod ports;
+pub mod serial;
 pub mod stats;
 
 use axum::routing::{get, post};

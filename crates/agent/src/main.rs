@@ -38,6 +38,11 @@ fn main() {
 
 async fn serve(listen: &str) -> std::io::Result<()> {
     let app = banger_agent::router();
+    // A guest the host saves and restores has a virtio-serial port instead
+    // of vsock; the host says so on the kernel command line.
+    if banger_agent::serial::selected() {
+        return banger_agent::serial::serve(app).await;
+    }
     match listen.split_once(':') {
         Some(("vsock", port)) => {
             let port: u32 = port
