@@ -47,6 +47,7 @@ install: build
 	install -Dm755 target/release/bangerd $(DESTDIR)$(BINDIR)/bangerd
 	install -Dm755 target/release/banger-agent $(DESTDIR)$(BINDIR)/banger-agent
 	install -Dm755 target/release/banger-helper $(DESTDIR)$(BINDIR)/banger-helper
+	install -Dm755 target/release/banger-relay $(DESTDIR)$(BINDIR)/banger-relay
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	target/release/banger completions bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/banger
 	target/release/banger completions zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_banger
@@ -62,7 +63,7 @@ install-unit:
 	sed 's|@BINDIR@|$(BINDIR)|' contrib/bangerd.service > $(DESTDIR)$(SYSTEMD_SYSTEM_DIR)/bangerd.service
 
 uninstall:
-	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(BINDIR)/banger-agent $(DATADIR)/bash-completion/completions/banger \
+	rm -f $(BINDIR)/banger $(BINDIR)/bangerd $(BINDIR)/banger-agent $(BINDIR)/banger-helper $(BINDIR)/banger-relay $(DATADIR)/bash-completion/completions/banger \
 		$(DATADIR)/zsh/site-functions/_banger $(DATADIR)/fish/vendor_completions.d/banger.fish \
 		$(SYSTEMD_SYSTEM_DIR)/bangerd.service
 	rm -rf $(PREFIX)/lib/banger

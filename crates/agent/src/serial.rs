@@ -14,15 +14,12 @@ use banger_mux::{Accepted, Link};
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
 
-/// The port's name, as QEMU's `virtserialport,name=` gives it.
-pub const PORT_NAME: &str = "org.banger.agent";
-/// The kernel argument that selects this channel.
-pub const CMDLINE_FLAG: &str = "banger.agent=serial";
+use banger_api::agent::{SERIAL_FLAG, SERIAL_PORT_NAME as PORT_NAME};
 
 /// Whether the host gave this guest the serial channel.
 pub fn selected() -> bool {
     std::fs::read_to_string("/proc/cmdline")
-        .map(|c| c.split_whitespace().any(|arg| arg == CMDLINE_FLAG))
+        .map(|c| c.split_whitespace().any(|arg| arg == SERIAL_FLAG))
         .unwrap_or(false)
 }
 
@@ -89,6 +86,17 @@ pub async fn serve(app: axum::Router) -> std::io::Result<()> {
     let (link, serving) = server(app);
     let port = wait_for_port().await;
     eprintln!("banger-agent: serving on {}", port.display());
+    {
+        // Stopped (SIGTERM): the host refuses new connections at once
+        // instead of waiting for an answer that will not come.
+        let link = link.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            term.recv().await;
+            link.say_goodbye().await;
+            std::process::exit(0);
+        });
+    }
     loop {
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -14,6 +14,12 @@
 use serde::{Deserialize, Serialize};
 
 pub const AGENT_PORT: u32 = 1024;
+/// QEMU guests the host can save reach the agent over a virtio-serial port
+/// of this name instead of vsock (see the `banger-mux` crate)…
+pub const SERIAL_PORT_NAME: &str = "org.banger.agent";
+/// …and are told so by this kernel argument. An agent binary that
+/// contains it speaks the serial channel.
+pub const SERIAL_FLAG: &str = "banger.agent=serial";
 
 pub const AGENT_PREFIX: &str = "/v1";
 pub const EXEC_HEADER: &str = "x-banger-exec";

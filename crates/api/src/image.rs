@@ -26,6 +26,10 @@ pub struct Image {
     /// are ready when it answers, and have `vm exec`, `vm ports`, guest stats.
     #[serde(default)]
     pub agent: bool,
+    /// Its agent can also be reached over a virtio-serial port, which QEMU
+    /// can save (suspend, clone); older agents speak only vsock.
+    #[serde(default)]
+    pub agent_serial: bool,
 }
 
 /// An optional path written as a string, `""` for none (the API's form
@@ -114,6 +118,7 @@ mod tests {
             packages_sha256: String::new(),
             created_at: time::macros::datetime!(2026-11-28 16:42:47 UTC),
             agent: true,
+            agent_serial: true,
         };
         let json = serde_json::to_value(&image).unwrap();
         assert_eq!(json["work_seed"], "");

@@ -22,6 +22,9 @@ pub struct BundleManifest {
     /// The rootfs carries the guest agent.
     #[serde(default)]
     pub agent: bool,
+    /// Its agent speaks the serial channel too ([`crate::Image::agent_serial`]).
+    #[serde(default)]
+    pub agent_serial: bool,
 }
 
 /// The runtime bundle the daemon uses (`banger runtime show`).

@@ -93,7 +93,9 @@ impl Drivers for SystemDrivers {
                     ),
                     None => vsock_helper(&self.config),
                 };
-                Ok(Arc::new(Qemu::new(bin, self.kvm, helper)))
+                Ok(Arc::new(
+                    Qemu::new(bin, self.kvm, helper).with_relay(tools::find_own(RELAY)),
+                ))
             }
         }
     }
@@ -124,6 +126,8 @@ pub fn firecracker_binary(config: &Config) -> Option<PathBuf> {
 }
 
 pub const VSOCK_HELPER: &str = "vhost-device-vsock";
+/// The host end of QEMU guests' serial agent channel (built with banger).
+pub const RELAY: &str = "banger-relay";
 
 /// The fix for a configured vsock helper that is not there (one wording for
 /// the refusal and the doctor line).

@@ -66,6 +66,10 @@ impl Disks for FlakyDisks {
         Ext4Disks::new(SystemRunner).has_file(image, path).await
     }
 
+    async fn read_file(&self, image: &Path, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        Ext4Disks::new(SystemRunner).read_file(image, path).await
+    }
+
     async fn grow_ext4(&self, path: &Path, size: u64) -> Result<(), HostError> {
         Ext4Disks::new(SystemRunner).grow_ext4(path, size).await
     }

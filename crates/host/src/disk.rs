@@ -36,6 +36,9 @@ pub trait Disks: Send + Sync {
     /// Whether the (unmounted) ext4 image has a regular file at `path`.
     async fn has_file(&self, image: &Path, path: &str) -> Result<bool, HostError>;
 
+    /// The regular file at `path` in the (unmounted) ext4 image, if any.
+    async fn read_file(&self, image: &Path, path: &str) -> Result<Option<Vec<u8>>, HostError>;
+
     /// Replaces files in the (unmounted) ext4 image, each owned by root
     /// with its mode, and removes the `remove` paths where they exist.
     /// Directories of the files must exist. Read back before it returns.
@@ -180,6 +183,21 @@ impl<R: Runner> Disks for Ext4Disks<R> {
             String::from_utf8_lossy(&out.stderr)
         );
         Ok(text.contains("Type: regular"))
+    }
+
+    async fn read_file(&self, image: &Path, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if !self.has_file(image, path).await? {
+            return Ok(None);
+        }
+        let out = self
+            .runner
+            .run(
+                Cmd::new("debugfs")
+                    .args(["-R", &format!("cat {path}")])
+                    .arg(image),
+            )
+            .await?;
+        Ok(Some(out.stdout))
     }
 
     async fn replace_files(

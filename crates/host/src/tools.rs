@@ -25,6 +25,16 @@ pub fn debian_package(tool: &str) -> Option<&'static str> {
 }
 
 /// Looks `tool` up in PATH (or takes it as is when it contains a slash).
+/// One of banger's own programs: beside the running executable (an
+/// install, or cargo's target directory), else in PATH.
+pub fn find_own(name: &str) -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(name)))
+        .filter(|p| is_executable(p))
+        .or_else(|| find(name))
+}
+
 pub fn find(tool: &str) -> Option<PathBuf> {
     if tool.contains('/') {
         let path = PathBuf::from(tool);

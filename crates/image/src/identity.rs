@@ -39,7 +39,12 @@ pub fn request_sha256(request: &BuildRequest) -> String {
 }
 
 /// The image a finished directory holds.
-pub(crate) fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, BuildError> {
+pub(crate) fn image_record(
+    name: &str,
+    dir: &Path,
+    sha: &str,
+    agent: &Path,
+) -> Result<Image, BuildError> {
     let version = std::fs::read_to_string(dir.join("kernel-version")).map_err(|source| {
         BuildError::Incomplete {
             name: name.to_string(),
@@ -62,6 +67,7 @@ pub(crate) fn image_record(name: &str, dir: &Path, sha: &str) -> Result<Image, B
         created_at: created,
         // Every build installs the agent.
         agent: true,
+        agent_serial: crate::setup::agent_speaks_serial(agent),
     })
 }
 
@@ -72,7 +78,7 @@ pub fn cached_image(request: &BuildRequest) -> Option<Image> {
     let have = std::fs::read_to_string(dir.join("manifest.sha256")).ok()?;
     let complete = IMAGE_FILES.iter().all(|f| dir.join(f).exists());
     (have.trim() == want && complete)
-        .then(|| image_record(&request.name, &dir, &want).ok())
+        .then(|| image_record(&request.name, &dir, &want, &request.agent).ok())
         .flatten()
 }
 

@@ -36,7 +36,7 @@ pub use error::BuildError;
 pub use identity::cached_image;
 pub use pipeline::build_image;
 pub use request::BuildRequest;
-pub use setup::{AGENT_PATH, TMUX_CONF, TMUX_SESSIONS};
+pub use setup::{speaks_serial, AGENT_PATH, TMUX_CONF, TMUX_SESSIONS};
 pub use sources::{Mirrors, Origin, Source};
 
 /// The initramfs `/init` script (also readable in `assets/init`).

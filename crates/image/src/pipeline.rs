@@ -66,7 +66,7 @@ pub async fn build_image(
                 format!("image {} is ready", request.name),
                 1.0,
             );
-            image_record(&request.name, &final_dir, &sha)
+            image_record(&request.name, &final_dir, &sha, &request.agent)
         }
         Err(err) => {
             // A failed build can leave a whole distribution tree behind.

@@ -3,7 +3,7 @@
 //!
 //! A restored guest, or a relay started afresh, meets a byte stream whose
 //! other end may have been cut mid-frame. The control frames (HELLO,
-//! HELLO_ACK, READY) carry a magic string the decoder hunts for while it is
+//! HELLO_ACK, READY, BYE) carry a magic string the decoder hunts for while it is
 //! out of step, and each is sent behind [`PADDING`] zero bytes: zeros are
 //! one-byte PAD frames, and enough of them complete any frame the receiver
 //! was half-way through, so the control frame after them always parses.
@@ -22,6 +22,7 @@ const PAD: u8 = 0x00;
 const HELLO: u8 = 0x01;
 const HELLO_ACK: u8 = 0x02;
 const READY: u8 = 0x03;
+const BYE: u8 = 0x04;
 const OPEN: u8 = 0x10;
 const OPENED: u8 = 0x11;
 const DATA: u8 = 0x12;
@@ -37,6 +38,9 @@ pub enum Frame {
     HelloAck(u64),
     /// Guest → host: the agent (re)started and knows no streams.
     Ready,
+    /// Guest → host: the agent is stopping; nothing will accept streams
+    /// until it says READY again.
+    Bye,
     /// Host → guest: stream `id` to guest port `port`.
     Open {
         id: u32,
@@ -73,6 +77,7 @@ impl Frame {
             Frame::Hello(nonce) => control(out, HELLO, Some(*nonce)),
             Frame::HelloAck(nonce) => control(out, HELLO_ACK, Some(*nonce)),
             Frame::Ready => control(out, READY, None),
+            Frame::Bye => control(out, BYE, None),
             Frame::Open { id, port } => stream(out, OPEN, *id, *port),
             Frame::Opened(id) => stream(out, OPENED, *id, 0),
             Frame::Data(id, data) => {
@@ -113,8 +118,9 @@ impl Decoder {
                     let zeros = self.buf.iter().take_while(|b| **b == PAD).count();
                     self.buf.advance(zeros);
                 }
-                HELLO | HELLO_ACK | READY => {
-                    let len = 1 + MAGIC.len() + if kind == READY { 0 } else { 8 };
+                HELLO | HELLO_ACK | READY | BYE => {
+                    let nonce = matches!(kind, HELLO | HELLO_ACK);
+                    let len = 1 + MAGIC.len() + if nonce { 8 } else { 0 };
                     if self.buf.len() < len {
                         return None;
                     }
@@ -128,7 +134,8 @@ impl Decoder {
                     return Some(match kind {
                         HELLO => Frame::Hello(frame.get_u64()),
                         HELLO_ACK => Frame::HelloAck(frame.get_u64()),
-                        _ => Frame::Ready,
+                        READY => Frame::Ready,
+                        _ => Frame::Bye,
                     });
                 }
                 OPEN | OPENED | DATA | CREDIT | EOF | CLOSE => {
@@ -175,7 +182,7 @@ impl Decoder {
         let found = self
             .buf
             .windows(1 + MAGIC.len())
-            .position(|w| matches!(w[0], HELLO | HELLO_ACK | READY) && &w[1..] == MAGIC);
+            .position(|w| matches!(w[0], HELLO | HELLO_ACK | READY | BYE) && &w[1..] == MAGIC);
         match found {
             Some(at) => {
                 self.buf.advance(at);
@@ -220,6 +227,7 @@ mod tests {
             Frame::Opened(2),
             Frame::HelloAck(9),
             Frame::Ready,
+            Frame::Bye,
         ];
         let wire = bytes(&frames);
         let mut d = Decoder::default();

@@ -130,16 +130,32 @@ impl Link {
             let _ = out.send(Frame::Open { id, port });
             (id, user)
         };
+        // A caller that stops waiting (a timeout) takes the stream with it.
+        let mut pending = Pending {
+            shared: &self.shared,
+            id,
+            opened: false,
+        };
         match answered.await {
-            Ok(true) => Ok(user),
+            Ok(true) => {
+                pending.opened = true;
+                Ok(user)
+            }
             _ => {
-                self.shared.lock().streams.remove(&id);
+                drop(pending);
                 Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionRefused,
                     format!("nothing in the guest accepted port {port}"),
                 ))
             }
         }
+    }
+
+    /// Guest: tells the host this end is going away (the agent stops), and
+    /// gives the frame a moment to leave.
+    pub async fn say_goodbye(&self) {
+        self.shared.lock().send(Frame::Bye);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     /// Drives one byte stream until it ends (end of file or an error);
@@ -182,6 +198,23 @@ impl Link {
     }
 }
 
+/// A stream being opened; forgotten unless the guest accepted it.
+struct Pending<'a> {
+    shared: &'a Shared,
+    id: u32,
+    opened: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.opened {
+            let mut state = self.shared.lock();
+            state.opening.remove(&self.id);
+            state.streams.remove(&self.id);
+        }
+    }
+}
+
 /// Ends a run however its future ends (returned, or dropped by an abort):
 /// its streams go, and nothing more is queued for its byte stream.
 struct EndOfRun<'a>(&'a Shared);
@@ -218,10 +251,14 @@ impl Shared {
         {
             let mut state = self.lock();
             match (self.side, frame) {
-                (Side::Host, Frame::HelloAck(nonce)) => {
-                    if nonce == state.nonce {
-                        state.up = true;
-                    }
+                (Side::Host, Frame::HelloAck(nonce)) if nonce == state.nonce => {
+                    state.up = true;
+                }
+                (Side::Host, Frame::HelloAck(_)) => {}
+                (Side::Host, Frame::Bye) => {
+                    // Until the agent is back (READY), opens are refused
+                    // at once rather than left unanswered.
+                    state.reset();
                 }
                 (Side::Host, Frame::Ready) => {
                     // The agent started afresh: what it knew is gone.

@@ -69,7 +69,9 @@ async fn host(hosts: &mpsc::Sender<DuplexStream>) -> (Link, tokio::task::JoinHan
 
 async fn echo(link: &Link, len: usize, seed: u8) {
     let stream = link.open(PORT).await.unwrap();
-    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i % 251).to_le_bytes()[0] ^ seed)
+        .collect();
     let (mut r, mut w) = tokio::io::split(stream);
     let sent = data.clone();
     let writing = tokio::spawn(async move {
@@ -154,5 +156,39 @@ async fn a_new_host_end_resets_the_guest_even_after_a_frame_cut_in_two() {
 async fn opening_before_the_guest_answered_is_refused_not_hung() {
     let link = Link::host();
     let err = link.open(PORT).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+}
+
+#[tokio::test]
+async fn after_the_guest_says_goodbye_opens_are_refused_at_once() {
+    let (accepted_tx, _accepted) = mpsc::channel::<Accepted>(16);
+    let guest = Link::guest(vec![PORT], accepted_tx);
+    let (g, h) = tokio::io::duplex(64 * 1024);
+    tokio::spawn({
+        let guest = guest.clone();
+        async move {
+            let (r, w) = tokio::io::split(g);
+            guest.run(r, w).await;
+        }
+    });
+    let (tx, mut rx) = mpsc::channel(1);
+    tx.send(h).await.unwrap();
+    let host = Link::host();
+    let h = rx.recv().await.unwrap();
+    tokio::spawn({
+        let host = host.clone();
+        async move {
+            let (r, w) = tokio::io::split(h);
+            host.run(r, w).await;
+        }
+    });
+    while !host.is_up() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    guest.say_goodbye().await;
+    let err = tokio::time::timeout(Duration::from_secs(1), host.open(PORT))
+        .await
+        .expect("refused at once")
+        .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
 }

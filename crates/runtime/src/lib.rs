@@ -140,6 +140,7 @@ impl Bundle {
                 .map(time::OffsetDateTime::from)
                 .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
             agent: m.agent,
+            agent_serial: m.agent_serial,
         }
     }
 }

@@ -50,6 +50,7 @@ pub fn package(
         kernel_version: image.kernel_version.clone(),
         packages_sha256: image.packages_sha256.clone(),
         agent: image.agent,
+        agent_serial: image.agent_serial,
         binaries: binaries
             .iter()
             .filter_map(|b| b.file_name().map(|n| n.to_string_lossy().into_owned()))

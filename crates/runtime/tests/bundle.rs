@@ -24,6 +24,7 @@ fn fake_image(dir: &Path) -> Image {
         work_seed: Some(dir.join("work-seed")),
         packages_sha256: "abc".into(),
         agent: false,
+        agent_serial: false,
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

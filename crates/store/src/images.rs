@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use crate::db::{format_timestamp, timestamp, Result, Store};
 
 const COLUMNS: &str =
-    "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at, agent";
+    "name, managed, rootfs, kernel, initrd, kernel_version, work_seed, packages_sha256, created_at, agent, agent_serial";
 
 /// A row as stored, and the created_at text still to parse.
 fn from_row(row: &Row<'_>) -> rusqlite::Result<(Image, String)> {
@@ -26,6 +26,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(Image, String)> {
             packages_sha256: row.get(7)?,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             agent: row.get(9)?,
+            agent_serial: row.get(10)?,
         },
         row.get(8)?,
     ))
@@ -40,12 +41,13 @@ impl Store {
     /// Inserts or replaces an image record.
     pub fn put_image(&self, image: &Image) -> Result<()> {
         self.conn().execute(
-            &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT OR REPLACE INTO images ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 image.name, image.managed, image.rootfs.to_string_lossy(), image.kernel.to_string_lossy(),
                 image.initrd.to_string_lossy(), image.kernel_version,
                 image.work_seed.as_ref().map(|p| p.to_string_lossy()).unwrap_or_default(),
-                image.packages_sha256, format_timestamp(&image.created_at), image.agent
+                image.packages_sha256, format_timestamp(&image.created_at), image.agent,
+                image.agent_serial
             ],
         )?;
         Ok(())
@@ -98,6 +100,7 @@ mod tests {
             work_seed: Some("/i/work-seed".into()),
             packages_sha256: "abc".into(),
             agent: false,
+            agent_serial: false,
             created_at: time::macros::datetime!(2026-11-28 16:42:47.5 UTC),
         };
         store.put_image(&image).unwrap();

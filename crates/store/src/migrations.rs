@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
         guest_port INTEGER NOT NULL,
         PRIMARY KEY (proto, host_port)
     );",
+    // 7: whether an image's agent speaks the serial channel too.
+    "ALTER TABLE images ADD COLUMN agent_serial INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -228,6 +228,7 @@ pub fn placeholder_image(dir: &std::path::Path) -> Image {
         work_seed: Some(dir.join("work-seed")),
         packages_sha256: "x".into(),
         agent: false,
+        agent_serial: false,
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

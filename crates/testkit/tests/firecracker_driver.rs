@@ -61,6 +61,7 @@ impl Fixture {
             tap: "bg-ab12cd34ef56".into(),
             mac: "52:54:00:ab:12:cd".parse().unwrap(),
             vsock: true,
+            serial_agent: false,
         }
     }
 

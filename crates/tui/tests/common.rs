@@ -51,6 +51,7 @@ pub fn image(name: &str) -> Image {
         work_seed: Some(format!("/var/lib/banger/images/{name}/work-seed").into()),
         packages_sha256: "0123456789abcdef0123".into(),
         agent: true,
+        agent_serial: true,
         created_at: datetime!(2026-11-28 10:00:00 UTC),
     }
 }

@@ -46,6 +46,9 @@ pub struct VmSpec {
     /// which is what listens on it. (QEMU cannot save a guest with its
     /// vhost-user vsock, so a guest that needs none goes without.)
     pub vsock: bool,
+    /// The image's agent can also use a virtio-serial port (QEMU gives it
+    /// one instead of vsock: a guest with it can be saved).
+    pub serial_agent: bool,
 }
 
 impl VmSpec {

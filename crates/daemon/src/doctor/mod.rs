@@ -187,6 +187,7 @@ mod tests {
                 packages_sha256: String::new(),
                 created_at: time::OffsetDateTime::now_utc(),
                 agent: true,
+                agent_serial: true,
             })
             .unwrap();
         let kernel_check = |store: &Store| {

@@ -105,8 +105,17 @@ pub fn checks(config: &Config) -> Vec<Check> {
             (None, None) => check(
                 "vsock helper",
                 CheckStatus::Warn,
-                "vhost-device-vsock not found: QEMU guests get no agent (no `vm ports`, `vm exec`, guest stats)",
-                Some("`cargo install vhost-device-vsock --root /usr/local`, or set vsock_helper_bin".into()),
+                "vhost-device-vsock not found: QEMU guests of images whose agent speaks only vsock (built before the serial channel) get no agent",
+                Some("rebuild those images (`banger image build`), or `cargo install vhost-device-vsock --root /usr/local`".into()),
+            ),
+        });
+        checks.push(match banger_host::tools::find_own(drivers::RELAY) {
+            Some(path) => check("agent relay", CheckStatus::Pass, path.display().to_string(), None),
+            None => check(
+                "agent relay",
+                CheckStatus::Warn,
+                "banger-relay not found beside bangerd or in PATH: QEMU guests use the vsock channel, which cannot be suspended or cloned",
+                Some("install banger-relay with the other binaries (`make install`)".into()),
             ),
         });
     }

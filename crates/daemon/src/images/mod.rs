@@ -165,11 +165,7 @@ impl Images {
         const AGENT_NAME: &str = "banger-agent";
         let found = match &self.config.agent_bin {
             Some(path) => banger_host::tools::find(&path.to_string_lossy()),
-            None => std::env::current_exe()
-                .ok()
-                .and_then(|exe| Some(exe.parent()?.join(AGENT_NAME)))
-                .filter(|p| p.is_file())
-                .or_else(|| banger_host::tools::find(AGENT_NAME)),
+            None => banger_host::tools::find_own(AGENT_NAME),
         };
         found.ok_or(ImageError::NoAgent)
     }

@@ -128,10 +128,11 @@ impl Images {
         }
         let agent = self
             .disks
-            .has_file(&request.rootfs, &format!("/{}", banger_image::AGENT_PATH))
+            .read_file(&request.rootfs, &format!("/{}", banger_image::AGENT_PATH))
             .await?;
         let image = Image {
-            agent,
+            agent: agent.is_some(),
+            agent_serial: agent.is_some_and(|bytes| banger_image::speaks_serial(&bytes)),
             name: request.name.clone(),
             managed: false,
             rootfs: request.rootfs,

@@ -49,6 +49,7 @@ pub fn spec(vm: &Vm, image: &Image) -> VmSpec {
         tap: vm.tap.clone(),
         mac: vm.mac,
         vsock: image.agent,
+        serial_agent: image.agent_serial,
     }
 }
 

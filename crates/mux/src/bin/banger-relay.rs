@@ -16,6 +16,9 @@ use tokio::net::{UnixListener, UnixStream};
 
 /// How long QEMU's socket may be missing before the relay gives up.
 const QEMU_GONE: Duration = Duration::from_secs(5);
+/// How long the guest may take to accept a stream (an emulated guest under
+/// load takes seconds).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest handshake line accepted.
 const MAX_LINE: usize = 64;
 
@@ -101,13 +104,20 @@ async fn forward(client: UnixStream, link: &Link) -> std::io::Result<()> {
     tokio::time::timeout(Duration::from_secs(5), limited.read_line(&mut line))
         .await
         .map_err(|_| std::io::Error::other("no CONNECT line within 5 s"))??;
+    if line.is_empty() {
+        // Connected and left (someone checking that the socket answers).
+        return Ok(());
+    }
     let port = line
         .strip_suffix('\n')
         .and_then(|l| l.strip_prefix("CONNECT "))
         .and_then(|p| p.trim().parse::<u32>().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad handshake {line:?}")))?;
     // A refusal closes the connection without `OK`, as Firecracker does.
-    let mut guest = link.open(port).await?;
+    // An agent that stopped without a word (killed) never answers.
+    let mut guest = tokio::time::timeout(OPEN_TIMEOUT, link.open(port))
+        .await
+        .map_err(|_| std::io::Error::other("the guest did not answer the open in time"))??;
     // Whatever the client sent after its line belongs to the guest.
     let early = client.buffer().to_vec();
     let mut client = client.into_inner();

@@ -102,6 +102,7 @@ impl Real {
                     name: IMAGE.into(),
                     managed: false,
                     agent: false,
+                    agent_serial: false,
                     ..image
                 })
                 .unwrap();

@@ -2,11 +2,16 @@
 //! network, the serial console in `console.log`, and a QMP socket for
 //! graceful shutdown (ACPI power button).
 //!
-//! vsock: QEMU's own vhost-vsock needs the host's `/dev/vhost-vsock`; instead
-//! a `vhost-device-vsock` helper per VM serves the device over vhost-user
-//! and exposes the guest's vsock at `<vm dir>/vm.vsock` with Firecracker's
-//! `CONNECT <port>` handshake, so one agent client works for both drivers.
-//! vhost-user needs the guest memory shared with the helper: a memfd backend.
+//! The agent channel, one of two, served at `<vm dir>/vm.vsock` with
+//! Firecracker's `CONNECT <port>` handshake either way, so one agent client
+//! works for both drivers:
+//! - serial (images whose agent speaks it): a virtio-serial port whose
+//!   chardev `banger-relay` connects to; it can be migrated, so the guest
+//!   can be suspended and cloned;
+//! - vsock (older images): QEMU's own vhost-vsock needs the host's
+//!   `/dev/vhost-vsock`, so a `vhost-device-vsock` helper per VM serves the
+//!   device over vhost-user (with the guest memory shared with it: a memfd
+//!   backend). QEMU cannot migrate it.
 
 mod qmp;
 pub mod snapshot;
@@ -25,8 +30,18 @@ use crate::{
 pub struct Qemu {
     binary: PathBuf,
     kvm: bool,
-    /// `vhost-device-vsock`; without it guests boot with no vsock (no agent).
+    /// `vhost-device-vsock`, for agents that only speak vsock.
     vsock_helper: Option<PathBuf>,
+    /// `banger-relay`, the host end of the serial channel.
+    relay: Option<PathBuf>,
+}
+
+/// How a guest's agent is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    None,
+    Vsock,
+    Serial,
 }
 
 impl Qemu {
@@ -35,7 +50,30 @@ impl Qemu {
             binary,
             kvm,
             vsock_helper,
+            relay: None,
         }
+    }
+
+    /// Serial channels through `relay` for images whose agent speaks it.
+    pub fn with_relay(mut self, relay: Option<PathBuf>) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// The serial channel where the agent and this host both have it (it
+    /// can be saved), else vsock where the helper is there, else none.
+    fn channel(&self, spec: &VmSpec) -> Channel {
+        match (spec.vsock, spec.serial_agent && self.relay.is_some()) {
+            (false, _) => Channel::None,
+            (true, true) => Channel::Serial,
+            (true, false) if self.vsock_helper.is_some() => Channel::Vsock,
+            (true, false) => Channel::None,
+        }
+    }
+
+    /// The chardev socket QEMU serves for the agent's serial port.
+    pub fn agent_socket(dir: &Path) -> PathBuf {
+        dir.join("agent.sock")
     }
 
     /// The vhost-user socket between QEMU and the vsock helper.
@@ -72,12 +110,17 @@ impl Qemu {
     /// inside an option string (`-drive id=..,file=PATH`) is escaped, so a
     /// path with a comma stays one path.
     pub fn args(&self, spec: &VmSpec) -> Vec<String> {
-        self.args_with(spec, spec.vsock && self.vsock_helper.is_some())
+        self.args_with(spec, self.channel(spec))
     }
 
-    fn args_with(&self, spec: &VmSpec, vsock: bool) -> Vec<String> {
+    fn args_with(&self, spec: &VmSpec, channel: Channel) -> Vec<String> {
         let accel = if self.kvm { "kvm" } else { "tcg" };
+        let vsock = channel == Channel::Vsock;
         let mut cmdline = spec.cmdline.clone();
+        if channel == Channel::Serial {
+            cmdline.push(' ');
+            cmdline.push_str(banger_api::agent::SERIAL_FLAG);
+        }
         if !self.kvm {
             // microvm under TCG hangs after "TSC unstable" unless the kernel
             // is told the TSC frequency up front.
@@ -160,7 +203,53 @@ impl Qemu {
                 "vhost-user-vsock-device,chardev=vsock".into(),
             ]);
         }
+        if channel == Channel::Serial {
+            args.extend([
+                "-device".into(),
+                "virtio-serial-device,id=agentbus,max_ports=2".into(),
+                "-chardev".into(),
+                format!(
+                    "socket,id=agent,path={},server=on,wait=off",
+                    opt(&Self::agent_socket(&spec.dir))
+                ),
+                "-device".into(),
+                format!(
+                    "virtserialport,bus=agentbus.0,chardev=agent,name={}",
+                    banger_api::agent::SERIAL_PORT_NAME
+                ),
+            ]);
+        }
         args
+    }
+
+    /// Starts the relay once QEMU serves the port's chardev, and waits for
+    /// the VM's vsock socket it listens on.
+    async fn start_relay(
+        relay: &Path,
+        spec: &VmSpec,
+        spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
+    ) -> Result<ProcessId> {
+        let listen = spec.files().vsock();
+        let log = Self::helper_log_path(&spec.dir);
+        let args = vec![
+            "--serial".to_string(),
+            Self::agent_socket(&spec.dir).display().to_string(),
+            "--listen".to_string(),
+            listen.display().to_string(),
+        ];
+        let proc = process::spawn_detached(relay, &args, &log, &spec.dir)?;
+        spawned(Role::Helper, proc);
+        if let Err(err) = wait_for_socket(&listen, proc, Duration::from_secs(5), &log).await {
+            let _ = process::terminate(proc, Duration::from_secs(2)).await;
+            return Err(match err {
+                VmmError::ExitedAtStart { .. } | VmmError::NoSocket { .. } => VmmError::Helper {
+                    helper: relay.to_path_buf(),
+                    log: tail_summary(&log, 5),
+                },
+                other => other,
+            });
+        }
+        Ok(proc)
     }
 
     /// Starts the vsock helper and waits until its vhost-user socket exists
@@ -191,17 +280,18 @@ impl Qemu {
     }
 
     /// Starts the vsock helper when the guest has the device, then QEMU
-    /// (reading a saved guest from `incoming` when given), and waits for
-    /// its QMP socket. On error nothing of it is left running.
+    /// (reading a saved guest from `incoming` when given), waits for its
+    /// QMP socket, then starts the relay when the guest has the serial
+    /// channel. On error nothing of it is left running.
     async fn start(
         &self,
         spec: &VmSpec,
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
-        vsock: bool,
+        channel: Channel,
         incoming: Option<String>,
     ) -> Result<ProcessId> {
-        let helper = match (&self.vsock_helper, vsock) {
-            (Some(path), true) => Some(Self::start_helper(path, spec, spawned).await?),
+        let helper = match (&self.vsock_helper, channel) {
+            (Some(path), Channel::Vsock) => Some(Self::start_helper(path, spec, spawned).await?),
             _ => None,
         };
         let stop_helper = || async {
@@ -212,13 +302,14 @@ impl Qemu {
         let socket = Self::qmp_socket(&spec.dir);
         let log = Self::log_path(&spec.dir);
         let _ = std::fs::remove_file(&socket);
-        if helper.is_none() {
-            // Sockets left from a run with the helper would look like a
-            // vsock channel (and device) this guest does not have.
+        // Sockets left from a run with another channel would look like a
+        // channel (and device) this guest does not have.
+        if channel != Channel::Vsock {
             let _ = std::fs::remove_file(spec.files().vsock());
             let _ = std::fs::remove_file(Self::vhost_socket(&spec.dir));
         }
-        let mut args = self.args_with(spec, vsock);
+        let _ = std::fs::remove_file(Self::agent_socket(&spec.dir));
+        let mut args = self.args_with(spec, channel);
         if let Some(uri) = incoming {
             // Paused once loaded: the daemon lets it run after recording
             // that the state is used up.
@@ -237,6 +328,12 @@ impl Qemu {
             stop_helper().await;
             let _ = std::fs::remove_file(&socket);
             return Err(err);
+        }
+        if let (Some(relay), Channel::Serial) = (&self.relay, channel) {
+            if let Err(err) = Self::start_relay(relay, spec, spawned).await {
+                let _ = process::terminate(proc, Duration::from_secs(2)).await;
+                return Err(err);
+            }
         }
         Ok(proc)
     }
@@ -286,18 +383,13 @@ impl Vmm for Qemu {
     ) -> Result<ProcessId> {
         // Each boot's console starts empty; the previous boot's stays as `.1`.
         rotate(&spec.files().console());
-        self.start(
-            spec,
-            spawned,
-            spec.vsock && self.vsock_helper.is_some(),
-            None,
-        )
-        .await
+        self.start(spec, spawned, self.channel(spec), None).await
     }
 
     async fn save(&self, dir: &Path, into: &Path) -> Result<()> {
         let devices = snapshot::Devices {
             vsock: Self::vhost_socket(dir).exists(),
+            serial: Self::agent_socket(dir).exists(),
         };
         snapshot::save(&Self::qmp_socket(dir), into, devices).await
     }
@@ -320,21 +412,27 @@ impl Vmm for Qemu {
         spawned: &(dyn Fn(Role, ProcessId) + Send + Sync),
     ) -> Result<ProcessId> {
         let devices = snapshot::devices(from)?;
-        if devices.vsock && self.vsock_helper.is_none() {
+        let missing = if devices.vsock && self.vsock_helper.is_none() {
+            Some("a vsock device and no vsock helper is configured now")
+        } else if devices.serial && self.relay.is_none() {
+            Some("its agent's serial port and banger-relay is not found now")
+        } else {
+            None
+        };
+        if let Some(missing) = missing {
             return Err(VmmError::Restore {
-                reason:
-                    "the guest was saved with a vsock device and no vsock helper is configured now"
-                        .into(),
+                reason: format!("the guest was saved with {missing}"),
                 log: String::new(),
             });
         }
+        // Exactly the devices it was saved with.
+        let channel = match (devices.vsock, devices.serial) {
+            (true, _) => Channel::Vsock,
+            (false, true) => Channel::Serial,
+            (false, false) => Channel::None,
+        };
         let proc = self
-            .start(
-                spec,
-                spawned,
-                devices.vsock,
-                Some(snapshot::incoming_uri(from)),
-            )
+            .start(spec, spawned, channel, Some(snapshot::incoming_uri(from)))
             .await?;
         let log = Self::log_path(&spec.dir);
         if let Err(err) = snapshot::wait_loaded(&Self::qmp_socket(&spec.dir), proc, &log).await {
@@ -414,6 +512,7 @@ mod tests {
             tap: "bg-ab".into(),
             mac: "52:54:00:00:00:ab".parse().unwrap(),
             vsock: true,
+            serial_agent: false,
         };
         let args = qemu.args(&spec);
         let drive = args.iter().find(|a| a.starts_with("id=rootfs,")).unwrap();

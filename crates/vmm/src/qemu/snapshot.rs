@@ -4,9 +4,9 @@
 //! devices, started paused (`-S`), loads it with `-incoming "exec:cat FILE"`.
 //!
 //! QEMU refuses to migrate a vhost-user vsock device ("non-migratable
-//! device"), so a guest with banger's agent channel cannot be saved: the
-//! refusal comes from QEMU itself, before anything is written, and the
-//! guest keeps running. Which devices the guest had is kept beside the
+//! device"), so a guest with the vsock agent channel (older images) cannot
+//! be saved: the refusal comes from QEMU itself, before anything is
+//! written, and the guest keeps running. The serial channel migrates. Which devices the guest had is kept beside the
 //! state, because the restoring QEMU must have exactly those.
 
 use std::path::Path;
@@ -27,6 +27,9 @@ const DEVICES: &str = "qemu-devices.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Devices {
     pub vsock: bool,
+    /// The agent's virtio-serial port (saved before it existed: none).
+    #[serde(default)]
+    pub serial: bool,
 }
 
 /// `'…'` for `sh -c`, which QEMU runs an `exec:` URI with.
