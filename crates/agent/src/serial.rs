@@ -10,8 +10,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::io::{Read, Write};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use banger_mux::{Accepted, Link};
-use tokio::net::unix::pipe;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 use banger_api::agent::{SERIAL_FLAG, SERIAL_PORT_NAME as PORT_NAME};
@@ -103,8 +108,10 @@ pub async fn serve(app: axum::Router) -> std::io::Result<()> {
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(&port)?;
-        let reader = pipe::Receiver::from_file_unchecked(file.try_clone()?)?;
-        let writer = pipe::Sender::from_file_unchecked(file)?;
+        // SAFETY: the File owns its descriptor, and the AsyncFd owns the
+        // File until it is dropped: the descriptor stays open and the same.
+        let port = unsafe { AsyncFd::register(file) }.map_err(std::io::Error::from)?;
+        let (reader, writer) = tokio::io::split(Port(port));
         link.run(reader, writer).await;
         if serving.is_finished() {
             return Err(std::io::Error::other("the agent's server stopped"));
@@ -112,6 +119,55 @@ pub async fn serve(app: axum::Router) -> std::io::Result<()> {
         // The host end is not connected (the port reads as ended): look
         // again shortly; a connecting host says HELLO.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The port's device, non-blocking. A read of it returns one buffer the
+/// host filled (a page), not all that is waiting, so a short read does
+/// not mean it is drained (as tokio's pipes and sockets assume): readiness
+/// is cleared only when a read says it would block.
+struct Port(AsyncFd<std::fs::File>);
+
+impl AsyncRead for Port {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.0.poll_read_ready(cx))?;
+            match guard.try_io(|fd| fd.get_ref().read(buf.initialize_unfilled())) {
+                Ok(result) => {
+                    buf.advance(result?);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Port {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.0.poll_write_ready(cx))?;
+            match guard.try_io(|fd| fd.get_ref().write(data)) {
+                Ok(result) => return Poll::Ready(result),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
