@@ -134,6 +134,42 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         ]),
         "sleep\n"
     );
+
+    // A clone of the running VM: the same processes and files, its own
+    // identity (name, address, MAC, host key, machine-id), both running.
+    let identity = "hostname; ip -4 -o addr show eth0 | cut -d' ' -f7; cat /sys/class/net/eth0/address /etc/machine-id";
+    let before = env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", identity]);
+    let clone = env.json(&["vm", "clone", "agenty", "--name", "twin", "--json"]);
+    assert_eq!(clone["state"], "running", "{clone}");
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "twin",
+            "--",
+            "cat",
+            &format!("/proc/{pid}/comm")
+        ]),
+        "sleep\n",
+        "the source's process runs on in the clone"
+    );
+    let twin = env.ok(&["vm", "exec", "twin", "--", "sh", "-c", identity]);
+    let (before, twin): (Vec<&str>, Vec<&str>) = (before.lines().collect(), twin.lines().collect());
+    assert_eq!(twin[0], "twin");
+    assert_eq!(twin[1], format!("{}/24", clone["ip"].as_str().unwrap()));
+    for i in 1..4 {
+        assert_ne!(before[i], twin[i], "line {i} of the identity is shared");
+    }
+    // Plain SSH to the clone: its new host key is the one known_hosts has.
+    assert_eq!(env.ok(&["vm", "ssh", "twin", "--", "hostname"]), "twin\n");
+    assert_eq!(
+        env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", identity])
+            .lines()
+            .next(),
+        Some("agenty"),
+        "the source runs on as itself"
+    );
+    env.ok(&["vm", "delete", "twin"]);
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));

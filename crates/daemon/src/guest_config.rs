@@ -72,6 +72,57 @@ impl GuestConfig<'_> {
         ]
     }
 
+    /// A script that gives a running guest this identity in place of the
+    /// one it had (`was`: its MAC and address), for a clone restored from
+    /// another VM's memory: the files, a new machine-id, the kernel's RNG
+    /// fed `seed`, the hostname, the interface's MAC and address, and sshd
+    /// restarted on the new host key. Every value is banger's own (a
+    /// validated name, addresses, base64), single-quoted.
+    pub fn takeover_script(&self, was: (banger_api::MacAddr, Ipv4Addr), seed: &[u8]) -> String {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut script = String::from(
+            "set -eu
+             put() { printf '%s' \"$3\" | base64 -d > \"$1.banger-new\"; chmod \"$2\" \"$1.banger-new\"; mv -f \"$1.banger-new\" \"$1\"; }
+             mkdir -p /etc/banger /etc/ssh
+",
+        );
+        for f in self.files() {
+            script.push_str(&format!(
+                "put '/{}' {:o} '{}'
+",
+                f.path,
+                f.mode,
+                b64(f.contents.as_bytes())
+            ));
+        }
+        let (old_mac, old_ip) = was;
+        let (mac, ip, prefix, gw) = (self.mac, self.address, self.prefix, self.gateway);
+        script.push_str(&format!(
+            "rm -f /etc/machine-id /var/lib/dbus/machine-id /var/lib/systemd/random-seed \
+               /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub /etc/ssh/ssh_host_ecdsa_key /etc/ssh/ssh_host_ecdsa_key.pub
+             if command -v systemd-machine-id-setup >/dev/null; then systemd-machine-id-setup >/dev/null 2>&1
+             elif command -v dbus-uuidgen >/dev/null; then dbus-uuidgen > /etc/machine-id; fi
+             printf '%s' '{seed}' | base64 -d > /dev/urandom
+             hostname '{name}'
+             dev=\n             for d in /sys/class/net/*; do [ \"$(cat \"$d/address\")\" = '{old_mac}' ] && dev=${{d##*/}}; done
+             [ -n \"$dev\" ] || {{ echo 'no interface has MAC {old_mac}' >&2; exit 1; }}
+             sysctl -qw \"net.ipv4.conf.$dev.promote_secondaries=1\" 2>/dev/null || true
+             ip link set dev \"$dev\" down
+             ip link set dev \"$dev\" address '{mac}'
+             ip link set dev \"$dev\" up
+             ip addr add '{ip}/{prefix}' dev \"$dev\"
+             [ '{old_ip}' = '{ip}' ] || ip addr del '{old_ip}/{prefix}' dev \"$dev\" 2>/dev/null || true
+             ip route replace default via '{gw}' dev \"$dev\"
+             ip neigh flush dev \"$dev\" 2>/dev/null || true
+             systemctl try-restart ssh.service sshd.service 2>/dev/null || sv restart sshd >/dev/null 2>&1 || true
+",
+            seed = b64(seed),
+            name = self.hostname,
+        ));
+        script
+    }
+
     /// Lays the overlay disk's tree out under `root`: `upper/` with the
     /// files, and the empty `work/` overlayfs needs.
     pub fn write_overlay_tree(&self, root: &Path) -> std::io::Result<()> {
@@ -118,5 +169,54 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(dir.path().join("work").is_dir());
+    }
+
+    #[test]
+    fn a_takeover_script_runs_and_writes_the_files_it_names() {
+        let config = GuestConfig {
+            hostname: "copy",
+            mac: "52:54:00:aa:bb:cd".parse().unwrap(),
+            address: Ipv4Addr::new(172, 30, 0, 6),
+            prefix: 24,
+            gateway: Ipv4Addr::new(172, 30, 0, 1),
+            authorized_key: "ssh-ed25519 AAAA banger",
+            host_key: ("PRIVATE 'quoted'", "ssh-ed25519 HOST"),
+            nameservers: &[],
+        };
+        let was = (
+            "52:54:00:aa:bb:cc".parse().unwrap(),
+            Ipv4Addr::new(172, 30, 0, 5),
+        );
+        let script = config.takeover_script(was, b"seed");
+        assert!(script.contains("address '52:54:00:aa:bb:cd'"), "{script}");
+        assert!(script.contains("ip addr del '172.30.0.5/24'"), "{script}");
+        // The file part runs as it is, rooted in a scratch directory.
+        let root = tempfile::tempdir().unwrap();
+        let files: String = script
+            .lines()
+            .take_while(|l| !l.starts_with("rm -f"))
+            .map(|l| l.replace(" '/etc", &format!(" '{}/etc", root.path().display())))
+            .map(|l| {
+                l.replace(
+                    "mkdir -p /etc/banger /etc/ssh",
+                    &format!("mkdir -p {0}/etc/banger {0}/etc/ssh", root.path().display()),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&files)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
+        assert_eq!(read("etc/hostname"), "copy\n");
+        assert_eq!(read("etc/ssh/ssh_host_ed25519_key"), "PRIVATE 'quoted'");
+        assert!(read("etc/banger/network").contains("BANGER_MAC=52:54:00:aa:bb:cd"));
     }
 }

@@ -1,6 +1,7 @@
 //! `vm clone` through the daemon (fake Firecracker, real ext4 disks): the
 //! clone has the source's files and an identity of its own, the source is
-//! untouched, a running source is refused, and a failed clone leaves
+//! untouched, a running source whose image has no agent is refused (its
+//! clone could not take its own identity), and a failed clone leaves
 //! nothing.
 
 mod common;
@@ -58,7 +59,7 @@ async fn a_clone_has_the_files_and_its_own_identity() {
         .clone_vm("origin".into(), Some("early".into()), Reporter::silent())
         .await;
     assert!(
-        matches!(refused, Err(VmError::CloneNeedsStopped { .. })),
+        matches!(refused, Err(VmError::CloneNeedsAgent { .. })),
         "{refused:?}"
     );
     assert!(

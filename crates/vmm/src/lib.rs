@@ -165,6 +165,13 @@ pub trait Vmm: Send + Sync {
     /// restored.
     async fn unpause(&self, dir: &Path) -> Result<()>;
 
+    /// Plugs the guest's network cable in or out (a restored clone stays
+    /// off the network until it has its own address). Firecracker has no
+    /// such control: there it does nothing.
+    async fn set_link(&self, _dir: &Path, _up: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// Starts a new VMM holding the guest saved in `from`, on the spec's
     /// TAP and vsock socket, paused: [`Vmm::unpause`] lets it run. The same
     /// contract as [`Vmm::launch`] otherwise.

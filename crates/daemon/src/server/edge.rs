@@ -247,7 +247,19 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
         E::CloneNeedsStopped { vm, .. } => (
             ErrorCode::Conflict,
             Some(format!(
-                "stop it with `banger vm stop {vm}` first (cloning a running VM with its processes is not built yet)"
+                "wait until it is running, or stop it with `banger vm stop {vm}`"
+            )),
+        ),
+        E::CloneNeedsAgent { vm } => (
+            ErrorCode::Conflict,
+            Some(format!(
+                "stop it with `banger vm stop {vm}` and clone it stopped, or rebuild its image (`banger image build`) for an agent"
+            )),
+        ),
+        E::Takeover { vm, .. } => (
+            ErrorCode::Internal,
+            Some(format!(
+                "the clone {vm} was rolled back and its source runs on; the daemon's log has the guest's answer"
             )),
         ),
         E::NotSuspended { vm, .. } => (

@@ -4,9 +4,8 @@
 //! known_hosts line), hostname and `.vm` record. The machine-id and the
 //! systemd random seed the source wrote are taken out, so the clone's
 //! systemd makes its own and the kernel's RNG is not seeded alike.
-//! The copies are sparse (reflinked where the filesystem can). Cloning a
-//! running VM with its processes is not built yet: a source that is not
-//! stopped is refused, saying to stop it first.
+//! The copies are sparse (reflinked where the filesystem can). A running
+//! source is cloned with its processes ([`super::clone_live`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,7 +69,13 @@ impl Vms {
             ),
             Some(0.2),
         );
+        let running = self.reload(&src.id)?.state == VmState::Running;
         let result = async {
+            if running {
+                return self
+                    .clone_live(&src.id, &mut vm, &image, &reporter, since)
+                    .await;
+            }
             self.copy_disks(&src.id, &vm, &reporter).await?;
             crash::point("clone.copied");
             self.give_identity(&vm, &reporter).await?;
@@ -107,24 +112,29 @@ impl Vms {
                 state: src.state,
             });
         }
-        let from = src.files();
         reporter.say(
             "vm.copy",
             format!("copying {}'s system overlay and /root", src.name),
             Some(0.4),
         );
+        self.copy_vm_disks(&src, vm).await
+    }
+
+    /// Copies `src`'s overlay and work disk for `vm` (sized as `vm`'s).
+    pub(super) async fn copy_vm_disks(&self, src: &Vm, vm: &Vm) -> Result<()> {
+        let (from, to) = (src.files(), vm.files());
         self.host
             .disks
             .clone_ext4(
                 &from.overlay(),
-                &files.overlay(),
+                &to.overlay(),
                 vm.overlay_size_bytes,
                 LABEL_OVERLAY,
             )
             .await?;
         self.host
             .disks
-            .clone_ext4(&from.work(), &files.work(), vm.disk_size_bytes, LABEL_WORK)
+            .clone_ext4(&from.work(), &to.work(), vm.disk_size_bytes, LABEL_WORK)
             .await?;
         Ok(())
     }

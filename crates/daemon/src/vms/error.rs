@@ -100,8 +100,15 @@ pub enum VmError {
     Suspended { vm: String },
     #[error("the saved state of VM {vm} cannot be resumed: {reason}")]
     SavedStateUnusable { vm: String, reason: String },
-    #[error("VM {vm} is {state}: only a stopped VM can be cloned so far")]
+    #[error("VM {vm} is {state}: a VM is cloned while it runs or when it is stopped")]
     CloneNeedsStopped { vm: String, state: VmState },
+    /// A running VM is cloned through its agent (the clone takes its own
+    /// identity before it may reach the network).
+    #[error("VM {vm} runs an image without the guest agent: it can be cloned only when stopped")]
+    CloneNeedsAgent { vm: String },
+    /// The restored clone did not take its own identity.
+    #[error("the clone {vm} could not take its own identity: {reason}")]
+    Takeover { vm: String, reason: String },
     /// The operation needs a running VM.
     #[error("VM {vm} is {state}, not running: {what}")]
     NotRunning {

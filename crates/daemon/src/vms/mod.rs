@@ -17,6 +17,7 @@
 pub mod boot;
 pub mod claim;
 pub mod clone;
+mod clone_live;
 pub mod create;
 pub mod disks;
 mod error;

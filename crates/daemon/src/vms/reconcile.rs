@@ -67,6 +67,9 @@ impl Vms {
         {
             Some(process) => {
                 tracing::info!(vm = %vm.name, pid = process.pid, "adopting running VM");
+                if vm.state == VmState::Running {
+                    self.unpause_if_paused(&vm).await;
+                }
                 if vm.state != VmState::Running {
                     // A start interrupted after launch: it is running now.
                     vm.started_at = Some(time::OffsetDateTime::now_utc());
@@ -91,6 +94,25 @@ impl Vms {
             }
         }
         Ok(())
+    }
+
+    /// A running VM is paused only while a clone copies it: one left paused
+    /// by a daemon that stopped then runs on.
+    async fn unpause_if_paused(&self, vm: &Vm) {
+        let Ok(driver) = self.drivers.driver(vm.vmm) else {
+            return;
+        };
+        let paused = driver.status(&vm.dir).await.is_ok_and(|s| {
+            ["paused", "postmigrate"]
+                .iter()
+                .any(|p| s.state.eq_ignore_ascii_case(p))
+        });
+        if paused {
+            tracing::warn!(vm = %vm.name, "the VM was left paused (a clone interrupted); letting it run");
+            if let Err(e) = driver.unpause(&vm.dir).await {
+                tracing::warn!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot unpause the adopted guest");
+            }
+        }
     }
 
     /// A suspend or resume the daemon did not see to its end, or a

@@ -442,6 +442,17 @@ impl Vmm for Qemu {
         Ok(proc)
     }
 
+    async fn set_link(&self, dir: &Path, up: bool) -> Result<()> {
+        qmp::call(
+            &Self::qmp_socket(dir),
+            "set_link",
+            serde_json::json!({ "name": "net0", "up": up }),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| VmmError::Query(Box::new(e)))
+    }
+
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
             .await

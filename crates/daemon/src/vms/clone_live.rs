@@ -1,0 +1,206 @@
+//! `vm clone` of a running VM: its memory and disks at one instant, and
+//! the clone continuing from there with every process, then taking its own
+//! identity before it may reach the network.
+//!
+//! The source is paused only while its state is written and its disks are
+//! copied (the copies match the memory exactly), then runs on. The clone is
+//! restored from that state on its own TAP with its network cable out
+//! (QEMU's `set_link`): until its agent has given it its own MAC, address,
+//! hostname, host key and machine-id and fed its RNG, it would answer as
+//! its source. Its disks are never edited from the host: the restored
+//! guest has them mounted, so everything goes through the guest itself.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use banger_api::agent::{ExecFrame, ExecRequest};
+use banger_api::{Image, Vm, VmState};
+use banger_host::{ssh, HostError};
+use banger_store::ResourceKind;
+use banger_vmm::VmmError;
+
+use super::boot::spec;
+use super::ready::{wait_ready, Readiness};
+use super::{Result, VmError, Vms};
+use crate::crash;
+use crate::progress::Reporter;
+
+/// Where the source's state waits for the clone's VMM to load it.
+const STATE_DIR: &str = "clone-state";
+
+impl Vms {
+    /// Makes `vm` (claimed, its lock held) a running copy of the running
+    /// VM `source_id`. On error the caller rolls the clone back; the
+    /// source runs on either way.
+    pub(super) async fn clone_live(
+        self: &Arc<Self>,
+        source_id: &str,
+        vm: &mut Vm,
+        image: &Image,
+        reporter: &Reporter,
+        since: Instant,
+    ) -> Result<()> {
+        let files = vm.files();
+        self.journal
+            .record(&vm.id, ResourceKind::Dir, &vm.dir.to_string_lossy())?;
+        let state = files.dir.join(STATE_DIR);
+        std::fs::create_dir_all(&state)
+            .map_err(|e| HostError::path_io("cannot create", &state, e))?;
+        let was = self
+            .save_running(source_id, vm, image, &state, reporter)
+            .await?;
+        crash::point("clone.saved");
+
+        reporter.say("vm.prepare", "plugging in the clone's TAP", Some(0.5));
+        self.caps.prepare(vm, reporter).await?;
+        self.store.update_vm(vm)?;
+        let driver = self.drivers.driver(vm.vmm)?;
+        reporter.say(
+            "vm.restore",
+            format!("restoring the copy ({})", driver.kind()),
+            Some(0.6),
+        );
+        let record = self.recorder(&vm.id)?;
+        let process = driver.restore(&spec(vm, image), &state, &record).await?;
+        vm.pid = Some(process.pid);
+        self.store.update_vm(vm)?;
+        driver.set_link(&vm.dir, false).await?;
+        driver.unpause(&vm.dir).await?;
+        // Loaded: the memory file is the VMM's now (or no longer needed).
+        let _ = std::fs::remove_dir_all(&state);
+
+        reporter.say("vm.ready", "waiting for the clone's agent", Some(0.75));
+        let readiness = Readiness {
+            ip: vm.ip,
+            process,
+            timeout: Duration::from_secs(self.config.boot_timeout_secs),
+            vmm: vm.vmm,
+            dir: vm.dir.clone(),
+            agent: Some(files.vsock()),
+        };
+        if !wait_ready(self.host.probe.as_ref(), &readiness).await? {
+            return Err(VmError::Takeover {
+                vm: vm.name.clone(),
+                reason: "its agent did not answer".into(),
+            });
+        }
+        reporter.say(
+            "vm.identity",
+            "giving the clone its own identity",
+            Some(0.85),
+        );
+        self.take_over(vm, was).await?;
+        driver.set_link(&vm.dir, true).await?;
+        self.caps.running(vm).await?;
+
+        vm.state = VmState::Running;
+        vm.pid = Some(process.pid);
+        vm.started_at = Some(time::OffsetDateTime::now_utc());
+        vm.stop_reason = None;
+        self.store.update_vm(vm)?;
+        self.watch(vm.id.clone(), process);
+        tracing::info!(vm = %vm.name, ready_ms = since.elapsed().as_millis(), "running clone ready");
+        Ok(())
+    }
+
+    /// Pauses the source, writes its state into `state` and copies its
+    /// disks for `vm`, and lets it run again: its MAC and address then,
+    /// which the clone starts out with.
+    async fn save_running(
+        &self,
+        source_id: &str,
+        vm: &Vm,
+        image: &Image,
+        state: &std::path::Path,
+        reporter: &Reporter,
+    ) -> Result<(banger_api::MacAddr, std::net::Ipv4Addr)> {
+        let _source_guard = self.lock(source_id).await;
+        let src = self.reload(source_id)?;
+        if src.state != VmState::Running {
+            return Err(VmError::CloneNeedsStopped {
+                vm: src.name,
+                state: src.state,
+            });
+        }
+        if !image.agent {
+            return Err(VmError::CloneNeedsAgent { vm: src.name });
+        }
+        let driver = self.drivers.driver(src.vmm)?;
+        reporter.say(
+            "vm.save",
+            format!("pausing {} to copy its memory and disks", src.name),
+            Some(0.3),
+        );
+        let paused = Instant::now();
+        let saved = driver.save(&src.dir, state).await;
+        let copied = match &saved {
+            Ok(()) => self.copy_vm_disks(&src, vm).await,
+            Err(_) => Ok(()),
+        };
+        // The source runs on, whatever happened to the copy (a save QEMU
+        // refused never paused it).
+        if !matches!(saved, Err(VmmError::CannotSave { .. })) {
+            if let Err(e) = driver.unpause(&src.dir).await {
+                tracing::error!(vm = %src.name, error = %banger_api::error::chain(&e), "cannot let the clone's source run again");
+            }
+        }
+        tracing::info!(vm = %src.name, paused_ms = paused.elapsed().as_millis(), "clone source paused and running again");
+        saved?;
+        copied?;
+        Ok((src.mac, src.ip))
+    }
+
+    /// Runs the takeover script in the clone through its agent.
+    async fn take_over(
+        &self,
+        vm: &Vm,
+        was: (banger_api::MacAddr, std::net::Ipv4Addr),
+    ) -> Result<()> {
+        let host_key = self.make_host_key(vm).await?;
+        let authorized_key = ssh::public_key(&self.paths.ssh_key())?;
+        let nameservers = banger_host::net::upstream_nameservers();
+        let mut seed = [0u8; 64];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut seed))
+            .map_err(|e| HostError::io("cannot read /dev/urandom", e))?;
+        let script = self
+            .guest_config(vm, &authorized_key, &host_key, &nameservers)
+            .takeover_script(was, &seed);
+        let request = ExecRequest {
+            argv: vec!["sh".into(), "-s".into()],
+            env: Vec::new(),
+            cwd: None,
+        };
+        let mut errors = String::new();
+        let code = banger_client::agent::for_vm(vm)
+            .exec(&request, bytes::Bytes::from(script), &mut |frame| {
+                match frame {
+                    ExecFrame::Stderr { data } => errors.push_str(&decode(data)),
+                    ExecFrame::Error { message } => errors.push_str(message),
+                    _ => {}
+                }
+                true
+            })
+            .await
+            .map_err(|e| VmError::Takeover {
+                vm: vm.name.clone(),
+                reason: banger_api::error::chain(&e),
+            })?;
+        if code != 0 {
+            return Err(VmError::Takeover {
+                vm: vm.name.clone(),
+                reason: format!("the script exited with {code}: {}", errors.trim()),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn decode(data: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
