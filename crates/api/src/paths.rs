@@ -75,6 +75,12 @@ impl Paths {
         self.state_dir.join("images")
     }
 
+    /// An image's warm snapshot (`image warm`): a template guest's memory,
+    /// device state and disks.
+    pub fn warm_template(&self, image: &str) -> PathBuf {
+        self.state_dir.join("warm").join(image)
+    }
+
     pub fn image_build_logs(&self) -> PathBuf {
         self.state_dir.join("image-build")
     }

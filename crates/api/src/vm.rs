@@ -156,6 +156,10 @@ pub struct Vm {
     /// (read from the files, not stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_state_bytes: Option<u64>,
+    /// Made from its image's warm snapshot (restored, then given its own
+    /// identity) rather than booted.
+    #[serde(default)]
+    pub warm: bool,
 }
 
 impl Vm {
@@ -198,6 +202,9 @@ pub struct CreateVmRequest {
     pub disk_size: Option<String>,
     #[serde(default)]
     pub nat: bool,
+    /// Boot even when the image has a warm snapshot that fits.
+    #[serde(default)]
+    pub cold: bool,
 }
 
 /// `vm prune`: delete VMs stopped for longer than `stopped_for_secs`.
@@ -368,6 +375,7 @@ mod tests {
             started_at: None,
             stopped_at: None,
             saved_state_bytes: None,
+            warm: false,
             stop_reason: None,
             dir: "/state/vms/0a1b2c3d4e5f".into(),
         };

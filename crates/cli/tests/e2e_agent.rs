@@ -170,6 +170,40 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "the source runs on as itself"
     );
     env.ok(&["vm", "delete", "twin"]);
+
+    // A warm create: the image's template guest, booted once and saved,
+    // restored and given the new VM's identity and the host's clock.
+    env.ok(&["image", "warm", "default"]);
+    let warm = env.json(&["vm", "create", "--name", "warmy", "--json"]);
+    assert_eq!(warm["warm"], true, "{warm}");
+    let seen = env.ok(&[
+        "vm",
+        "exec",
+        "warmy",
+        "--",
+        "sh",
+        "-c",
+        "hostname; date +%s",
+    ]);
+    let mut seen = seen.lines();
+    assert_eq!(seen.next(), Some("warmy"));
+    let guest_now: i64 = seen.next().unwrap().parse().unwrap();
+    let host_now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(
+        (host_now - guest_now).abs() < 30,
+        "guest clock {guest_now}, host {host_now}"
+    );
+    assert_eq!(env.ok(&["vm", "ssh", "warmy", "--", "hostname"]), "warmy\n");
+    assert!(env
+        .ok(&["vm", "show", "warmy"])
+        .contains("warm, from default's snapshot"));
+    env.ok(&["vm", "delete", "warmy"]);
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));

@@ -386,6 +386,23 @@ impl DaemonClient {
     }
 }
 
+impl DaemonClient {
+    /// Boots a template guest of `image`, saves it, and makes it the
+    /// image's warm snapshot (`image warm`).
+    pub async fn warm_image(
+        &self,
+        image: &str,
+        on_progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Image, ClientError> {
+        self.stream(
+            &format!("/images/{image}/warm"),
+            b"{}".to_vec(),
+            on_progress,
+        )
+        .await
+    }
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("API requests serialise")
 }

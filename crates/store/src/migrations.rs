@@ -70,6 +70,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 7: whether an image's agent speaks the serial channel too.
     "ALTER TABLE images ADD COLUMN agent_serial INTEGER NOT NULL DEFAULT 0;",
+    // 8: whether a VM was made from its image's warm snapshot.
+    "ALTER TABLE vms ADD COLUMN warm INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use crate::db::{constraint_detail, format_timestamp, timestamp, Result, Store, StoreError};
 
 const COLUMNS: &str = "id, name, state, image, vmm, accel, vcpu, memory_mib, disk_size_bytes, \
-    overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir, stopped_at";
+    overlay_size_bytes, nat, ip, mac, tap, pid, created_at, started_at, stop_reason, dir, stopped_at, warm";
 
 /// A row's columns as SQLite stores them; [`Raw::parse`] types them.
 struct Raw {
@@ -32,6 +32,7 @@ struct Raw {
     stop_reason: Option<String>,
     dir: String,
     stopped_at: Option<String>,
+    warm: bool,
 }
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
@@ -56,6 +57,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
         stop_reason: row.get(17)?,
         dir: row.get(18)?,
         stopped_at: row.get(19)?,
+        warm: row.get(20)?,
     })
 }
 
@@ -84,6 +86,7 @@ impl Raw {
             started_at: self.started_at.as_deref().map(timestamp).transpose()?,
             stopped_at: self.stopped_at.as_deref().map(timestamp).transpose()?,
             saved_state_bytes: None,
+            warm: self.warm,
             id: self.id,
             name: self.name,
             image: self.image,
@@ -105,13 +108,13 @@ impl Store {
     pub fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let conn = self.conn();
         conn.execute(
-            &format!("INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
+            &format!("INSERT INTO vms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"),
             params![
                 vm.id, vm.name, vm.state.as_str(), vm.image, vm.vmm.as_str(), vm.accel.as_str(), vm.vcpu,
                 vm.memory_mib, stored_bytes(vm.disk_size_bytes), stored_bytes(vm.overlay_size_bytes), vm.nat,
                 vm.ip.to_string(), vm.mac.to_string(), vm.tap, vm.pid, format_timestamp(&vm.created_at),
                 vm.started_at.as_ref().map(format_timestamp), vm.stop_reason, vm.dir.to_string_lossy(),
-                vm.stopped_at.as_ref().map(format_timestamp)
+                vm.stopped_at.as_ref().map(format_timestamp), vm.warm
             ],
         )
         .map_err(|e| match constraint_detail(&e) {
@@ -132,7 +135,7 @@ impl Store {
     pub fn update_vm(&self, vm: &Vm) -> Result<()> {
         self.conn().execute(
             "UPDATE vms SET vcpu = ?3, memory_mib = ?4, disk_size_bytes = ?5, nat = ?6, pid = ?7, \
-             started_at = ?8, stop_reason = ?9, tap = ?10, \
+             started_at = ?8, stop_reason = ?9, tap = ?10, warm = ?12, \
              stopped_at = CASE WHEN ?2 != 'stopped' THEN NULL \
                                WHEN state != 'stopped' OR stopped_at IS NULL THEN ?11 \
                                ELSE stopped_at END, \
@@ -148,7 +151,8 @@ impl Store {
                 vm.started_at.as_ref().map(format_timestamp),
                 vm.stop_reason,
                 vm.tap,
-                format_timestamp(&time::OffsetDateTime::now_utc())
+                format_timestamp(&time::OffsetDateTime::now_utc()),
+                vm.warm
             ],
         )?;
         Ok(())
@@ -243,6 +247,7 @@ mod tests {
             started_at: None,
             stopped_at: None,
             saved_state_bytes: None,
+            warm: false,
             stop_reason: None,
             dir: format!("/state/vms/{id}").into(),
         }

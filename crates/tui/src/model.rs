@@ -87,6 +87,7 @@ impl CreateForm {
             vcpu: number(3)?,
             disk_size: disk,
             nat: self.nat,
+            cold: false,
         })
     }
 }

@@ -36,6 +36,7 @@ pub fn vm(name: &str, state: VmState, ip: &str) -> Vm {
         stop_reason: None,
         stopped_at: None,
         saved_state_bytes: None,
+        warm: false,
         dir: "/nonexistent/vm".into(),
     }
 }

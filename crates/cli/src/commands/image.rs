@@ -73,6 +73,13 @@ pub enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
+    /// (Re)make the image's warm snapshot: a template guest booted once and
+    /// saved, which `vm create` restores instead of booting
+    Warm {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one image's files and origin
     Show {
         name: String,
@@ -165,6 +172,20 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     "registered image {} ({})",
                     image.name,
                     image.rootfs.display()
+                );
+            }
+        }
+        ImageCommand::Warm { name, json } => {
+            let mut view = ProgressView::new();
+            let result = client.warm_image(&name, &mut |p| view.update(p)).await;
+            view.finish();
+            let image = result?;
+            if json {
+                output::json(&image);
+            } else {
+                println!(
+                    "image {} is warm: `banger vm create` restores its snapshot (`--cold` boots)",
+                    image.name
                 );
             }
         }

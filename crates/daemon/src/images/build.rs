@@ -97,7 +97,11 @@ impl Images {
         }
         let forward = reporter.clone();
         let image = build_image(self.runner.clone(), &build, &move |p| forward.forward(p)).await?;
+        let before = self.store.get_image(&image.name)?;
         self.store.put_image(&image)?;
+        if before.is_some_and(|old| old.created_at != image.created_at) {
+            self.drop_warm(&image.name);
+        }
         tracing::info!(image = %image.name, kernel = %image.kernel_version, "image ready");
         Ok(image)
     }

@@ -117,6 +117,18 @@ impl Images {
         Box::pin(self.build(request, reporter.clone())).await
     }
 
+    /// Drops the image's warm template: it was made from a build that is
+    /// gone now (its manifest would refuse it anyway; this frees the disk).
+    pub(crate) fn drop_warm(&self, name: &str) {
+        let dir = self.paths.warm_template(name);
+        if dir.exists() {
+            tracing::info!(image = name, "dropping the image's warm template");
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a warm template");
+            }
+        }
+    }
+
     /// Deletes an image no VM uses. A managed image's directory goes with it;
     /// a registered image's files belong to the user and stay.
     pub async fn delete(&self, name: &str) -> Result<Image> {
@@ -136,6 +148,7 @@ impl Images {
         // image whose files are half gone.
         self.store.delete_image(&image.name)?;
         drop(alloc);
+        self.drop_warm(&image.name);
         if image.managed {
             let dir = self.dir().join(&image.name);
             match std::fs::remove_dir_all(&dir) {

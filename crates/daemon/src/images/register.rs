@@ -146,6 +146,7 @@ impl Images {
                 .unwrap_or_else(time::OffsetDateTime::now_utc),
         };
         self.store.put_image(&image)?;
+        self.drop_warm(&image.name);
         tracing::info!(image = %image.name, rootfs = %image.rootfs.display(), "image registered");
         Ok(image)
     }

@@ -259,7 +259,7 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
         E::Takeover { vm, .. } => (
             ErrorCode::Internal,
             Some(format!(
-                "the clone {vm} was rolled back and its source runs on; the daemon's log has the guest's answer"
+                "{vm} was rolled back (a clone's source runs on); the daemon's log has the guest's answer, and `--cold` boots instead"
             )),
         ),
         E::NotSuspended { vm, .. } => (

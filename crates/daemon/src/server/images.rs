@@ -31,6 +31,14 @@ pub async fn register(
     to_completion(&app.inflight, async move { images.register(request).await }).await
 }
 
+/// `POST /v1/images/{image}/warm`: (re)makes the image's warm template.
+pub async fn warm(State(app): State<AppState>, Path(image): Path<String>) -> Response {
+    let vms = app.vms.clone();
+    stream(&app.inflight, move |reporter| async move {
+        vms.warm_image(image, reporter).await
+    })
+}
+
 pub async fn build(
     State(app): State<AppState>,
     Json(request): Json<BuildImageRequest>,

@@ -58,7 +58,8 @@ pub fn router(app: AppState) -> Router {
             get(images::get)
                 .delete(images::delete)
                 .put(images::register),
-        );
+        )
+        .route("/images/{image}/warm", post(images::warm));
     Router::new()
         .nest(API_PREFIX, api)
         .fallback(not_found)

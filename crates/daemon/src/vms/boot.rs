@@ -65,15 +65,7 @@ impl Vms {
         since: Instant,
     ) -> Result<()> {
         match self.boot_inner(vm, image, reporter, since).await {
-            Ok(process) => {
-                vm.state = VmState::Running;
-                vm.pid = Some(process.pid);
-                vm.started_at = Some(time::OffsetDateTime::now_utc());
-                vm.stop_reason = None;
-                self.store.update_vm(vm)?;
-                self.watch(vm.id.clone(), process);
-                Ok(())
-            }
+            Ok(process) => self.mark_running(vm, process),
             Err(err) => {
                 reporter.say(
                     "vm.cleanup",

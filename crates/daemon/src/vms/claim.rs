@@ -74,6 +74,7 @@ impl Vms {
             stop_reason: None,
             stopped_at: None,
             saved_state_bytes: None,
+            warm: false,
             dir: self.paths.vm_dir(&id),
         };
         self.store.insert_vm(&vm)?;

@@ -21,7 +21,7 @@ use banger_store::ResourceKind;
 use banger_vmm::VmmError;
 
 use super::boot::spec;
-use super::ready::{wait_ready, Readiness};
+use super::ready::{wait_agent, Readiness};
 use super::{Result, VmError, Vms};
 use crate::crash;
 use crate::progress::Reporter;
@@ -52,55 +52,94 @@ impl Vms {
             .await?;
         crash::point("clone.saved");
 
-        reporter.say("vm.prepare", "plugging in the clone's TAP", Some(0.5));
+        let process = self
+            .restore_as_own(vm, image, &state, was, reporter)
+            .await?;
+        // Loaded: the memory file is the VMM's now (or no longer needed).
+        let _ = std::fs::remove_dir_all(&state);
+        self.mark_running(vm, process)?;
+        tracing::info!(vm = %vm.name, ready_ms = since.elapsed().as_millis(), "running clone ready");
+        Ok(())
+    }
+
+    /// Restores `vm` from the guest saved in `state` (another VM's memory,
+    /// or its image's template) on its own TAP with its link down; once its
+    /// agent answers it takes its own identity (`was`: the MAC and address
+    /// it starts out with) and is plugged in. `state` is only read.
+    pub(super) async fn restore_as_own(
+        self: &Arc<Self>,
+        vm: &mut Vm,
+        image: &Image,
+        state: &std::path::Path,
+        was: (banger_api::MacAddr, std::net::Ipv4Addr),
+        reporter: &Reporter,
+    ) -> Result<banger_host::process::ProcessId> {
+        let started = Instant::now();
+        reporter.say(
+            "vm.prepare",
+            format!("plugging in {}'s TAP", vm.name),
+            Some(0.5),
+        );
         self.caps.prepare(vm, reporter).await?;
         self.store.update_vm(vm)?;
         let driver = self.drivers.driver(vm.vmm)?;
         reporter.say(
             "vm.restore",
-            format!("restoring the copy ({})", driver.kind()),
+            format!("restoring the saved guest ({})", driver.kind()),
             Some(0.6),
         );
         let record = self.recorder(&vm.id)?;
-        let process = driver.restore(&spec(vm, image), &state, &record).await?;
+        let process = driver.restore(&spec(vm, image), state, &record).await?;
         vm.pid = Some(process.pid);
         self.store.update_vm(vm)?;
         driver.set_link(&vm.dir, false).await?;
         driver.unpause(&vm.dir).await?;
-        // Loaded: the memory file is the VMM's now (or no longer needed).
-        let _ = std::fs::remove_dir_all(&state);
+        let restored_ms = started.elapsed().as_millis();
 
-        reporter.say("vm.ready", "waiting for the clone's agent", Some(0.75));
+        reporter.say("vm.ready", "waiting for its agent", Some(0.75));
         let readiness = Readiness {
             ip: vm.ip,
             process,
             timeout: Duration::from_secs(self.config.boot_timeout_secs),
             vmm: vm.vmm,
             dir: vm.dir.clone(),
-            agent: Some(files.vsock()),
+            agent: Some(vm.files().vsock()),
         };
-        if !wait_ready(self.host.probe.as_ref(), &readiness).await? {
-            return Err(VmError::Takeover {
-                vm: vm.name.clone(),
-                reason: "its agent did not answer".into(),
-            });
-        }
+        wait_agent(&readiness).await?;
+        let agent_ms = started.elapsed().as_millis();
         reporter.say(
             "vm.identity",
-            "giving the clone its own identity",
+            format!("giving {} its own identity", vm.name),
             Some(0.85),
         );
         self.take_over(vm, was).await?;
         driver.set_link(&vm.dir, true).await?;
         self.caps.running(vm).await?;
+        // sshd reloads its new host key: `vm ssh` right after should work.
+        let ssh_deadline = Instant::now() + Duration::from_secs(10);
+        while !self.host.probe.ready(vm.ip).await {
+            if Instant::now() >= ssh_deadline {
+                tracing::warn!(vm = %vm.name, "sshd of the restored guest does not answer yet");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!(vm = %vm.name, restored_ms, agent_ms, identity_ms = started.elapsed().as_millis(), "restored guest has its own identity");
+        Ok(process)
+    }
 
+    /// A restored VM runs from now on, watched.
+    pub(super) fn mark_running(
+        self: &Arc<Self>,
+        vm: &mut Vm,
+        process: banger_host::process::ProcessId,
+    ) -> Result<()> {
         vm.state = VmState::Running;
         vm.pid = Some(process.pid);
         vm.started_at = Some(time::OffsetDateTime::now_utc());
         vm.stop_reason = None;
         self.store.update_vm(vm)?;
         self.watch(vm.id.clone(), process);
-        tracing::info!(vm = %vm.name, ready_ms = since.elapsed().as_millis(), "running clone ready");
         Ok(())
     }
 
@@ -166,7 +205,7 @@ impl Vms {
             .map_err(|e| HostError::io("cannot read /dev/urandom", e))?;
         let script = self
             .guest_config(vm, &authorized_key, &host_key, &nameservers)
-            .takeover_script(was, &seed);
+            .takeover_script(was, &seed, time::OffsetDateTime::now_utc());
         let request = ExecRequest {
             argv: vec!["sh".into(), "-s".into()],
             env: Vec::new(),

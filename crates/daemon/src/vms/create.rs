@@ -74,7 +74,15 @@ impl Vms {
             Some(0.6),
         );
 
+        let template = (!request.cold)
+            .then(|| self.template_for(&vm, &image))
+            .flatten();
         let result = async {
+            if let Some(template) = template {
+                return self
+                    .create_warm(&mut vm, &image, template, &reporter, since)
+                    .await;
+            }
             self.prepare_disks(&vm, &image, &reporter).await?;
             crash::point("create.disks");
             self.boot(&mut vm, &image, &reporter, since).await

@@ -107,7 +107,9 @@ pub enum VmError {
     #[error("VM {vm} runs an image without the guest agent: it can be cloned only when stopped")]
     CloneNeedsAgent { vm: String },
     /// The restored clone did not take its own identity.
-    #[error("the clone {vm} could not take its own identity: {reason}")]
+    #[error(
+        "{vm}, restored from another guest's memory, could not take its own identity: {reason}"
+    )]
     Takeover { vm: String, reason: String },
     /// The operation needs a running VM.
     #[error("VM {vm} is {state}, not running: {what}")]

@@ -37,6 +37,7 @@ pub mod ssh;
 pub mod stats;
 pub mod suspend;
 pub mod teardown;
+pub mod warm;
 
 pub use error::{Result, VmError};
 

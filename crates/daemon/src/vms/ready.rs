@@ -87,3 +87,35 @@ pub async fn wait_ready(probe: &dyn GuestProbe, r: &Readiness) -> Result<bool> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Waits for the agent alone, polling briefly: a guest restored from
+/// another's memory is off the network (and answers at another address)
+/// until it has its own identity, so SSH says nothing about it.
+pub async fn wait_agent(r: &Readiness) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + r.timeout;
+    let client = r
+        .agent
+        .as_ref()
+        .map(|socket| AgentClient::new(socket).with_timeout(Duration::from_secs(2)));
+    loop {
+        if !r.process.is_alive() {
+            return Err(VmError::ExitedWhileBooting {
+                vmm_log: banger_vmm::log_summary(r.vmm, &r.dir),
+                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
+            });
+        }
+        if let Some(client) = &client {
+            if client.health().await.is_ok() {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(VmError::NotReady {
+                seconds: r.timeout.as_secs(),
+                waited_for: "its agent (a restored guest is reached through it alone)".into(),
+                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

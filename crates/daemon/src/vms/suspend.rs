@@ -208,12 +208,7 @@ impl Vms {
                 return Err(err);
             }
         };
-        vm.state = VmState::Running;
-        vm.pid = Some(process.pid);
-        vm.started_at = Some(time::OffsetDateTime::now_utc());
-        vm.stop_reason = None;
-        self.store.update_vm(vm)?;
-        self.watch(vm.id.clone(), process);
+        self.mark_running(vm, process)?;
         let restored_ms = since.elapsed().as_millis();
 
         reporter.say("vm.ready", "waiting for the guest to answer", Some(0.8));

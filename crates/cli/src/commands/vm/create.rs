@@ -28,6 +28,9 @@ pub struct CreateArgs {
     /// Give the guest NAT access to the host's network
     #[arg(long)]
     nat: bool,
+    /// Boot it, even when the image has a warm snapshot (`banger image warm`)
+    #[arg(long)]
+    cold: bool,
     /// Print the created VM as JSON
     #[arg(long)]
     json: bool,
@@ -41,6 +44,7 @@ pub async fn run(client: &DaemonClient, args: CreateArgs) -> anyhow::Result<Exit
         memory_mib: args.memory,
         disk_size: args.disk_size,
         nat: args.nat,
+        cold: args.cold,
     };
     let mut view = ProgressView::new();
     let result = client.create_vm(&request, &mut |p| view.update(p)).await;
@@ -50,8 +54,12 @@ pub async fn run(client: &DaemonClient, args: CreateArgs) -> anyhow::Result<Exit
         output::json(&vm);
     } else {
         println!(
-            "created {} ({}) at {}; enter it with: banger vm ssh {}",
-            vm.name, vm.id, vm.ip, vm.name
+            "created {} ({}) at {}{}; enter it with: banger vm ssh {}",
+            vm.name,
+            vm.id,
+            vm.ip,
+            if vm.warm { ", warm" } else { "" },
+            vm.name
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -219,6 +219,14 @@ fn print_vm(vm: &Vm) {
         ("tap", vm.tap.clone()),
         ("nat", if vm.nat { "on".into() } else { "off".into() }),
         (
+            "made",
+            if vm.warm {
+                format!("warm, from {}'s snapshot", vm.image)
+            } else {
+                "cold (booted)".into()
+            },
+        ),
+        (
             "pid",
             vm.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
         ),

@@ -136,6 +136,7 @@ pub async fn run(client: &DaemonClient, args: RunArgs) -> anyhow::Result<ExitCod
         memory_mib: args.memory,
         disk_size: args.disk_size.clone(),
         nat: args.nat,
+        cold: false,
     };
     // With --rm, Ctrl-C is banger's from here on: a create under way is
     // let finish (the daemon would finish it anyway) and then deleted.
