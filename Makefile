@@ -6,7 +6,7 @@ ARGS ?=
 
 RUNTIME_MANIFEST ?= runtime-bundle.toml
 
-.PHONY: build test test-fast bench-create bench-loop bench-suspend install install-unit uninstall deps runtime-package runtime-bundle
+.PHONY: build test test-fast bench-create bench-loop bench-suspend bench-warm install install-unit uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -38,6 +38,9 @@ bench-loop:
 
 bench-suspend:
 	./scripts/bench-suspend $(ARGS)
+
+bench-warm:
+	./scripts/bench-warm $(ARGS)
 
 # Binaries and shell completions. The daemon runs as you; the root helper
 # (banger-helper, `sudo banger system install --owner $USER`) makes its

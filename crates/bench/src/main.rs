@@ -10,6 +10,7 @@ mod create;
 mod daily;
 mod env;
 mod suspend;
+mod warm;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Bench {
     Loop(daily::Args),
     /// A cold create next to a suspend and a resume of the same guest
     Suspend(suspend::Args),
+    /// Cold creates, warm creates and clones of a running VM, in one run
+    Warm(warm::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Create(args) => create::run(args),
         Bench::Loop(args) => daily::run(args),
         Bench::Suspend(args) => suspend::run_bench(args),
+        Bench::Warm(args) => warm::run_bench(args),
     }
 }

@@ -20,11 +20,11 @@ pub struct Args {
     images: Option<std::path::PathBuf>,
 }
 
-fn ms(since: Instant) -> u64 {
+pub(crate) fn ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn median(values: &[u64]) -> u64 {
+pub(crate) fn median(values: &[u64]) -> u64 {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     sorted.get(sorted.len() / 2).copied().unwrap_or_default()
@@ -73,7 +73,7 @@ fn register_plain(env: &mut BenchEnv, images: &Path, into: &Path) -> anyhow::Res
 }
 
 /// Time until `vm ssh NAME -- true` succeeds, retrying.
-fn ssh_ready(env: &mut BenchEnv, name: &str, since: Instant) -> anyhow::Result<u64> {
+pub(crate) fn ssh_ready(env: &mut BenchEnv, name: &str, since: Instant) -> anyhow::Result<u64> {
     for _ in 0..120 {
         if env
             .banger(true, &["vm", "ssh", name, "--", "true"])?

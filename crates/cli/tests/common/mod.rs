@@ -280,8 +280,13 @@ pub fn vmm_pids(needle: &str) -> Vec<u32> {
 }
 
 /// PIDs of QEMU's vsock helpers whose command line mentions `needle`.
+/// PIDs of the host ends of QEMU guests' agent channels (banger-relay for
+/// the serial channel, vhost-device-vsock for older images' vsock) whose
+/// command line mentions `needle`.
 pub fn helper_pids(needle: &str) -> Vec<u32> {
-    pids_of("vhost-device-vsock", needle)
+    let mut pids = pids_of("banger-relay", needle);
+    pids.extend(pids_of("vhost-device-vsock", needle));
+    pids
 }
 
 /// PIDs of live `program` processes whose command line mentions `needle`.

@@ -1,0 +1,94 @@
+//! `banger-bench warm`: in one run, cold creates (`--cold`), making the
+//! image's warm template (`image warm`), warm creates, and clones of a
+//! running VM, each timed to the command's return and to a working
+//! `vm ssh -- true`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::env::BenchEnv;
+use crate::suspend::{median, ms, ssh_ready};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 3)]
+    runs: u32,
+    #[arg(long, env = "BANGER_BENCH_IMAGES")]
+    images: Option<std::path::PathBuf>,
+}
+
+/// Times `banger ARGS` and then `vm ssh NAME -- true`.
+fn timed(env: &mut BenchEnv, name: &str, args: &[&str]) -> anyhow::Result<(u64, u64)> {
+    let t0 = Instant::now();
+    env.ok(true, args)?;
+    let done = ms(t0);
+    Ok((done, ssh_ready(env, name, t0)?))
+}
+
+pub fn run_bench(args: Args) -> anyhow::Result<()> {
+    let images = std::path::absolute(
+        args.images
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("target/bench-images")),
+    )?;
+    let mut config: BTreeMap<&str, toml::Value> = BTreeMap::new();
+    config.insert("images_dir", images.display().to_string().into());
+    config.insert("boot_timeout_secs", 600.into());
+    config.insert("vmm", "qemu".into());
+    let mut env = BenchEnv::new(&config)?;
+    env.ok(false, &["image", "build", "--name", "default"])
+        .context("building the image")?;
+    env.stop_daemon(false)?;
+
+    let (mut cold, mut cold_ssh) = (vec![], vec![]);
+    for i in 0..args.runs {
+        let name = format!("bench-cold-{i}");
+        let (done, ssh) = timed(
+            &mut env,
+            &name,
+            &["vm", "create", "--cold", "--name", &name],
+        )?;
+        cold.push(done);
+        cold_ssh.push(ssh);
+        env.ok(true, &["vm", "delete", "--force", &name])?;
+    }
+    let t0 = Instant::now();
+    env.ok(true, &["image", "warm", "default"])?;
+    let warm_image = ms(t0);
+    let (mut warm, mut warm_ssh, mut clone, mut clone_ssh) = (vec![], vec![], vec![], vec![]);
+    for i in 0..args.runs {
+        let name = format!("bench-warm-{i}");
+        let (done, ssh) = timed(&mut env, &name, &["vm", "create", "--name", &name])?;
+        warm.push(done);
+        warm_ssh.push(ssh);
+        let copy = format!("bench-clone-{i}");
+        let (done, ssh) = timed(&mut env, &copy, &["vm", "clone", &name, "--name", &copy])?;
+        clone.push(done);
+        clone_ssh.push(ssh);
+        env.ok(true, &["vm", "delete", "--force", &name, &copy])?;
+    }
+    let percent = |a: u64, b: u64| (a as f64 / b.max(1) as f64 * 1000.0).round() / 10.0;
+    let result = serde_json::json!({
+        "cold_create_ms": cold,
+        "cold_create_to_ssh_ms": cold_ssh,
+        "image_warm_ms": warm_image,
+        "warm_create_ms": warm,
+        "warm_create_to_ssh_ms": warm_ssh,
+        "running_clone_ms": clone,
+        "running_clone_to_ssh_ms": clone_ssh,
+        "median": {
+            "cold_create_ms": median(&cold),
+            "warm_create_ms": median(&warm),
+            "running_clone_ms": median(&clone),
+            "warm_percent_of_cold": percent(median(&warm), median(&cold)),
+            "clone_percent_of_cold": percent(median(&clone), median(&cold)),
+            "cold_create_to_ssh_ms": median(&cold_ssh),
+            "warm_create_to_ssh_ms": median(&warm_ssh),
+            "running_clone_to_ssh_ms": median(&clone_ssh),
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
