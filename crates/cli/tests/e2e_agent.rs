@@ -139,6 +139,33 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     // identity (name, address, MAC, host key, machine-id), both running.
     let identity = "hostname; ip -4 -o addr show eth0 | cut -d' ' -f7; cat /sys/class/net/eth0/address /etc/machine-id";
     let before = env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", identity]);
+    // The daemon killed while the source is paused for the copy: at the
+    // next start the source runs on and the half-made clone is gone.
+    crash_at(
+        &env,
+        "clone.paused",
+        &["vm", "clone", "agenty", "--name", "lost"],
+    );
+    let names: Vec<String> = env
+        .json(&["vm", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["agenty"], "the interrupted clone is gone");
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "agenty",
+            "--",
+            "cat",
+            &format!("/proc/{pid}/comm")
+        ]),
+        "sleep\n",
+        "the source runs again"
+    );
     let clone = env.json(&["vm", "clone", "agenty", "--name", "twin", "--json"]);
     assert_eq!(clone["state"], "running", "{clone}");
     assert_eq!(

@@ -177,6 +177,7 @@ impl Vms {
             Ok(()) => self.copy_vm_disks(&src, vm).await,
             Err(_) => Ok(()),
         };
+        crash::point("clone.paused");
         // The source runs on, whatever happened to the copy (a save QEMU
         // refused never paused it).
         if !matches!(saved, Err(VmmError::CannotSave { .. })) {
