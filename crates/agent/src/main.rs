@@ -9,7 +9,11 @@ fn main() {
         [_] => format!("vsock:{AGENT_PORT}"),
         [_, flag, value] if flag == "--listen" => value.clone(),
         [_, flag] if flag == "--version" => {
-            println!("banger-agent {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "banger-agent {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                banger_api::agent::CHANNELS_MARKER
+            );
             return;
         }
         _ => {

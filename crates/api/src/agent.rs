@@ -17,9 +17,12 @@ pub const AGENT_PORT: u32 = 1024;
 /// QEMU guests the host can save reach the agent over a virtio-serial port
 /// of this name instead of vsock (see the `banger-mux` crate)…
 pub const SERIAL_PORT_NAME: &str = "org.banger.agent";
-/// …and are told so by this kernel argument. An agent binary that
-/// contains it speaks the serial channel.
+/// …and are told so by this kernel argument.
 pub const SERIAL_FLAG: &str = "banger.agent=serial";
+/// What an agent binary that speaks the serial channel says in its
+/// `--version` (so its bytes are in the binary, where an image's agent is
+/// looked for them: a compiler may fold a compared constant away).
+pub const CHANNELS_MARKER: &str = "banger-agent-channels: vsock serial";
 
 pub const AGENT_PREFIX: &str = "/v1";
 pub const EXEC_HEADER: &str = "x-banger-exec";

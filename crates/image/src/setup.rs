@@ -128,15 +128,15 @@ pub(crate) fn install_agent(root: &Path, agent: &Path) -> std::io::Result<()> {
     Tree::new(root).write_mode(AGENT_PATH, bytes, 0o755)
 }
 
-/// Whether an agent binary speaks the serial channel: it then contains the
-/// kernel argument that selects it (older agents do not).
+/// Whether an agent binary speaks the serial channel: it then contains its
+/// channels marker (older agents do not).
 pub fn agent_speaks_serial(agent: &Path) -> bool {
     std::fs::read(agent).is_ok_and(|bytes| speaks_serial(&bytes))
 }
 
 /// [`agent_speaks_serial`] of an agent binary's bytes.
 pub fn speaks_serial(agent: &[u8]) -> bool {
-    let flag = banger_api::agent::SERIAL_FLAG.as_bytes();
+    let flag = banger_api::agent::CHANNELS_MARKER.as_bytes();
     agent.windows(flag.len()).any(|w| w == flag)
 }
 
