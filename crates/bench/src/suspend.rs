@@ -1,8 +1,8 @@
 //! `banger-bench suspend`: a cold create next to a suspend and a resume of
 //! the same guest, each timed to ready and to a working `vm ssh -- true`,
 //! with the saved state's size. The guest boots the default image without
-//! its agent (QEMU cannot save a guest with its vhost-user vsock; see the
-//! QEMU driver), which is registered as `plain` for the bench.
+//! its agent, registered as `plain` for the bench: the path of images
+//! without an agent (ready by SSH); `bench-warm` has the agent's.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -187,6 +187,12 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     for i in 1..4 {
         assert_ne!(before[i], twin[i], "line {i} of the identity is shared");
     }
+    // The same RNG state was restored in both: the clone's was reseeded.
+    let random = "head -c 16 /dev/urandom | od -An -tx1";
+    assert_ne!(
+        env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", random]),
+        env.ok(&["vm", "exec", "twin", "--", "sh", "-c", random]),
+    );
     // Plain SSH to the clone: its new host key is the one known_hosts has.
     assert_eq!(env.ok(&["vm", "ssh", "twin", "--", "hostname"]), "twin\n");
     assert_eq!(
@@ -230,6 +236,32 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     assert!(env
         .ok(&["vm", "show", "warmy"])
         .contains("warm, from default's snapshot"));
+    // Its own disks from here on: a write survives a stop and a cold start,
+    // which comes up with the identity it was given.
+    env.ok(&[
+        "vm",
+        "exec",
+        "warmy",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > /root/note; sync",
+    ]);
+    env.ok(&["vm", "stop", "warmy"]);
+    env.ok(&["vm", "start", "warmy"]);
+    assert_eq!(
+        env.ok(&[
+            "vm",
+            "exec",
+            "warmy",
+            "--",
+            "sh",
+            "-c",
+            "hostname; cat /root/note"
+        ]),
+        "warmy\nkept\n"
+    );
+    assert_eq!(env.ok(&["vm", "ssh", "warmy", "--", "hostname"]), "warmy\n");
     env.ok(&["vm", "delete", "warmy"]);
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);

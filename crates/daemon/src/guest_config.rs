@@ -122,11 +122,17 @@ impl GuestConfig<'_> {
             "route replace default via {gw} dev $dev\nneighbour flush dev $dev\n"
         ));
         script.push_str(&format!("ip -force -batch - <<EOF\n{ip_batch}EOF\n"));
-        // OpenSSH before 9.8 reads its host keys at each connection; later
-        // ones at start: a HUP makes the listener start again with them.
+        // OpenSSH before 9.8 re-executes for each connection and reads the
+        // new host key then: nothing to do. Later ones (their per-connection
+        // half is `sshd-session`) hold the keys in the listener: a HUP makes
+        // it start again with the new one.
         script.push_str(
-            "if read -r pid < /run/sshd.pid 2>/dev/null; then kill -HUP \"$pid\" || true\n\
-             else systemctl --no-block try-restart ssh.service sshd.service 2>/dev/null || sv restart sshd >/dev/null 2>&1 || true; fi\n",
+            "for s in /usr/lib/openssh/sshd-session /usr/libexec/sshd-session /usr/libexec/openssh/sshd-session; do\n\
+               [ -e \"$s\" ] || continue\n\
+               if read -r pid < /run/sshd.pid 2>/dev/null; then kill -HUP \"$pid\" || true\n\
+               else systemctl --no-block try-restart ssh.service sshd.service 2>/dev/null || sv restart sshd >/dev/null 2>&1 || true; fi\n\
+               break\n\
+             done\n",
         );
         script
     }
