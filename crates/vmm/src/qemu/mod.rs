@@ -456,7 +456,8 @@ impl Vmm for Qemu {
             // cache knows with an old one: have it announce itself
             // (gratuitous ARP through virtio-net's announce), as QEMU does
             // after a migration, which happened while the link was down.
-            let announce = serde_json::json!({ "initial": 50, "max": 550, "rounds": 5, "step": 100 });
+            let announce =
+                serde_json::json!({ "initial": 50, "max": 550, "rounds": 5, "step": 100 });
             if let Err(e) = qmp::call(&qmp, "announce-self", announce).await {
                 tracing::warn!(error = %e, "QEMU did not announce the guest");
             }
