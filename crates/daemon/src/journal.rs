@@ -26,7 +26,12 @@ pub enum JournalError {
 }
 
 /// Program names of VMM and helper processes (for finding unrecorded ones).
-const VMM_PROGRAMS: &[&str] = &["qemu-system", "firecracker", "vhost-device-vsock"];
+const VMM_PROGRAMS: &[&str] = &[
+    "qemu-system",
+    "firecracker",
+    "vhost-device-vsock",
+    "banger-relay",
+];
 
 /// Marks a process resource whose PID is not known yet (between record and spawn).
 pub const PENDING: &str = "pending";

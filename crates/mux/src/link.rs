@@ -23,6 +23,41 @@ use crate::frame::{Decoder, Frame, MAX_DATA};
 pub const WINDOW: usize = 256 * 1024;
 /// The pipe between a stream and its caller.
 const PIPE: usize = 64 * 1024;
+/// Bytes of frames queued for the byte stream beyond which the peer is
+/// taken to be flooding (or no longer reading): the byte stream is dropped
+/// and its streams with it. Honest traffic stays far below (credit bounds
+/// each stream to a window).
+const MAX_QUEUED: usize = 64 * 1024 * 1024;
+
+/// Where frames for the current byte stream go, with what they cost.
+#[derive(Clone)]
+struct Out {
+    tx: mpsc::UnboundedSender<Frame>,
+    queued: Arc<AtomicUsize>,
+    flooded: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Out {
+    /// Queues a frame; false when the byte stream is gone or flooded.
+    fn send(&self, frame: Frame) -> bool {
+        let cost = frame_cost(&frame);
+        if self.queued.fetch_add(cost, Ordering::SeqCst) + cost > MAX_QUEUED {
+            self.flooded.store(true, Ordering::SeqCst);
+            return false;
+        }
+        self.tx.send(frame).is_ok()
+    }
+}
+
+fn frame_cost(frame: &Frame) -> usize {
+    match frame {
+        Frame::Data(_, data) => 9 + data.len(),
+        Frame::Hello(_) | Frame::HelloAck(_) | Frame::Ready | Frame::Bye => {
+            crate::frame::PADDING + 25
+        }
+        _ => 9,
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -53,7 +88,7 @@ struct Shared {
 #[derive(Default)]
 struct State {
     /// The current byte stream's outgoing frames; None between streams.
-    out: Option<mpsc::UnboundedSender<Frame>>,
+    out: Option<Out>,
     /// Host: HELLO answered. Guest: a HELLO arrived.
     up: bool,
     nonce: u64,
@@ -127,7 +162,7 @@ impl Link {
             state.next_id = state.next_id.wrapping_add(1).max(1);
             let user = self.shared.add_stream(&mut state, id, out.clone());
             state.opening.insert(id, answer);
-            let _ = out.send(Frame::Open { id, port });
+            out.send(Frame::Open { id, port });
             (id, user)
         };
         // A caller that stops waiting (a timeout) takes the stream with it.
@@ -165,7 +200,13 @@ impl Link {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (out, frames) = mpsc::unbounded_channel();
+        let (tx, frames) = mpsc::unbounded_channel();
+        let out = Out {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            flooded: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let (queued, flooded) = (out.queued.clone(), out.flooded.clone());
         {
             let mut state = self.shared.lock();
             state.reset();
@@ -175,12 +216,12 @@ impl Link {
                 Side::Host => Frame::Hello(state.nonce),
                 Side::Guest => Frame::Ready,
             };
-            let _ = out.send(first);
+            out.send(first);
         }
         drop(out);
         let _end = EndOfRun(&self.shared);
         // Dropped with this future too (a caller may abort it).
-        let writing = AbortOnDrop(tokio::spawn(write_frames(frames, writer)));
+        let writing = AbortOnDrop(tokio::spawn(write_frames(frames, writer, queued)));
         let mut decoder = Decoder::default();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -191,7 +232,7 @@ impl Link {
             while let Some(frame) = decoder.next_frame() {
                 self.shared.receive(frame);
             }
-            if writing.0.is_finished() {
+            if writing.0.is_finished() || flooded.load(Ordering::SeqCst) {
                 break;
             }
         }
@@ -210,7 +251,10 @@ impl Drop for Pending<'_> {
         if !self.opened {
             let mut state = self.shared.lock();
             state.opening.remove(&self.id);
-            state.streams.remove(&self.id);
+            if state.streams.remove(&self.id).is_some() {
+                // The guest may have accepted it meanwhile, or will.
+                state.send(Frame::Close(self.id));
+            }
         }
     }
 }
@@ -236,7 +280,7 @@ impl State {
 
     fn send(&self, frame: Frame) {
         if let Some(out) = &self.out {
-            let _ = out.send(frame);
+            out.send(frame);
         }
     }
 }
@@ -272,11 +316,14 @@ impl Shared {
                     state.send(Frame::HelloAck(nonce));
                 }
                 (_, _) if !state.up => {}
-                (Side::Host, Frame::Opened(id)) => {
-                    if let Some(answer) = state.opening.remove(&id) {
+                (Side::Host, Frame::Opened(id)) => match state.opening.remove(&id) {
+                    Some(answer) => {
                         let _ = answer.send(true);
                     }
-                }
+                    // Accepted after the opener gave up: the guest lets it go.
+                    None if !state.streams.contains_key(&id) => state.send(Frame::Close(id)),
+                    None => {}
+                },
                 (Side::Guest, Frame::Open { id, port }) => {
                     let (ports, queue) = self.accept.as_ref().expect("a guest end accepts");
                     let out = state.out.clone();
@@ -289,6 +336,8 @@ impl Shared {
                         _ => state.send(Frame::Close(id)),
                     }
                 }
+                // Empty data carries nothing and earns no credit.
+                (_, Frame::Data(_, data)) if data.is_empty() => {}
                 (_, Frame::Data(id, data)) => match state.streams.get(&id) {
                     Some(entry) => {
                         let unread = entry.unread.fetch_add(data.len(), Ordering::SeqCst);
@@ -332,12 +381,7 @@ impl Shared {
     }
 
     /// Records stream `id` and starts its two pumps; the caller's pipe.
-    fn add_stream(
-        self: &Arc<Self>,
-        state: &mut State,
-        id: u32,
-        out: mpsc::UnboundedSender<Frame>,
-    ) -> DuplexStream {
+    fn add_stream(self: &Arc<Self>, state: &mut State, id: u32, out: Out) -> DuplexStream {
         let (user, engine) = tokio::io::duplex(PIPE);
         let (mut from_user, mut to_user) = tokio::io::split(engine);
         let credit = Arc::new(Semaphore::new(WINDOW));
@@ -358,14 +402,11 @@ impl Shared {
                         return;
                     };
                     permits.forget();
-                    if out
-                        .send(Frame::Data(id, Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
+                    if !out.send(Frame::Data(id, Bytes::copy_from_slice(&buf[..n]))) {
                         return;
                     }
                 }
-                let _ = out.send(Frame::Eof(id));
+                out.send(Frame::Eof(id));
                 if let Some(shared) = shared.upgrade() {
                     shared.half_done(id, true);
                 }
@@ -379,15 +420,15 @@ impl Shared {
                         Some(data) => {
                             if to_user.write_all(&data).await.is_err() {
                                 // The caller left: the sender learns it.
-                                let _ = out.send(Frame::Close(id));
+                                out.send(Frame::Close(id));
                                 if let Some(shared) = shared.upgrade() {
                                     shared.lock().streams.remove(&id);
                                 }
                                 return;
                             }
                             unread.fetch_sub(data.len(), Ordering::SeqCst);
-                            let _ =
-                                out.send(Frame::Credit(id, u32::try_from(data.len()).unwrap_or(0)));
+
+                            out.send(Frame::Credit(id, u32::try_from(data.len()).unwrap_or(0)));
                         }
                         None => {
                             let _ = to_user.shutdown().await;
@@ -442,14 +483,19 @@ impl Drop for AbortOnDrop {
 async fn write_frames<W: AsyncWrite + Unpin>(
     mut frames: mpsc::UnboundedReceiver<Frame>,
     mut writer: W,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut buf = BytesMut::new();
+    let take = |frame: Frame, buf: &mut BytesMut| {
+        queued.fetch_sub(frame_cost(&frame), Ordering::SeqCst);
+        frame.encode(buf);
+    };
     while let Some(frame) = frames.recv().await {
-        frame.encode(&mut buf);
+        take(frame, &mut buf);
         // Whatever else is queued goes in the same write.
         while buf.len() < 256 * 1024 {
             match frames.try_recv() {
-                Ok(frame) => frame.encode(&mut buf),
+                Ok(frame) => take(frame, &mut buf),
                 Err(_) => break,
             }
         }

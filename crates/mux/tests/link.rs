@@ -186,9 +186,44 @@ async fn after_the_guest_says_goodbye_opens_are_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     guest.say_goodbye().await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while host.is_up() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the host heard BYE");
     let err = tokio::time::timeout(Duration::from_secs(1), host.open(PORT))
         .await
         .expect("refused at once")
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+}
+
+#[tokio::test]
+async fn a_guest_that_floods_and_never_reads_loses_the_link_not_the_host_its_memory() {
+    use banger_mux::frame::Frame;
+    let host = Link::host();
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (r, w) = tokio::io::split(ours);
+    let running = tokio::spawn({
+        let host = host.clone();
+        async move { host.run(r, w).await }
+    });
+    // Each READY asks for a HELLO behind 32 KiB of padding; nothing reads them.
+    let (_unread, mut theirs_w) = tokio::io::split(theirs);
+    let mut ready = bytes::BytesMut::new();
+    Frame::Ready.encode(&mut ready);
+    let flood = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            if theirs_w.write_all(&ready).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the host dropped the flooding byte stream")
+        .unwrap();
+    flood.abort();
 }

@@ -166,6 +166,9 @@ impl Vms {
             return Err(VmError::CloneNeedsAgent { vm: src.name });
         }
         let driver = self.drivers.driver(src.vmm)?;
+        if !driver.has_link_control() {
+            return Err(VmError::CannotIsolate { vmm: driver.kind() });
+        }
         reporter.say(
             "vm.save",
             format!("pausing {} to copy its memory and disks", src.name),
@@ -180,13 +183,16 @@ impl Vms {
         crash::point("clone.paused");
         // The source runs on, whatever happened to the copy (a save QEMU
         // refused never paused it).
-        if !matches!(saved, Err(VmmError::CannotSave { .. })) {
-            if let Err(e) = driver.unpause(&src.dir).await {
-                tracing::error!(vm = %src.name, error = %banger_api::error::chain(&e), "cannot let the clone's source run again");
-            }
+        let unpaused = match saved {
+            Err(VmmError::CannotSave { .. }) => Ok(()),
+            _ => driver.unpause(&src.dir).await,
+        };
+        if let Err(e) = &unpaused {
+            tracing::error!(vm = %src.name, error = %banger_api::error::chain(e), "cannot let the clone's source run again");
         }
         tracing::info!(vm = %src.name, paused_ms = paused.elapsed().as_millis(), "clone source paused and running again");
         saved?;
+        unpaused?;
         copied?;
         Ok((src.mac, src.ip))
     }

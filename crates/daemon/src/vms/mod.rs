@@ -79,6 +79,9 @@ pub struct Vms {
     /// A resumed guest's clock being set over SSH, per VM: ended when the
     /// VM's VMM goes (its ssh with it).
     clock_fixes: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Warm templates: read while a create copies and restores one,
+    /// written while `image warm` replaces one.
+    warm_lock: tokio::sync::RwLock<()>,
 }
 
 /// The parts [`Vms`] is made of.
@@ -114,6 +117,7 @@ impl Vms {
             key_lock: Mutex::new(()),
             probes: probes::ProbeCache::default(),
             clock_fixes: std::sync::Mutex::default(),
+            warm_lock: tokio::sync::RwLock::default(),
         }
     }
 

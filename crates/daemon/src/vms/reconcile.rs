@@ -103,7 +103,7 @@ impl Vms {
             return;
         };
         let paused = driver.status(&vm.dir).await.is_ok_and(|s| {
-            ["paused", "postmigrate"]
+            ["paused", "postmigrate", "finish-migrate"]
                 .iter()
                 .any(|p| s.state.eq_ignore_ascii_case(p))
         });

@@ -60,6 +60,13 @@ impl Vms {
         if !image.agent {
             return Err(VmError::CloneNeedsAgent { vm: image.name });
         }
+        let driver = self.drivers.driver(self.drivers.default_kind())?;
+        if !driver.has_link_control() {
+            return Err(VmError::CannotIsolate { vmm: driver.kind() });
+        }
+        // One template making per daemon at a time, none while a create
+        // reads a template.
+        let _templates = self.warm_lock.write().await;
         let dir = self.paths.warm_template(&image.name);
         let partial = dir.with_extension("partial");
         saved::remove(&partial);
@@ -151,6 +158,9 @@ impl Vms {
 
     /// The image's template when `vm` (claimed, not yet made) fits it.
     pub(super) fn template_for(&self, vm: &Vm, image: &Image) -> Option<(PathBuf, Template)> {
+        if !self.drivers.driver(vm.vmm).ok()?.has_link_control() {
+            return None;
+        }
         let dir = self.paths.warm_template(&image.name);
         let files = Files(dir.clone());
         let template: Template =
@@ -178,6 +188,7 @@ impl Vms {
         reporter: &Reporter,
         since: Instant,
     ) -> Result<()> {
+        let _templates = self.warm_lock.read().await;
         let files = Files(dir);
         self.journal.record(
             &vm.id,

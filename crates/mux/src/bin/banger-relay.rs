@@ -56,6 +56,8 @@ async fn relay(serial: PathBuf, listen: PathBuf) -> std::io::Result<()> {
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
+                    // Out of descriptors, say: not a reason to spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
                 let link = link.clone();

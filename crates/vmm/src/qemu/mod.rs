@@ -397,7 +397,7 @@ impl Vmm for Qemu {
     async fn unpause(&self, dir: &Path) -> Result<()> {
         // A migration still under way (a save abandoned by a crash) would
         // leave the guest stopped behind a `cont`.
-        let _ = qmp::execute(&Self::qmp_socket(dir), "migrate_cancel").await;
+        snapshot::settle(&Self::qmp_socket(dir)).await;
         qmp::execute(&Self::qmp_socket(dir), "cont")
             .await
             .map_err(|e| VmmError::Save {
@@ -440,6 +440,10 @@ impl Vmm for Qemu {
             return Err(err);
         }
         Ok(proc)
+    }
+
+    fn has_link_control(&self) -> bool {
+        true
     }
 
     async fn set_link(&self, dir: &Path, up: bool) -> Result<()> {

@@ -66,6 +66,13 @@ const POLL_FAILURES: u32 = 20;
 /// Ends a migration still under way and lets the guest run again: a
 /// guest left in `postmigrate` would look running and do nothing.
 pub async fn abandon(qmp_socket: &Path) {
+    settle(qmp_socket).await;
+    let _ = qmp::execute(qmp_socket, "cont").await;
+}
+
+/// Cancels a migration under way and waits until it has stopped (a
+/// `cont` before that would be undone when it finishes).
+pub async fn settle(qmp_socket: &Path) {
     let _ = qmp::execute(qmp_socket, "migrate_cancel").await;
     for _ in 0..100 {
         let done = qmp::query(qmp_socket, &["query-migrate"])
@@ -83,7 +90,6 @@ pub async fn abandon(qmp_socket: &Path) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = qmp::execute(qmp_socket, "cont").await;
 }
 
 pub async fn save(qmp_socket: &Path, into: &Path, devices: Devices) -> Result<()> {
