@@ -144,3 +144,12 @@ pub fn remove(dir: &Path) {
         Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a saved state"),
     }
 }
+
+/// What a warm template ([`super::warm`]) is besides its saved guest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Template {
+    pub mac: banger_api::MacAddr,
+    pub ip: std::net::Ipv4Addr,
+    pub disk_size_bytes: u64,
+    pub overlay_size_bytes: u64,
+}

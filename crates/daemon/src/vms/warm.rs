@@ -16,25 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use banger_api::{CreateVmRequest, Image, MacAddr, Vm};
+use banger_api::{CreateVmRequest, Image, Vm};
 use banger_host::HostError;
-use serde::{Deserialize, Serialize};
 
-use super::saved::{self, Manifest};
+use super::saved::{self, Manifest, Template};
 use super::{Result, VmError, Vms};
 use crate::progress::Reporter;
 
 const STATE: &str = "state";
 const TEMPLATE: &str = "template.json";
-
-/// What a template is besides its saved guest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Template {
-    pub mac: MacAddr,
-    pub ip: std::net::Ipv4Addr,
-    pub disk_size_bytes: u64,
-    pub overlay_size_bytes: u64,
-}
 
 /// An image's template directory, with what it holds.
 struct Files(PathBuf);
