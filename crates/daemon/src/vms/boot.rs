@@ -178,14 +178,8 @@ impl Vms {
             ),
             Some(0.86),
         );
-        let readiness = Readiness {
-            ip: vm.ip,
-            process,
-            timeout: Duration::from_secs(self.config.boot_timeout_secs),
-            vmm: vm.vmm,
-            dir: vm.dir.clone(),
-            agent: image.agent.then(|| vm.files().vsock()),
-        };
+        let timeout = Duration::from_secs(self.config.boot_timeout_secs);
+        let readiness = Readiness::of(vm, process, timeout, image.agent);
         let agent = wait_ready(self.host.probe.as_ref(), &readiness).await?;
         crate::kernels::record_ready(self.store.clone(), spec.kernel.clone(), vm.vmm);
         self.caps.running(vm).await?;

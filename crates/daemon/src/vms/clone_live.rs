@@ -97,14 +97,8 @@ impl Vms {
         let restored_ms = started.elapsed().as_millis();
 
         reporter.say("vm.ready", "waiting for its agent", Some(0.75));
-        let readiness = Readiness {
-            ip: vm.ip,
-            process,
-            timeout: Duration::from_secs(self.config.boot_timeout_secs),
-            vmm: vm.vmm,
-            dir: vm.dir.clone(),
-            agent: Some(vm.files().vsock()),
-        };
+        let timeout = Duration::from_secs(self.config.boot_timeout_secs);
+        let readiness = Readiness::of(vm, process, timeout, true);
         wait_agent(&readiness).await?;
         let agent_ms = started.elapsed().as_millis();
         reporter.say(

@@ -32,6 +32,26 @@ pub struct Readiness {
     pub agent: Option<PathBuf>,
 }
 
+impl Readiness {
+    /// What to wait for of `vm`'s guest run by `process`; `agent`: its
+    /// image has the agent.
+    pub fn of(
+        vm: &banger_api::Vm,
+        process: ProcessId,
+        timeout: Duration,
+        agent: bool,
+    ) -> Readiness {
+        Readiness {
+            ip: vm.ip,
+            process,
+            timeout,
+            vmm: vm.vmm,
+            dir: vm.dir.clone(),
+            agent: agent.then(|| vm.files().vsock()),
+        }
+    }
+}
+
 /// Waits until the guest is ready; returns whether the agent answered.
 /// Without a vsock, or when sshd has answered for [`AGENT_GRACE`] without
 /// the agent, the SSH banner is enough.
@@ -46,10 +66,7 @@ pub async fn wait_ready(probe: &dyn GuestProbe, r: &Readiness) -> Result<bool> {
     let mut ssh_since: Option<tokio::time::Instant> = None;
     loop {
         if !r.process.is_alive() {
-            return Err(VmError::ExitedWhileBooting {
-                vmm_log: banger_vmm::log_summary(r.vmm, &r.dir),
-                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
-            });
+            return Err(exited(r));
         }
         if let Some(client) = &client {
             if client.health().await.is_ok() {
@@ -99,10 +116,7 @@ pub async fn wait_agent(r: &Readiness) -> Result<()> {
         .map(|socket| AgentClient::new(socket).with_timeout(Duration::from_secs(2)));
     loop {
         if !r.process.is_alive() {
-            return Err(VmError::ExitedWhileBooting {
-                vmm_log: banger_vmm::log_summary(r.vmm, &r.dir),
-                console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
-            });
+            return Err(exited(r));
         }
         if let Some(client) = &client {
             if client.health().await.is_ok() {
@@ -117,5 +131,13 @@ pub async fn wait_agent(r: &Readiness) -> Result<()> {
             });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The VMM is gone before the guest answered: what it and the console said.
+fn exited(r: &Readiness) -> VmError {
+    VmError::ExitedWhileBooting {
+        vmm_log: banger_vmm::log_summary(r.vmm, &r.dir),
+        console: tail_summary(&VmFiles::new(&r.dir).console(), 8),
     }
 }

@@ -212,14 +212,8 @@ impl Vms {
         let restored_ms = since.elapsed().as_millis();
 
         reporter.say("vm.ready", "waiting for the guest to answer", Some(0.8));
-        let readiness = Readiness {
-            ip: vm.ip,
-            process,
-            timeout: Duration::from_secs(self.config.boot_timeout_secs),
-            vmm: vm.vmm,
-            dir: vm.dir.clone(),
-            agent: image.agent.then(|| files.vsock()),
-        };
+        let timeout = Duration::from_secs(self.config.boot_timeout_secs);
+        let readiness = Readiness::of(vm, process, timeout, image.agent);
         let agent = wait_ready(self.host.probe.as_ref(), &readiness).await?;
         self.set_guest_clock(vm, agent).await;
         self.caps.running(vm).await?;
