@@ -2,12 +2,9 @@
 //! true` end to end, `vm cp` MiB/s each way, and the round trip through a
 //! `vm forward` next to a direct connection to the guest's address.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-
-use crate::env::BenchEnv;
+use anyhow::bail;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,19 +28,7 @@ fn ms(since: Instant) -> f64 {
 const LATENCY: &str = "import socket,sys,time\nhost,port,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])\ns=socket.create_connection((host,port))\ns.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1)\nts=[]\nfor _ in range(n):\n    t=time.perf_counter(); s.sendall(b'x'); s.recv(1); ts.append(time.perf_counter()-t)\nts.sort(); print(round(ts[len(ts)//2]*1e6,1))";
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let images = std::path::absolute(
-        args.images
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("target/bench-images")),
-    )?;
-    let mut config: BTreeMap<&str, toml::Value> = BTreeMap::new();
-    config.insert("images_dir", images.display().to_string().into());
-    config.insert("boot_timeout_secs", 600.into());
-    config.insert("vmm", "qemu".into());
-    let mut env = BenchEnv::new(&config)?;
-    env.ok(false, &["image", "build", "--name", "default"])
-        .context("building the image")?;
-    env.stop_daemon(false)?;
+    let (mut env, _) = crate::env::qemu_with_default_image(args.images.clone())?;
 
     let project = tempfile::tempdir()?;
     std::fs::write(project.path().join("README"), "bench\n")?;

@@ -188,3 +188,22 @@ impl Drop for BenchEnv {
             .status();
     }
 }
+
+/// A QEMU bench environment with the default image built (into `images`,
+/// else `target/bench-images`), its daemon stopped again; and the images
+/// directory.
+pub fn qemu_with_default_image(images: Option<PathBuf>) -> anyhow::Result<(BenchEnv, PathBuf)> {
+    let images =
+        std::path::absolute(images.unwrap_or_else(|| PathBuf::from("target/bench-images")))?;
+    let mut config: std::collections::BTreeMap<&str, toml::Value> = Default::default();
+    config.insert("images_dir", images.display().to_string().into());
+    config.insert("boot_timeout_secs", 600.into());
+    config.insert("vmm", "qemu".into());
+    let mut env = BenchEnv::new(&config)?;
+    anyhow::Context::context(
+        env.ok(false, &["image", "build", "--name", "default"]),
+        "building the image",
+    )?;
+    env.stop_daemon(false)?;
+    Ok((env, images))
+}

@@ -4,11 +4,10 @@
 //! its agent, registered as `plain` for the bench: the path of images
 //! without an agent (ready by SSH); `bench-warm` has the agent's.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::env::BenchEnv;
 
@@ -88,18 +87,7 @@ pub(crate) fn ssh_ready(env: &mut BenchEnv, name: &str, since: Instant) -> anyho
 }
 
 pub fn run_bench(args: Args) -> anyhow::Result<()> {
-    let images = std::path::absolute(
-        args.images
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("target/bench-images")),
-    )?;
-    let mut config: BTreeMap<&str, toml::Value> = BTreeMap::new();
-    config.insert("images_dir", images.display().to_string().into());
-    config.insert("boot_timeout_secs", 600.into());
-    config.insert("vmm", "qemu".into());
-    let mut env = BenchEnv::new(&config)?;
-    env.ok(false, &["image", "build", "--name", "default"])
-        .context("building the image")?;
+    let (mut env, images) = crate::env::qemu_with_default_image(args.images.clone())?;
     let plain = tempfile::tempdir()?;
     register_plain(&mut env, &images, plain.path())?;
     env.stop_daemon(false)?;

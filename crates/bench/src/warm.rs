@@ -3,10 +3,7 @@
 //! running VM, each timed to the command's return and to a working
 //! `vm ssh -- true`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
-
-use anyhow::Context;
 
 use crate::env::BenchEnv;
 use crate::suspend::{median, ms, ssh_ready};
@@ -28,19 +25,7 @@ fn timed(env: &mut BenchEnv, name: &str, args: &[&str]) -> anyhow::Result<(u64, 
 }
 
 pub fn run_bench(args: Args) -> anyhow::Result<()> {
-    let images = std::path::absolute(
-        args.images
-            .clone()
-            .unwrap_or_else(|| std::path::PathBuf::from("target/bench-images")),
-    )?;
-    let mut config: BTreeMap<&str, toml::Value> = BTreeMap::new();
-    config.insert("images_dir", images.display().to_string().into());
-    config.insert("boot_timeout_secs", 600.into());
-    config.insert("vmm", "qemu".into());
-    let mut env = BenchEnv::new(&config)?;
-    env.ok(false, &["image", "build", "--name", "default"])
-        .context("building the image")?;
-    env.stop_daemon(false)?;
+    let (mut env, _) = crate::env::qemu_with_default_image(args.images.clone())?;
 
     let (mut cold, mut cold_ssh) = (vec![], vec![]);
     for i in 0..args.runs {
