@@ -7,10 +7,12 @@
 //! - [`ports`] — listening sockets and their processes, from /proc
 //! - [`stats`] — load, memory, disk use
 //! - [`exec`] — commands with streamed stdin, stdout, stderr and exit code
+//! - [`identity`] — a restored guest taking its own identity
 //! - [`serial`] — the channel over a virtio-serial port (QEMU guests that
 //!   can be saved), where vsock is not used
 
 pub mod exec;
+pub mod identity;
 pub mod ports;
 pub mod serial;
 pub mod stats;
@@ -27,7 +29,8 @@ pub fn router() -> Router {
             .route("/ports", get(ports))
             .route("/stats", get(guest_stats))
             .route("/exec", post(exec::exec))
-            .route("/exec/{pid}/kill", post(exec::kill)),
+            .route("/exec/{pid}/kill", post(exec::kill))
+            .route("/identity", post(identity::identity)),
     )
 }
 

@@ -10,8 +10,14 @@
 //!   a stream of JSON lines ([`ExecFrame`]) ending with `exit`; the
 //!   `x-banger-exec-pid` header names the command's process group
 //! - `POST /v1/exec/{pid}/kill` — ends that command and what it started
+//! - `POST /v1/identity` — [`Identity`] → [`IdentityDone`]: a guest restored
+//!   from another's memory (a running clone, a warm create) becomes its own
+
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::MacAddr;
 
 pub const AGENT_PORT: u32 = 1024;
 /// QEMU guests the host can save reach the agent over a virtio-serial port
@@ -109,4 +115,62 @@ pub enum ExecFrame {
     Exit {
         code: i32,
     },
+}
+
+/// Everything a guest restored from another's memory changes to become
+/// its own VM, done by the agent itself (no shell: each process costs
+/// ~0.1 s in an emulated guest), in this order: the clock, the kernel's
+/// RNG (fed and forced to reseed), the files, the machine-id, the
+/// hostname, the network interface, the grown filesystems, and sshd
+/// told of its new host key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The host's clock when it sent this (seconds and nanoseconds since
+    /// the epoch).
+    pub now_secs: i64,
+    pub now_nanos: u32,
+    /// Random bytes from the host (base64), credited to the kernel's pool.
+    pub seed: String,
+    /// Files replaced whole (absolute paths), owned by root.
+    pub files: Vec<IdentityFile>,
+    /// 32 lowercase hex digits.
+    pub machine_id: String,
+    pub hostname: String,
+    pub network: Readdress,
+    /// Filesystems (by ext4 label) whose disk the host has just grown, to
+    /// grow online to the disk's new size.
+    #[serde(default)]
+    pub grow: Vec<Grow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityFile {
+    pub path: String,
+    pub mode: u32,
+    pub contents: String,
+}
+
+/// The interface that has MAC `from_mac` and address `from_address` takes
+/// `mac` and `address`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readdress {
+    pub from_mac: MacAddr,
+    pub from_address: Ipv4Addr,
+    pub mac: MacAddr,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grow {
+    pub label: String,
+    /// The disk's new size: the agent waits until the guest's kernel sees it.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityDone {
+    /// How long each step took, in order (step name, milliseconds).
+    pub steps: Vec<(String, u64)>,
 }

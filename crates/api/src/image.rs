@@ -30,6 +30,10 @@ pub struct Image {
     /// can save (suspend, clone); older agents speak only vsock.
     #[serde(default)]
     pub agent_serial: bool,
+    /// It has a warm template (`image warm`): creates restore it instead
+    /// of booting. Known to the daemon, not stored with the image.
+    #[serde(default)]
+    pub warm: bool,
 }
 
 /// An optional path written as a string, `""` for none (the API's form
@@ -119,6 +123,7 @@ mod tests {
             created_at: time::macros::datetime!(2026-11-28 16:42:47 UTC),
             agent: true,
             agent_serial: true,
+            warm: false,
         };
         let json = serde_json::to_value(&image).unwrap();
         assert_eq!(json["work_seed"], "");

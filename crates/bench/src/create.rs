@@ -119,6 +119,9 @@ fn bench(args: &Args, vmm: &str) -> anyhow::Result<serde_json::Value> {
     config.insert("boot_timeout_secs", 600.into());
     config.insert("tap_pool_size", i64::from(args.tap_pool).into());
     config.insert("vmm", vmm.into());
+    // Builds run outside the bench namespace, where no guest may boot;
+    // the warm bench makes its template itself, timed.
+    config.insert("warm_after_build", false.into());
     if let Some(bin) = &args.firecracker_bin {
         config.insert(
             "firecracker_bin",

@@ -199,6 +199,9 @@ pub fn qemu_with_default_image(images: Option<PathBuf>) -> anyhow::Result<(Bench
     config.insert("images_dir", images.display().to_string().into());
     config.insert("boot_timeout_secs", 600.into());
     config.insert("vmm", "qemu".into());
+    // Builds run outside the bench namespace, where no guest may boot;
+    // the warm bench makes its template itself, timed.
+    config.insert("warm_after_build", false.into());
     let mut env = BenchEnv::new(&config)?;
     anyhow::Context::context(
         env.ok(false, &["image", "build", "--name", "default"]),

@@ -1,7 +1,8 @@
 //! `banger-bench warm`: in one run, cold creates (`--cold`), making the
 //! image's warm template (`image warm`), warm creates, and clones of a
 //! running VM, each timed to the command's return and to a working
-//! `vm ssh -- true`.
+//! `vm ssh -- true`; then a series of warm creates in a row, all kept
+//! running, and what they cost on disk next to the template.
 
 use std::time::Instant;
 
@@ -12,8 +13,26 @@ use crate::suspend::{median, ms, ssh_ready};
 pub struct Args {
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// Warm creates in a row, each VM kept running.
+    #[arg(long, default_value_t = 10)]
+    series: u32,
     #[arg(long, env = "BANGER_BENCH_IMAGES")]
     images: Option<std::path::PathBuf>,
+}
+
+/// Bytes allocated on disk under `path` (`du`: sparse files count what
+/// they hold).
+fn allocated(path: &std::path::Path) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("du")
+        .args(["-s", "-B1"])
+        .arg(path)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "du {}", path.display());
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default())
 }
 
 /// Times `banger ARGS` and then `vm ssh NAME -- true`.
@@ -54,6 +73,27 @@ pub fn run_bench(args: Args) -> anyhow::Result<()> {
         clone_ssh.push(ssh);
         env.ok(true, &["vm", "delete", "--force", &name, &copy])?;
     }
+    // In a row, each kept: the template serves every one the same.
+    let mut series = vec![];
+    let mut names = vec![];
+    for i in 0..args.series {
+        let name = format!("bench-row-{i}");
+        let t0 = Instant::now();
+        env.ok(true, &["vm", "create", "--name", &name])?;
+        series.push(ms(t0));
+        names.push(name);
+    }
+    let template = allocated(&env.state_dir().join("warm/default"))?;
+    let mut per_vm = vec![];
+    for name in &names {
+        let show: serde_json::Value =
+            serde_json::from_str(&env.ok(true, &["vm", "show", name, "--json"])?)?;
+        let dir = show["dir"].as_str().unwrap_or_default();
+        per_vm.push(allocated(std::path::Path::new(dir))?);
+    }
+    let mut delete = vec!["vm", "delete", "--force"];
+    delete.extend(names.iter().map(String::as_str));
+    env.ok(true, &delete)?;
     let percent = |a: u64, b: u64| (a as f64 / b.max(1) as f64 * 1000.0).round() / 10.0;
     let result = serde_json::json!({
         "cold_create_ms": cold,
@@ -63,6 +103,9 @@ pub fn run_bench(args: Args) -> anyhow::Result<()> {
         "warm_create_to_ssh_ms": warm_ssh,
         "running_clone_ms": clone,
         "running_clone_to_ssh_ms": clone_ssh,
+        "warm_series_ms": series,
+        "template_bytes": template,
+        "warm_vm_dir_bytes": per_vm,
         "median": {
             "cold_create_ms": median(&cold),
             "warm_create_ms": median(&warm),
@@ -72,6 +115,10 @@ pub fn run_bench(args: Args) -> anyhow::Result<()> {
             "cold_create_to_ssh_ms": median(&cold_ssh),
             "warm_create_to_ssh_ms": median(&warm_ssh),
             "running_clone_to_ssh_ms": median(&clone_ssh),
+            "warm_series_ms": median(&series),
+            "warm_series_max_ms": series.iter().max(),
+            "warm_series_percent_of_cold": percent(median(&series), median(&cold)),
+            "warm_vm_dir_bytes": median(&per_vm),
         },
     });
     println!("{}", serde_json::to_string_pretty(&result)?);

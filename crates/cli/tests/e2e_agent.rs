@@ -88,7 +88,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     require_root_tools();
     ensure_default_image();
     let env = TestEnv::new(Some(Netns::new("agent")));
-    env.write_config("vmm = \"qemu\"");
+    env.write_config("vmm = \"qemu\"\nwarm_after_build = true");
     env.ok(&["vm", "create", "--name", "agenty"]);
 
     // Ready means the agent answered (the daemon says which way the guest
@@ -206,8 +206,52 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
 
     // A warm create: the image's template guest, booted once and saved,
     // restored and given the new VM's identity and the host's clock.
-    env.ok(&["image", "warm", "default"]);
-    let warm = env.json(&["vm", "create", "--name", "warmy", "--json"]);
+    // The daemon killed while the template guest is being saved: the next
+    // one removes the template VM and the half-made template.
+    crash_at(&env, "warm.saving", &["image", "warm", "default"]);
+    assert_eq!(
+        env.json(&["vm", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the interrupted template VM is gone"
+    );
+    assert!(!exists(&env.state_dir().join("warm/default.partial")));
+    // A registered image is made warm in the background (as a built one
+    // is): a copy of the default image's files under another name.
+    let default = env.json(&["image", "show", "default", "--json"]);
+    let _ = env.banger(&["image", "delete", "warmable"]);
+    let mut register = vec!["image", "register", "--name", "warmable"];
+    for (flag, key) in [
+        ("--rootfs", "rootfs"),
+        ("--kernel", "kernel"),
+        ("--initrd", "initrd"),
+        ("--work-seed", "work_seed"),
+    ] {
+        let value = default[key].as_str().unwrap();
+        if !value.is_empty() {
+            register.extend([flag, value]);
+        }
+    }
+    env.ok(&register);
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while env.json(&["image", "show", "warmable", "--json"])["warm"] != true {
+        assert!(Instant::now() < deadline, "warmable never became warm");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // A bigger /root than the template's: grown online in the guest.
+    let warm = env.json(&[
+        "vm",
+        "create",
+        "--name",
+        "warmy",
+        "--image",
+        "warmable",
+        "--disk-size",
+        "12G",
+        "--json",
+    ]);
     assert_eq!(warm["warm"], true, "{warm}");
     let seen = env.ok(&[
         "vm",
@@ -216,7 +260,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "--",
         "sh",
         "-c",
-        "hostname; date +%s",
+        "hostname; date +%s; df -B1 --output=size /root | tail -1",
     ]);
     let mut seen = seen.lines();
     assert_eq!(seen.next(), Some("warmy"));
@@ -229,13 +273,18 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     )
     .unwrap();
     assert!(
-        (host_now - guest_now).abs() < 30,
+        (host_now - guest_now).abs() < 5,
         "guest clock {guest_now}, host {host_now}"
+    );
+    let root_bytes: u64 = seen.next().unwrap().trim().parse().unwrap();
+    assert!(
+        root_bytes > 11 << 30,
+        "/root has {root_bytes} bytes, not ~12 GiB"
     );
     assert_eq!(env.ok(&["vm", "ssh", "warmy", "--", "hostname"]), "warmy\n");
     assert!(env
         .ok(&["vm", "show", "warmy"])
-        .contains("warm, from default's snapshot"));
+        .contains("warm, from warmable's snapshot"));
     // Its own disks from here on: a write survives a stop and a cold start,
     // which comes up with the identity it was given.
     env.ok(&[
@@ -263,6 +312,8 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     );
     assert_eq!(env.ok(&["vm", "ssh", "warmy", "--", "hostname"]), "warmy\n");
     env.ok(&["vm", "delete", "warmy"]);
+    env.ok(&["image", "delete", "warmable"]);
+    assert!(!exists(&env.state_dir().join("warm/warmable")));
     // A reader that stops early (`| head`) ends the command, as locally.
     let mut child = spawn_yes(&env);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use banger_api::agent::{
-    ExecFrame, ExecRequest, GuestStats, Health, Listener, AGENT_PORT, AGENT_PREFIX, EXEC_HEADER,
-    EXEC_PID_HEADER,
+    ExecFrame, ExecRequest, GuestStats, Health, Identity, IdentityDone, Listener, AGENT_PORT,
+    AGENT_PREFIX, EXEC_HEADER, EXEC_PID_HEADER,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -196,6 +196,27 @@ impl AgentClient {
 
     pub async fn stats(&self) -> Result<GuestStats, AgentError> {
         self.get("/stats").await
+    }
+
+    /// Makes a guest restored from another's memory its own VM (see
+    /// [`Identity`]).
+    pub async fn identity(&self, identity: &Identity) -> Result<IdentityDone, AgentError> {
+        let body = serde_json::to_vec(identity).expect("an identity serialises");
+        let answer = self
+            .timed(async {
+                let response = send(
+                    self.connect().await?,
+                    "POST",
+                    "/identity",
+                    None,
+                    Full::new(Bytes::from(body)),
+                )
+                .await?;
+                collect(response).await
+            })
+            .await??;
+        serde_json::from_slice(&answer)
+            .map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
     }
 
     /// Runs a command with `stdin` as its input; calls `on_frame` for each

@@ -103,6 +103,9 @@ pub struct Config {
     pub helper_socket: Option<PathBuf>,
     /// Host files copied into every new VM (`[[file_sync]]`; `vm sync`).
     pub file_sync: Vec<FileSync>,
+    /// Make an image's warm template in the background once it is built or
+    /// registered (as `image warm` would), so creates from it restore it.
+    pub warm_after_build: bool,
 }
 
 /// One `[[file_sync]]` entry: a host file or directory and where it goes
@@ -156,6 +159,7 @@ impl Default for Config {
             void_mirror: None,
             dns_listen: "127.0.0.1:42069".into(),
             tap_pool_size: 2,
+            warm_after_build: true,
             helper_socket: None,
             file_sync: Vec::new(),
         }

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use banger_api::agent::{Grow, Identity, IdentityFile, Readdress};
 use banger_image::LABEL_WORK;
 
 pub struct GuestConfig<'a> {
@@ -72,91 +73,45 @@ impl GuestConfig<'_> {
         ]
     }
 
-    /// A script that gives a running guest this identity in place of the
-    /// one it had (`was`: its MAC and address), for a guest restored from
-    /// another's memory: the clock set to `now`, the files (one tar
-    /// archive), a new machine-id, the kernel's RNG fed `seed`, the
-    /// hostname, the interface's MAC and address, and sshd told to reload
-    /// its host key. Every value is banger's own (a validated name,
-    /// addresses, base64), single-quoted. Few processes: each costs ~0.1 s
-    /// in an emulated guest.
-    pub fn takeover_script(
+    /// What a running guest restored from another's memory (`was`: the
+    /// MAC and address it starts out with) is told to become: the clock
+    /// set to `now`, the kernel's RNG fed `seed`, these files, a new
+    /// `machine_id`, the hostname, the interface's MAC and address, and
+    /// the filesystems in `grow` grown. The guest's agent does it.
+    pub fn identity(
         &self,
         was: (banger_api::MacAddr, Ipv4Addr),
         seed: &[u8],
+        machine_id: String,
         now: time::OffsetDateTime,
-    ) -> String {
+        grow: Vec<Grow>,
+    ) -> Identity {
         use base64::Engine;
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let (old_mac, old_ip) = was;
-        let (mac, ip, prefix, gw) = (self.mac, self.address, self.prefix, self.gateway);
-        let mut script = format!(
-            "set -eu\n\
-             date -u -s '@{secs}.{nanos:09}' >/dev/null\n\
-             printf '%s' '{files}' | base64 -d | tar -x -C /\n\
-             rm -f /etc/machine-id /var/lib/dbus/machine-id /var/lib/systemd/random-seed \\\n\
-               /etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub /etc/ssh/ssh_host_ecdsa_key /etc/ssh/ssh_host_ecdsa_key.pub\n\
-             if command -v systemd-machine-id-setup >/dev/null; then systemd-machine-id-setup >/dev/null 2>&1\n\
-             elif command -v dbus-uuidgen >/dev/null; then dbus-uuidgen > /etc/machine-id; fi\n\
-             printf '%s' '{seed}' | base64 -d > /dev/urandom\n\
-             echo '{name}' > /proc/sys/kernel/hostname\n\
-             dev=\n\
-             for d in /sys/class/net/*; do read -r a < \"$d/address\" || a=; [ \"$a\" = '{old_mac}' ] && dev=${{d##*/}}; done\n\
-             [ -n \"$dev\" ] || {{ echo 'no interface has MAC {old_mac}' >&2; exit 1; }}\n\
-             echo 1 > \"/proc/sys/net/ipv4/conf/$dev/promote_secondaries\"\n",
-            secs = now.unix_timestamp(),
-            nanos = now.nanosecond(),
-            files = b64(&self.tar()),
-            seed = b64(seed),
-            name = self.hostname,
-        );
-        let mut ip_batch = format!(
-            "link set dev $dev down\nlink set dev $dev address {mac}\nlink set dev $dev up\n"
-        );
-        if old_ip != ip {
-            ip_batch.push_str(&format!(
-                "address add {ip}/{prefix} dev $dev\naddress del {old_ip}/{prefix} dev $dev\n"
-            ));
+        Identity {
+            now_secs: now.unix_timestamp(),
+            now_nanos: now.nanosecond(),
+            seed: base64::engine::general_purpose::STANDARD.encode(seed),
+            files: self
+                .files()
+                .into_iter()
+                .map(|f| IdentityFile {
+                    path: format!("/{}", f.path),
+                    mode: f.mode,
+                    contents: f.contents,
+                })
+                .collect(),
+            machine_id,
+            hostname: self.hostname.to_string(),
+            network: Readdress {
+                from_mac: was.0,
+                from_address: was.1,
+                mac: self.mac,
+                address: self.address,
+                prefix: self.prefix,
+                gateway: self.gateway,
+            },
+            grow,
         }
-        ip_batch.push_str(&format!(
-            "route replace default via {gw} dev $dev\nneighbour flush dev $dev\n"
-        ));
-        script.push_str(&format!("ip -force -batch - <<EOF\n{ip_batch}EOF\n"));
-        // OpenSSH before 9.8 re-executes for each connection and reads the
-        // new host key then: nothing to do. Later ones (their per-connection
-        // half is `sshd-session`) hold the keys in the listener: a HUP makes
-        // it start again with the new one.
-        script.push_str(
-            "for s in /usr/lib/openssh/sshd-session /usr/libexec/sshd-session /usr/libexec/openssh/sshd-session; do\n\
-               [ -e \"$s\" ] || continue\n\
-               if read -r pid < /run/sshd.pid 2>/dev/null; then kill -HUP \"$pid\" || true\n\
-               else systemctl --no-block try-restart ssh.service sshd.service 2>/dev/null || sv restart sshd >/dev/null 2>&1 || true; fi\n\
-               break\n\
-             done\n",
-        );
-        script
-    }
-
-    /// The configuration files as a tar archive rooted at `/`, owned by root.
-    fn tar(&self) -> Vec<u8> {
-        let mut archive = tar::Builder::new(Vec::new());
-        for f in self.files() {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(f.contents.len() as u64);
-            header.set_mode(f.mode);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(
-                u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0),
-            );
-            header.set_entry_type(tar::EntryType::Regular);
-            archive
-                .append_data(&mut header, f.path, f.contents.as_bytes())
-                .expect("writing a tar archive to memory");
-        }
-        archive
-            .into_inner()
-            .expect("writing a tar archive to memory")
     }
 
     /// Lays the overlay disk's tree out under `root`: `upper/` with the
@@ -208,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn a_takeover_script_carries_the_files_and_the_new_addresses() {
+    fn an_identity_carries_the_files_and_the_new_addresses() {
         let config = GuestConfig {
             hostname: "copy",
             mac: "52:54:00:aa:bb:cd".parse().unwrap(),
@@ -216,40 +171,32 @@ mod tests {
             prefix: 24,
             gateway: Ipv4Addr::new(172, 30, 0, 1),
             authorized_key: "ssh-ed25519 AAAA banger",
-            host_key: ("PRIVATE 'quoted'", "ssh-ed25519 HOST"),
+            host_key: ("PRIVATE", "ssh-ed25519 HOST"),
             nameservers: &[],
         };
         let was = (
             "52:54:00:aa:bb:cc".parse().unwrap(),
             Ipv4Addr::new(172, 30, 0, 5),
         );
-        let script = config.takeover_script(was, b"seed", time::OffsetDateTime::UNIX_EPOCH);
-        assert!(script.contains("date -u -s '@0.000000000'"), "{script}");
-        assert!(script.contains("address 52:54:00:aa:bb:cd\n"), "{script}");
-        assert!(script.contains("address del 172.30.0.5/24"), "{script}");
-        assert!(script.contains("= '52:54:00:aa:bb:cc'"), "{script}");
-        // The archive unpacks to the files, modes kept.
-        let root = tempfile::tempdir().unwrap();
-        tar::Archive::new(config.tar().as_slice())
-            .unpack(root.path())
-            .unwrap();
-        let read = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
-        assert_eq!(read("etc/hostname"), "copy\n");
-        assert_eq!(read("etc/ssh/ssh_host_ed25519_key"), "PRIVATE 'quoted'");
-        assert!(read("etc/banger/network").contains("BANGER_MAC=52:54:00:aa:bb:cd"));
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(root.path().join("etc/ssh/ssh_host_ed25519_key"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        // The same address (the template's was freed and given again):
-        // nothing to add or remove.
-        let same = config.takeover_script(
-            (was.0, config.address),
+        let identity = config.identity(
+            was,
             b"seed",
+            "0".repeat(32),
             time::OffsetDateTime::UNIX_EPOCH,
+            Vec::new(),
         );
-        assert!(!same.contains("address add"), "{same}");
+        assert_eq!((identity.now_secs, identity.now_nanos), (0, 0));
+        assert_eq!(identity.seed, "c2VlZA==");
+        assert_eq!(identity.network.from_mac, was.0);
+        assert_eq!(identity.network.from_address, was.1);
+        assert_eq!(identity.network.mac, config.mac);
+        assert_eq!(identity.network.address, config.address);
+        let key = identity
+            .files
+            .iter()
+            .find(|f| f.path == "/etc/ssh/ssh_host_ed25519_key")
+            .unwrap();
+        assert_eq!((key.mode, key.contents.as_str()), (0o600, "PRIVATE"));
+        assert!(identity.files.iter().all(|f| f.path.starts_with("/etc/")));
     }
 }

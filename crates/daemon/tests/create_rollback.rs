@@ -139,6 +139,12 @@ impl Vmm for SleepVmm {
     async fn unpause(&self, _: &Path) -> Result<(), VmmError> {
         Ok(())
     }
+    async fn grow_disk(&self, _: &Path, drive: &str, _: &Path, _: u64) -> Result<(), VmmError> {
+        Err(VmmError::Grow {
+            drive: drive.into(),
+            reason: "a sleeping process has no disks".into(),
+        })
+    }
     async fn restore(
         &self,
         spec: &VmSpec,

@@ -68,6 +68,7 @@ pub(crate) fn image_record(
         // Every build installs the agent.
         agent: true,
         agent_serial: crate::setup::agent_speaks_serial(agent),
+        warm: false,
     })
 }
 

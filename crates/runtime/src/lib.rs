@@ -141,6 +141,7 @@ impl Bundle {
                 .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
             agent: m.agent,
             agent_serial: m.agent_serial,
+            warm: false,
         }
     }
 }

@@ -25,6 +25,7 @@ fn fake_image(dir: &Path) -> Image {
         packages_sha256: "abc".into(),
         agent: false,
         agent_serial: false,
+        warm: false,
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

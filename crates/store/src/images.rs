@@ -27,6 +27,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<(Image, String)> {
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             agent: row.get(9)?,
             agent_serial: row.get(10)?,
+            warm: false,
         },
         row.get(8)?,
     ))
@@ -101,6 +102,7 @@ mod tests {
             packages_sha256: "abc".into(),
             agent: false,
             agent_serial: false,
+            warm: false,
             created_at: time::macros::datetime!(2026-11-28 16:42:47.5 UTC),
         };
         store.put_image(&image).unwrap();

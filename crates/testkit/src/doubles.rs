@@ -229,6 +229,7 @@ pub fn placeholder_image(dir: &std::path::Path) -> Image {
         packages_sha256: "x".into(),
         agent: false,
         agent_serial: false,
+        warm: false,
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

@@ -174,6 +174,50 @@ async fn a_failed_save_leaves_the_guest_running_and_no_partial_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_cannot_run_again_after_a_failed_save_is_stopped_not_shown_running() {
+    let d = daemon(BOOT);
+    let vm = create(&d.app, "stuck").await;
+    // The VMM answers neither the save nor the resume (a Firecracker still
+    // busy with a snapshot that timed out answers the same way).
+    std::fs::write(
+        vm.dir.join("fake-firecracker.json"),
+        r#"{"fail": ["PUT /snapshot/create", "PATCH /vm"]}"#,
+    )
+    .unwrap();
+    let vms = d.app.vms().clone();
+    vms.clone().stop("stuck".into(), false).await.unwrap();
+    let vm = vms
+        .clone()
+        .start("stuck".into(), Reporter::silent())
+        .await
+        .unwrap();
+
+    let failed = vms.clone().suspend("stuck".into()).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let after = d.app.store().resolve_vm("stuck").unwrap();
+    assert_eq!(after.state, VmState::Stopped);
+    assert!(
+        after
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("could not run again")),
+        "{:?}",
+        after.stop_reason
+    );
+    assert!(!alive(&vm), "the paused VMM is gone");
+    assert!(!vm.files().saved_partial().exists());
+    // Its disks are kept: it starts again (without the faults).
+    std::fs::remove_file(vm.dir.join("fake-firecracker.json")).unwrap();
+    let again = vms
+        .clone()
+        .start("stuck".into(), Reporter::silent())
+        .await
+        .unwrap();
+    assert_eq!(again.state, VmState::Running);
+    vms.delete("stuck".into(), true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_from_another_banger_version_is_refused_and_can_be_discarded() {
     let d = daemon(BOOT);
     let vm = create(&d.app, "old").await;

@@ -75,6 +75,21 @@ fn a_vm_lives_its_whole_lifecycle_under_the_real_firecracker() {
         "FlushMetrics, then the metrics file"
     );
 
+    // A disk grown under the running guest (what a warm create of a
+    // bigger /root does): the file grows and Firecracker takes it; a drive
+    // it was not given is refused.
+    let firecracker = banger_vmm::firecracker::Firecracker::new(real.firecracker.clone());
+    use banger_vmm::Vmm;
+    let bigger = vm.disk_size_bytes + (1 << 30);
+    real.block_on(firecracker.grow_disk(&vm.dir, "work", &files.work(), bigger))
+        .expect("PATCH /drives/work of the running VM");
+    assert_eq!(std::fs::metadata(files.work()).unwrap().len(), bigger);
+    let refused = real.block_on(firecracker.grow_disk(&vm.dir, "nope", &files.work(), bigger));
+    assert!(
+        matches!(refused, Err(banger_vmm::VmmError::Grow { .. })),
+        "{refused:?}"
+    );
+
     // stop: the guest does not answer Ctrl-Alt-Del, so the VMM is terminated.
     let stopped = real
         .block_on(app.vms().clone().stop("fc1".into(), false))
@@ -567,9 +582,35 @@ fn the_fake_answers_each_request_as_the_real_firecracker_does() {
         ),
         ("PUT", "/actions", r#"{"action_type": "FlushMetrics"}"#),
         ("PUT", "/actions", r#"{"action_type": "SendCtrlAltDel"}"#),
+        (
+            "PATCH",
+            "/drives/rootfs",
+            r#"{"drive_id": "rootfs", "path_on_host": "$DIR/rootfs.ext4"}"#,
+        ),
         ("PUT", "/actions", r#"{"action_type": "InstanceStart"}"#),
         ("GET", "/", ""),
         ("GET", "/vm/config", ""),
+        // A disk grown under the running guest (a warm create's bigger /root).
+        (
+            "PATCH",
+            "/drives/rootfs",
+            r#"{"drive_id": "rootfs", "path_on_host": "$DIR/rootfs.ext4"}"#,
+        ),
+        (
+            "PATCH",
+            "/drives/rootfs",
+            r#"{"drive_id": "other", "path_on_host": "$DIR/rootfs.ext4"}"#,
+        ),
+        (
+            "PATCH",
+            "/drives/nope",
+            r#"{"drive_id": "nope", "path_on_host": "$DIR/rootfs.ext4"}"#,
+        ),
+        (
+            "PATCH",
+            "/drives/rootfs",
+            r#"{"drive_id": "rootfs", "path_on_host": "$DIR/no-disk"}"#,
+        ),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

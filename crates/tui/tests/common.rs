@@ -53,6 +53,7 @@ pub fn image(name: &str) -> Image {
         packages_sha256: "0123456789abcdef0123".into(),
         agent: true,
         agent_serial: true,
+        warm: false,
         created_at: datetime!(2026-11-28 10:00:00 UTC),
     }
 }

@@ -103,6 +103,9 @@ pub enum VmmError {
     /// Pausing or writing the guest's state failed.
     #[error("the VMM could not save the guest's state: {reason}")]
     Save { reason: String },
+    /// The running VMM would not grow a disk.
+    #[error("the VMM could not grow disk {drive}: {reason}")]
+    Grow { drive: String, reason: String },
     /// A new VMM could not continue the saved guest.
     #[error("the VMM could not restore the saved guest: {reason}; its log: {log}")]
     Restore { reason: String, log: String },
@@ -177,6 +180,12 @@ pub trait Vmm: Send + Sync {
     async fn set_link(&self, _dir: &Path, _up: bool) -> Result<()> {
         Ok(())
     }
+
+    /// Tells the running guest that the writable disk `drive` (its id in
+    /// the spec, backed by `path`) now has `bytes` bytes, growing the file
+    /// first: a restored guest's disks cannot be grown behind its back.
+    /// The guest's filesystem is grown from inside it.
+    async fn grow_disk(&self, dir: &Path, drive: &str, path: &Path, bytes: u64) -> Result<()>;
 
     /// Starts a new VMM holding the guest saved in `from`, on the spec's
     /// TAP and vsock socket, paused: [`Vmm::unpause`] lets it run. The same

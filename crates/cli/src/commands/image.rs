@@ -221,6 +221,15 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                         }
                         .into(),
                     ),
+                    (
+                        "warm",
+                        if image.warm {
+                            "yes (creates restore its snapshot)"
+                        } else {
+                            "no (creates boot; `banger image warm` makes a snapshot)"
+                        }
+                        .into(),
+                    ),
                     ("created", banger_api::stamp::format(&image.created_at)),
                 ] {
                     println!("{key:<10} {value}");
@@ -247,11 +256,12 @@ pub async fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                                 "registered".into()
                             },
                             i.kernel_version.clone(),
+                            if i.warm { "yes" } else { "no" }.into(),
                             i.rootfs.display().to_string(),
                         ]
                     })
                     .collect();
-                output::table(&["NAME", "KIND", "KERNEL", "ROOTFS"], &rows);
+                output::table(&["NAME", "KIND", "KERNEL", "WARM", "ROOTFS"], &rows);
             }
         }
     }

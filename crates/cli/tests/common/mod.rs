@@ -182,10 +182,17 @@ impl TestEnv {
         self.root.path().join("state/banger")
     }
 
-    /// Writes config.toml: the shared images dir plus `extra` lines.
+    /// Writes config.toml: the shared images dir plus `extra` lines. No
+    /// warm templates after image builds unless `extra` asks: builds run
+    /// outside a test namespace, where no guest may boot.
     pub fn write_config(&self, extra: &str) {
+        let warm = if extra.contains("warm_after_build") {
+            ""
+        } else {
+            "warm_after_build = false\n"
+        };
         let config = format!(
-            "images_dir = {:?}\nboot_timeout_secs = 400\n{extra}\n",
+            "images_dir = {:?}\nboot_timeout_secs = 400\n{warm}{extra}\n",
             images_dir().display().to_string()
         );
         std::fs::write(self.config_dir().join("config.toml"), config).unwrap();

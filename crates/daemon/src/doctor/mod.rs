@@ -188,6 +188,7 @@ mod tests {
                 created_at: time::OffsetDateTime::now_utc(),
                 agent: true,
                 agent_serial: true,
+                warm: false,
             })
             .unwrap();
         let kernel_check = |store: &Store| {

@@ -73,14 +73,29 @@ impl Images {
     }
 
     pub fn list(&self) -> Result<Vec<Image>> {
-        Ok(self.store.list_images()?)
+        let mut images = self.store.list_images()?;
+        for image in &mut images {
+            image.warm = self.is_warm(&image.name);
+        }
+        Ok(images)
     }
 
     /// The image called `name`, or a not-found error.
     pub fn get(&self, name: &str) -> Result<Image> {
-        self.store
+        let mut image = self
+            .store
             .get_image(name)?
-            .ok_or_else(|| ImageError::NotFound(name.to_string()))
+            .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
+        image.warm = self.is_warm(name);
+        Ok(image)
+    }
+
+    /// Whether the image has a whole warm template (`vms::warm` makes them).
+    fn is_warm(&self, name: &str) -> bool {
+        self.paths
+            .warm_template(name)
+            .join("template.json")
+            .is_file()
     }
 
     /// The image called `name`, building the default image when it is missing.

@@ -133,6 +133,7 @@ impl Images {
         let image = Image {
             agent: agent.is_some(),
             agent_serial: agent.is_some_and(|bytes| banger_image::speaks_serial(&bytes)),
+            warm: false,
             name: request.name.clone(),
             managed: false,
             rootfs: request.rootfs,

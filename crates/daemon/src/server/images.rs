@@ -27,8 +27,13 @@ pub async fn register(
     Json(mut request): Json<RegisterImageRequest>,
 ) -> Reply<Image> {
     request.name = image;
-    let images = app.images.clone();
-    to_completion(&app.inflight, async move { images.register(request).await }).await
+    let (images, vms, inflight) = (app.images.clone(), app.vms.clone(), app.inflight.clone());
+    to_completion(&app.inflight, async move {
+        let image = images.register(request).await?;
+        vms.warm_in_background(&image, inflight, &crate::progress::Reporter::silent());
+        Ok::<_, crate::images::ImageError>(image)
+    })
+    .await
 }
 
 /// `POST /v1/images/{image}/warm`: (re)makes the image's warm template.
@@ -43,8 +48,10 @@ pub async fn build(
     State(app): State<AppState>,
     Json(request): Json<BuildImageRequest>,
 ) -> Response {
-    let images = app.images.clone();
+    let (images, vms, inflight) = (app.images.clone(), app.vms.clone(), app.inflight.clone());
     stream(&app.inflight, move |reporter| async move {
-        images.build(request, reporter).await
+        let image = images.build(request, reporter.clone()).await?;
+        vms.warm_in_background(&image, inflight, &reporter);
+        Ok::<_, crate::images::ImageError>(image)
     })
 }

@@ -14,7 +14,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banger_api::agent::{ExecFrame, ExecRequest};
+use banger_api::agent::Grow;
 use banger_api::{Image, Vm, VmState};
 use banger_host::{ssh, HostError};
 use banger_store::ResourceKind;
@@ -28,6 +28,8 @@ use crate::progress::Reporter;
 
 /// Where the source's state waits for the clone's VMM to load it.
 const STATE_DIR: &str = "clone-state";
+/// How long the agent may take to give a restored guest its identity.
+const IDENTITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Vms {
     /// Makes `vm` (claimed, its lock held) a running copy of the running
@@ -52,8 +54,10 @@ impl Vms {
             .await?;
         crash::point("clone.saved");
 
+        // The copies have the source's sizes, which the clone was given.
+        let sizes = DiskSizes::of(vm);
         let process = self
-            .restore_as_own(vm, image, &state, was, reporter)
+            .restore_as_own(vm, image, &state, was, sizes, reporter)
             .await?;
         // Loaded: the memory file is the VMM's now (or no longer needed).
         let _ = std::fs::remove_dir_all(&state);
@@ -65,13 +69,16 @@ impl Vms {
     /// Restores `vm` from the guest saved in `state` (another VM's memory,
     /// or its image's template) on its own TAP with its link down; once its
     /// agent answers it takes its own identity (`was`: the MAC and address
-    /// it starts out with) and is plugged in. `state` is only read.
+    /// it starts out with), its disks are grown from the sizes they were
+    /// saved with (`saved`) to the VM's, and it is plugged in. `state` is
+    /// only read.
     pub(super) async fn restore_as_own(
         self: &Arc<Self>,
         vm: &mut Vm,
         image: &Image,
         state: &std::path::Path,
         was: (banger_api::MacAddr, std::net::Ipv4Addr),
+        saved: DiskSizes,
         reporter: &Reporter,
     ) -> Result<banger_host::process::ProcessId> {
         let started = Instant::now();
@@ -106,7 +113,8 @@ impl Vms {
             format!("giving {} its own identity", vm.name),
             Some(0.85),
         );
-        self.take_over(vm, was).await?;
+        let grow = self.grow_disks(vm, saved).await?;
+        self.take_over(vm, was, grow).await?;
         driver.set_link(&vm.dir, true).await?;
         self.caps.running(vm).await?;
         // sshd reloads its new host key: `vm ssh` right after should work.
@@ -191,56 +199,86 @@ impl Vms {
         Ok((src.mac, src.ip))
     }
 
-    /// Runs the takeover script in the clone through its agent.
+    /// Grows the restored guest's disks that the VM wants bigger than they
+    /// were saved (a warm create of a larger `/root`); what the guest's
+    /// agent then grows online.
+    async fn grow_disks(&self, vm: &Vm, saved: DiskSizes) -> Result<Vec<Grow>> {
+        let driver = self.drivers.driver(vm.vmm)?;
+        let files = vm.files();
+        let mut grow = Vec::new();
+        let disks = [
+            (
+                "overlay",
+                files.overlay(),
+                saved.overlay,
+                vm.overlay_size_bytes,
+                banger_image::LABEL_OVERLAY,
+            ),
+            (
+                "work",
+                files.work(),
+                saved.work,
+                vm.disk_size_bytes,
+                banger_image::LABEL_WORK,
+            ),
+        ];
+        for (drive, path, was, wanted, label) in disks {
+            if wanted > was {
+                driver.grow_disk(&vm.dir, drive, &path, wanted).await?;
+                grow.push(Grow {
+                    label: label.to_string(),
+                    bytes: wanted,
+                });
+            }
+        }
+        Ok(grow)
+    }
+
+    /// Has the clone's agent give it its own identity.
     async fn take_over(
         &self,
         vm: &Vm,
         was: (banger_api::MacAddr, std::net::Ipv4Addr),
+        grow: Vec<Grow>,
     ) -> Result<()> {
         let host_key = self.make_host_key(vm).await?;
         let authorized_key = ssh::public_key(&self.paths.ssh_key())?;
         let nameservers = banger_host::net::upstream_nameservers();
-        let mut seed = [0u8; 64];
+        let mut random = [0u8; 64 + 16];
         std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut seed))
+            .and_then(|mut f| f.read_exact(&mut random))
             .map_err(|e| HostError::io("cannot read /dev/urandom", e))?;
-        let script = self
+        let (seed, id) = random.split_at(64);
+        let machine_id = id.iter().map(|b| format!("{b:02x}")).collect();
+        let identity = self
             .guest_config(vm, &authorized_key, &host_key, &nameservers)
-            .takeover_script(was, &seed, time::OffsetDateTime::now_utc());
-        let request = ExecRequest {
-            argv: vec!["sh".into(), "-s".into()],
-            env: Vec::new(),
-            cwd: None,
-        };
-        let mut errors = String::new();
-        let code = banger_client::agent::for_vm(vm)
-            .exec(&request, bytes::Bytes::from(script), &mut |frame| {
-                match frame {
-                    ExecFrame::Stderr { data } => errors.push_str(&decode(data)),
-                    ExecFrame::Error { message } => errors.push_str(message),
-                    _ => {}
-                }
-                true
-            })
+            .identity(was, seed, machine_id, time::OffsetDateTime::now_utc(), grow);
+        // Longer than other agent calls: resize2fs may have a disk to grow.
+        let done = banger_client::agent::for_vm(vm)
+            .with_timeout(IDENTITY_TIMEOUT)
+            .identity(&identity)
             .await
             .map_err(|e| VmError::Takeover {
                 vm: vm.name.clone(),
                 reason: banger_api::error::chain(&e),
             })?;
-        if code != 0 {
-            return Err(VmError::Takeover {
-                vm: vm.name.clone(),
-                reason: format!("the script exited with {code}: {}", errors.trim()),
-            });
-        }
+        tracing::debug!(vm = %vm.name, steps = ?done.steps, "guest took its identity");
         Ok(())
     }
 }
 
-fn decode(data: &str) -> String {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// The sizes of a VM's two writable disks (overlay, `/root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DiskSizes {
+    pub overlay: u64,
+    pub work: u64,
+}
+
+impl DiskSizes {
+    pub fn of(vm: &Vm) -> DiskSizes {
+        DiskSizes {
+            overlay: vm.overlay_size_bytes,
+            work: vm.disk_size_bytes,
+        }
+    }
 }

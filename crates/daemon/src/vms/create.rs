@@ -74,9 +74,15 @@ impl Vms {
             Some(0.6),
         );
 
+        // A template is read, copied and restored under this: `image warm`
+        // swaps one in only between the creates that use it.
+        let mut templates = Some(self.warm_lock.read().await);
         let template = (!request.cold)
             .then(|| self.template_for(&vm, &image))
             .flatten();
+        if template.is_none() {
+            templates.take();
+        }
         let result = async {
             if let Some(template) = template {
                 return self

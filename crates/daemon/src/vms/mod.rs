@@ -80,8 +80,10 @@ pub struct Vms {
     /// VM's VMM goes (its ssh with it).
     clock_fixes: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// Warm templates: read while a create copies and restores one,
-    /// written while `image warm` replaces one.
+    /// written while `image warm` swaps a new one in.
     warm_lock: tokio::sync::RwLock<()>,
+    /// Held by the `image warm` that is making a template.
+    warming: Mutex<()>,
 }
 
 /// The parts [`Vms`] is made of.
@@ -118,6 +120,7 @@ impl Vms {
             probes: probes::ProbeCache::default(),
             clock_fixes: std::sync::Mutex::default(),
             warm_lock: tokio::sync::RwLock::default(),
+            warming: Mutex::new(()),
         }
     }
 

@@ -15,10 +15,17 @@ use super::{saved, Result, Vms};
 impl Vms {
     pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
         let vms = self.store.list_vms()?;
+        let (partial_templates, template_vms) = self.partial_templates();
         // One VM or resource that cannot be cleaned must not keep the daemon
         // from starting: log it, leave it in the journal for the next pass.
         for vm in vms.clone() {
             let name = vm.name.clone();
+            if template_vms.contains(&name) {
+                tracing::warn!(vm = %name, "removing the template VM of an interrupted image warm");
+                let _guard = self.lock(&vm.id).await;
+                self.rollback(&vm).await;
+                continue;
+            }
             if let Err(err) = self.reconcile_vm(vm).await {
                 tracing::error!(vm = %name, error = %banger_api::error::chain(&err), "reconcile incomplete; retried at the next start");
             }
@@ -34,6 +41,7 @@ impl Vms {
                 }
             }
         }
+        self.forget_partial_templates(&partial_templates);
         self.remove_stale_builds();
         // States are true now: let every capability make the host match them.
         let vms = self.store.list_vms()?;

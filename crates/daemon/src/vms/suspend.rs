@@ -85,12 +85,24 @@ impl Vms {
         if let Err(err) = written {
             // Nothing half-written stays; the guest goes on as it was.
             saved::remove(&partial);
+            vm.state = VmState::Running;
             if !matches!(err, VmError::Vmm(VmmError::CannotSave { .. })) {
                 if let Err(e) = driver.unpause(&vm.dir).await {
-                    tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "cannot unpause the guest after a failed save");
+                    // A guest that stays paused is not running (e.g. a VMM
+                    // still busy with a save that timed out): stop it
+                    // rather than show it running. Its disks stay.
+                    let why = banger_api::error::chain(&e);
+                    tracing::error!(vm = %vm.name, error = %why, "cannot unpause the guest after a failed save; stopping it");
+                    if let Err(e) = self.release(&vm).await {
+                        tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "some host resources were not released yet");
+                    }
+                    vm.state = VmState::Stopped;
+                    vm.pid = None;
+                    vm.stop_reason = Some(format!(
+                        "its suspend failed and the paused guest could not run again ({why}); stopped, its disks kept"
+                    ));
                 }
             }
-            vm.state = VmState::Running;
             self.store.update_vm(&vm)?;
             return Err(err);
         }

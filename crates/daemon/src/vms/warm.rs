@@ -19,12 +19,15 @@ use std::time::Instant;
 use banger_api::{CreateVmRequest, Image, Vm};
 use banger_host::HostError;
 
+use super::clone_live::DiskSizes;
 use super::saved::{self, Manifest, Template};
 use super::{Result, VmError, Vms};
 use crate::progress::Reporter;
 
 const STATE: &str = "state";
 const TEMPLATE: &str = "template.json";
+/// In a template being made: the name of the VM it is made from.
+const TEMPLATE_VM: &str = "template-vm";
 
 /// An image's template directory, with what it holds.
 struct Files(PathBuf);
@@ -54,13 +57,18 @@ impl Vms {
         if !driver.has_link_control() {
             return Err(VmError::CannotIsolate { vmm: driver.kind() });
         }
-        // One template making per daemon at a time, none while a create
-        // reads a template.
-        let _templates = self.warm_lock.write().await;
+        // One template made at a time; creates go on from the old one
+        // meanwhile.
+        let _making = self.warming.lock().await;
         let dir = self.paths.warm_template(&image.name);
         let partial = dir.with_extension("partial");
         saved::remove(&partial);
         let name = format!("warm-{}", &uuid_ish()[..6]);
+        // Recorded before the template VM exists: a daemon that dies
+        // making it leaves this, and the next one removes both.
+        std::fs::create_dir_all(&partial)
+            .and_then(|()| std::fs::write(partial.join(TEMPLATE_VM), &name))
+            .map_err(|e| HostError::path_io("cannot write", &partial, e))?;
         reporter.say(
             "warm.boot",
             format!("booting a template guest of {} ({name})", image.name),
@@ -79,6 +87,7 @@ impl Vms {
             )
             .await?;
         let _guard = self.lock(&template.id).await;
+        crate::crash::point("warm.saving");
         let made = self
             .save_template(&template, &image, &partial, &reporter)
             .await;
@@ -89,12 +98,54 @@ impl Vms {
             saved::remove(&partial);
             return Err(err);
         }
-        saved::remove(&dir);
-        std::fs::rename(&partial, &dir)
-            .map_err(|e| HostError::path_io("cannot rename", &partial, e))?;
+        let _ = std::fs::remove_file(partial.join(TEMPLATE_VM));
+        {
+            let _swap = self.warm_lock.write().await;
+            saved::remove(&dir);
+            std::fs::rename(&partial, &dir)
+                .map_err(|e| HostError::path_io("cannot rename", &partial, e))?;
+        }
         tracing::info!(image = %image.name, bytes = saved::bytes(&Files(dir.clone()).state()), "warm template ready");
         reporter.say("warm.done", format!("{} is warm", image.name), Some(1.0));
         Ok(image)
+    }
+
+    /// After an image is built or registered: makes its template in the
+    /// background (as `image warm` does) when this daemon would restore
+    /// one, so the creates after it are warm. Holds `inflight`, so the
+    /// daemon does not stop half-way through.
+    pub fn warm_in_background(
+        self: &Arc<Self>,
+        image: &Image,
+        inflight: Arc<tokio::sync::RwLock<()>>,
+        reporter: &Reporter,
+    ) {
+        let restorable = self
+            .drivers
+            .driver(self.drivers.default_kind())
+            .is_ok_and(|d| d.has_link_control());
+        if !self.config.warm_after_build || !image.agent || !image.agent_serial || !restorable {
+            return;
+        }
+        reporter.say(
+            "warm",
+            format!(
+                "making {0}'s warm template in the background (`banger image warm {0}`)",
+                image.name
+            ),
+            None,
+        );
+        let vms = self.clone();
+        let name = image.name.clone();
+        tokio::spawn(async move {
+            let _running = inflight.read_owned().await;
+            match vms.warm_image(name.clone(), Reporter::silent()).await {
+                Ok(_) => tracing::info!(image = %name, "made the warm template after the build"),
+                Err(e) => {
+                    tracing::warn!(image = %name, error = %banger_api::error::chain(&e), "cannot make the warm template after the build; creates boot cold")
+                }
+            }
+        });
     }
 
     async fn save_template(
@@ -146,6 +197,33 @@ impl Vms {
         Ok(())
     }
 
+    /// What `image warm`s that a daemon did not live to finish left: the
+    /// templates half made (`.partial`) and the names of the VMs they were
+    /// being made from, which the caller deletes before [`Self::forget_partial_templates`].
+    pub(super) fn partial_templates(&self) -> (Vec<PathBuf>, Vec<String>) {
+        let root = self.paths.warm_template("_");
+        let Some(Ok(entries)) = root.parent().map(std::fs::read_dir) else {
+            return Default::default();
+        };
+        let dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "partial"))
+            .collect();
+        let names = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join(TEMPLATE_VM)).ok())
+            .collect();
+        (dirs, names)
+    }
+
+    pub(super) fn forget_partial_templates(&self, dirs: &[PathBuf]) {
+        for dir in dirs {
+            tracing::warn!(dir = %dir.display(), "removing a warm template that was not finished");
+            saved::remove(dir);
+        }
+    }
+
     /// The image's template when `vm` (claimed, not yet made) fits it.
     pub(super) fn template_for(&self, vm: &Vm, image: &Image) -> Option<(PathBuf, Template)> {
         if !self.drivers.driver(vm.vmm).ok()?.has_link_control() {
@@ -160,16 +238,19 @@ impl Vms {
             tracing::info!(vm = %vm.name, image = %image.name, "booting cold: the warm template does not fit ({why})");
             return None;
         }
-        let sizes = (template.disk_size_bytes, template.overlay_size_bytes);
-        if sizes != (vm.disk_size_bytes, vm.overlay_size_bytes) {
-            tracing::info!(vm = %vm.name, image = %image.name, "booting cold: the warm template has other disk sizes");
+        // A restored guest's disks can grow (online, from inside), not shrink.
+        if vm.disk_size_bytes < template.disk_size_bytes
+            || vm.overlay_size_bytes < template.overlay_size_bytes
+        {
+            tracing::info!(vm = %vm.name, image = %image.name, "booting cold: the VM's disks are smaller than the warm template's");
             return None;
         }
         Some((dir, template))
     }
 
-    /// Makes `vm` from the template in `dir`: its disks copied, its guest
-    /// restored and given the VM's own identity.
+    /// Makes `vm` from the template in `dir` (the caller holds the
+    /// templates' read lock): its disks copied, its guest restored and
+    /// given the VM's own identity.
     pub(super) async fn create_warm(
         self: &Arc<Self>,
         vm: &mut Vm,
@@ -178,7 +259,6 @@ impl Vms {
         reporter: &Reporter,
         since: Instant,
     ) -> Result<()> {
-        let _templates = self.warm_lock.read().await;
         let files = Files(dir);
         self.journal.record(
             &vm.id,
@@ -188,13 +268,18 @@ impl Vms {
         std::fs::create_dir_all(&vm.dir)
             .map_err(|e| HostError::path_io("cannot create", &vm.dir, e))?;
         reporter.say("vm.copy", "copying the warm template's disks", Some(0.65));
+        // At the template's sizes: the restored guest grows them itself.
         let to = vm.files();
+        let saved = DiskSizes {
+            overlay: template.overlay_size_bytes,
+            work: template.disk_size_bytes,
+        };
         self.host
             .disks
             .clone_ext4(
                 &files.overlay(),
                 &to.overlay(),
-                vm.overlay_size_bytes,
+                saved.overlay,
                 banger_image::LABEL_OVERLAY,
             )
             .await?;
@@ -203,7 +288,7 @@ impl Vms {
             .clone_ext4(
                 &files.work(),
                 &to.work(),
-                vm.disk_size_bytes,
+                saved.work,
                 banger_image::LABEL_WORK,
             )
             .await?;
@@ -213,6 +298,7 @@ impl Vms {
                 image,
                 &files.state(),
                 (template.mac, template.ip),
+                saved,
                 reporter,
             )
             .await?;

@@ -103,6 +103,7 @@ impl Real {
                     managed: false,
                     agent: false,
                     agent_serial: false,
+                    warm: false,
                     ..image
                 })
                 .unwrap();

@@ -31,6 +31,7 @@ pub(super) fn draw_images(frame: &mut Frame, area: Rect, model: &Model, theme: &
             }
             .to_string(),
             image.kernel_version.clone(),
+            if image.warm { "yes" } else { "no" }.to_string(),
             users.len().to_string(),
             date(&image.created_at),
         ])
@@ -42,11 +43,12 @@ pub(super) fn draw_images(frame: &mut Frame, area: Rect, model: &Model, theme: &
             Constraint::Length(10),
             Constraint::Length(22),
             Constraint::Length(4),
+            Constraint::Length(4),
             Constraint::Length(10),
         ],
     )
     .header(
-        Row::new(["NAME", "KIND", "KERNEL", "VMS", "CREATED"])
+        Row::new(["NAME", "KIND", "KERNEL", "WARM", "VMS", "CREATED"])
             .style(Style::default().add_modifier(Modifier::BOLD)),
     )
     .block(block)

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::models::{
     ApiFault, BootSource, Drive, FullVmConfiguration, InstanceActionInfo, InstanceInfo, Logger,
-    MachineConfiguration, Metrics, NetworkInterface, SerialDevice, SnapshotCreateParams,
-    SnapshotLoadParams, VmStateChange, Vsock,
+    MachineConfiguration, Metrics, NetworkInterface, PartialDrive, SerialDevice,
+    SnapshotCreateParams, SnapshotLoadParams, VmStateChange, Vsock,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +163,19 @@ impl FirecrackerClient {
 
     pub async fn put_vsock(&self, vsock: &Vsock) -> Result<(), FirecrackerError> {
         self.put("/vsock", vsock).await
+    }
+
+    /// `PATCH /drives/{id}` of a running microVM: a new backing file (or
+    /// the same one, grown).
+    pub async fn patch_drive(&self, drive: &PartialDrive) -> Result<(), FirecrackerError> {
+        let json = serde_json::to_vec(drive).expect("models serialise");
+        self.call(
+            Method::PATCH,
+            &format!("/drives/{}", drive.drive_id),
+            Some(json),
+        )
+        .await
+        .map(drop)
     }
 
     /// `PATCH /vm`: pause or resume the running microVM.

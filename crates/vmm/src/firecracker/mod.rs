@@ -18,7 +18,7 @@ use banger_api::{Accel, VmmKind, VmmMetrics, VmmStatus};
 use banger_host::process::{self, ProcessId};
 
 pub use client::{FirecrackerClient, FirecrackerError};
-use models::{ActionType, InstanceActionInfo};
+use models::{ActionType, InstanceActionInfo, PartialDrive};
 
 use crate::{rotate, tail_summary, wait_for_socket, Result, Role, VmFiles, VmSpec, Vmm, VmmError};
 
@@ -146,6 +146,27 @@ impl Vmm for Firecracker {
             snapshot::load(&client, spec, from).await
         })
         .await
+    }
+
+    async fn grow_disk(&self, dir: &Path, drive: &str, path: &Path, bytes: u64) -> Result<()> {
+        let failed = |reason: String| VmmError::Grow {
+            drive: drive.to_string(),
+            reason,
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(bytes))
+            .map_err(|e| failed(format!("cannot grow {}: {e}", path.display())))?;
+        // Naming the same file again makes Firecracker read its size and
+        // tell the guest (a virtio config change).
+        Self::client(dir)
+            .patch_drive(&PartialDrive {
+                drive_id: drive.to_string(),
+                path_on_host: Some(path.display().to_string()),
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))
     }
 
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {

@@ -42,6 +42,14 @@ pub struct Drive {
     pub cache_type: Option<CacheType>,
 }
 
+/// `#/definitions/PartialDrive`: what `PATCH /drives/{id}` changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialDrive {
+    pub drive_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_on_host: Option<String>,
+}
+
 /// `#/definitions/NetworkInterface`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkInterface {

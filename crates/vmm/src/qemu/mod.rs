@@ -469,6 +469,21 @@ impl Vmm for Qemu {
         Ok(())
     }
 
+    async fn grow_disk(&self, dir: &Path, drive: &str, _path: &Path, bytes: u64) -> Result<()> {
+        // QEMU grows the raw file itself and tells the guest's virtio-blk.
+        qmp::call(
+            &Self::qmp_socket(dir),
+            "block_resize",
+            serde_json::json!({ "device": drive, "size": bytes }),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| VmmError::Grow {
+            drive: drive.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     async fn request_shutdown(&self, dir: &Path, _process: ProcessId) -> Result<()> {
         qmp::execute(&Self::qmp_socket(dir), "system_powerdown")
             .await

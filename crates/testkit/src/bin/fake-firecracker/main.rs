@@ -373,6 +373,31 @@ impl Fake {
                 vm.drives.insert(id.to_string(), body);
                 no_content()
             }
+            // Firecracker updates a drive only once the guest runs (the
+            // ids are checked first), and only one it was given.
+            ("PATCH", p) if p.starts_with("/drives/") => {
+                let id = p.trim_start_matches("/drives/");
+                if body["drive_id"].as_str() != Some(id) {
+                    return fault("The id from the path does not match the id from the body!");
+                }
+                if !vm.started {
+                    return fault(
+                        "The requested operation is not supported before starting the microVM.",
+                    );
+                }
+                let Some(drive) = vm.drives.get_mut(id) else {
+                    return fault(format!(
+                        "Drive config error: The drive with id {id} does not exist"
+                    ));
+                };
+                if let Some(p) = body["path_on_host"].as_str() {
+                    if !Path::new(p).exists() {
+                        return fault(format!("Drive config error: Unable to patch the block device: No such file or directory (os error 2) {p}"));
+                    }
+                    drive["path_on_host"] = p.into();
+                }
+                no_content()
+            }
             ("PUT", "/vsock") => {
                 if body["guest_cid"].as_u64().unwrap_or(0) < 3 {
                     return fault("Vsock error: the guest CID must be at least 3");
