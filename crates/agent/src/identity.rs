@@ -3,7 +3,8 @@
 //! network. Done here rather than by a shell script: every process an
 //! emulated guest starts costs ~0.1 s, and the kernel's RNG can only be
 //! credited and forced to reseed through ioctls. One process is still
-//! started (`ip`, for the interface), and `resize2fs` for a grown disk.
+//! started (`ip`, for the interface); a grown disk's filesystem is grown
+//! by the kernel's online resize.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -297,8 +298,12 @@ fn ip_batch(dev: &str, n: &Readdress) -> String {
     batch
 }
 
+// EXT4_IOC_RESIZE_FS of <linux/ext4.h>: what `resize2fs` does online.
+nix::ioctl_write_ptr!(ext4_resize_fs, b'f', 16, u64);
+
 /// Grows the mounted ext4 filesystem labelled `grow.label` to its disk's
-/// new size, once the guest's kernel sees that size.
+/// new size, once the guest's kernel sees that size: the kernel's online
+/// resize, asked directly (images need not carry e2fsprogs).
 fn grow_fs(grow: &Grow) -> Result<(), String> {
     let disk = disk_labelled(&grow.label)
         .ok_or_else(|| format!("no disk has an ext4 filesystem labelled {}", grow.label))?;
@@ -313,18 +318,36 @@ fn grow_fs(grow: &Grow) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = Command::new("resize2fs")
-        .arg(format!("/dev/{disk}"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run resize2fs: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "resize2fs /dev/{disk} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    let mount = mount_point(&disk).ok_or_else(|| format!("/dev/{disk} is not mounted"))?;
+    let dir = std::fs::File::open(&mount).map_err(|e| format!("cannot open {mount}: {e}"))?;
+    let block = nix::sys::statfs::fstatfs(&dir)
+        .map_err(|e| format!("cannot statfs {mount}: {e}"))?
+        .block_size();
+    let blocks = disk_bytes(&disk) / u64::try_from(block.max(1)).unwrap_or(4096);
+    use std::os::fd::AsRawFd;
+    // SAFETY: the fd is open for the call and `blocks` outlives it.
+    unsafe { ext4_resize_fs(dir.as_raw_fd(), &blocks) }
+        .map_err(|e| format!("the kernel could not grow {mount} (/dev/{disk}): {e}"))?;
     Ok(())
+}
+
+/// Where the disk is mounted, by its device number in mountinfo.
+fn mount_point(disk: &str) -> Option<String> {
+    let dev = std::fs::read_to_string(format!("/sys/block/{disk}/dev")).ok()?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mount_of(&mountinfo, dev.trim())
+}
+
+/// The mount point (field 5) of the first mountinfo line for device
+/// `major:minor` (field 3).
+fn mount_of(mountinfo: &str, dev: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        if fields.get(2) != Some(&dev) {
+            return None;
+        }
+        fields.get(4).map(|m| m.replace("\\040", " "))
+    })
 }
 
 /// The whole disk (`vdb`, ...) whose ext4 filesystem has this label.
@@ -452,6 +475,14 @@ mod tests {
         let mut same = identity().network;
         same.address = same.from_address;
         assert!(!ip_batch("eth0", &same).contains("address add"));
+    }
+
+    #[test]
+    fn finds_where_a_disk_is_mounted() {
+        let mountinfo = "22 1 0:21 / / rw - overlay overlay rw\n\
+                         30 22 254:32 / /root rw,noatime - ext4 /dev/vdc rw\n";
+        assert_eq!(mount_of(mountinfo, "254:32").as_deref(), Some("/root"));
+        assert_eq!(mount_of(mountinfo, "254:16"), None);
     }
 
     #[test]
