@@ -11,6 +11,14 @@ use tokio::io::AsyncReadExt;
 pub trait GuestProbe: Send + Sync {
     /// One quick attempt; true when the guest answered.
     async fn ready(&self, ip: Ipv4Addr) -> bool;
+
+    /// One quick attempt; true when the guest's sshd port takes a
+    /// connection: the network path to a guest whose sshd is known to run
+    /// (a restored one) works. Cheaper than [`GuestProbe::ready`] where a
+    /// banner costs the guest a process.
+    async fn reachable(&self, ip: Ipv4Addr) -> bool {
+        self.ready(ip).await
+    }
 }
 
 /// Whether a guest's TCP port serves the web: `https` when a TLS handshake
@@ -62,6 +70,13 @@ impl GuestProbe for SshBanner {
         matches!(
             tokio::time::timeout(Duration::from_secs(2), attempt).await,
             Ok(Some(()))
+        )
+    }
+    async fn reachable(&self, ip: Ipv4Addr) -> bool {
+        let connect = tokio::net::TcpStream::connect(SocketAddr::from((ip, 22)));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), connect).await,
+            Ok(Ok(_))
         )
     }
 }

@@ -117,14 +117,15 @@ impl Vms {
         self.take_over(vm, was, grow).await?;
         driver.set_link(&vm.dir, true).await?;
         self.caps.running(vm).await?;
-        // sshd reloads its new host key: `vm ssh` right after should work.
+        // Its sshd runs (restored, or started again on its new host key):
+        // once the new address takes a connection, `vm ssh` works.
         let ssh_deadline = Instant::now() + Duration::from_secs(10);
-        while !self.host.probe.ready(vm.ip).await {
+        while !self.host.probe.reachable(vm.ip).await {
             if Instant::now() >= ssh_deadline {
                 tracing::warn!(vm = %vm.name, "sshd of the restored guest does not answer yet");
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!(vm = %vm.name, restored_ms, agent_ms, identity_ms = started.elapsed().as_millis(), "restored guest has its own identity");
         Ok(process)
