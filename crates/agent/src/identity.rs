@@ -60,6 +60,15 @@ impl Steps {
 
 fn apply(identity: &Identity) -> Result<IdentityDone, String> {
     check(identity)?;
+    // An agent run on a host (tests, debugging) must never take a guest's
+    // identity for that host: only a guest banger's initramfs assembled
+    // has its overlay disk mounted here.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if !is_banger_guest(&mountinfo) {
+        return Err(format!(
+            "this is not a banger guest (nothing is mounted at {GUEST_MARK}): nothing was changed"
+        ));
+    }
     let mut steps = Steps {
         done: Vec::new(),
         last: Instant::now(),
@@ -97,6 +106,15 @@ fn apply(identity: &Identity) -> Result<IdentityDone, String> {
     reload_sshd();
     steps.mark("sshd");
     Ok(IdentityDone { steps: steps.done })
+}
+
+/// Where banger's initramfs leaves a guest's overlay disk mounted.
+const GUEST_MARK: &str = "/run/banger/rw";
+
+fn is_banger_guest(mountinfo: &str) -> bool {
+    mountinfo
+        .lines()
+        .any(|line| line.split(' ').nth(4) == Some(GUEST_MARK))
 }
 
 /// Refuses what no banger host sends, before anything is changed.
@@ -475,6 +493,17 @@ mod tests {
         let mut same = identity().network;
         same.address = same.from_address;
         assert!(!ip_batch("eth0", &same).contains("address add"));
+    }
+
+    #[test]
+    fn only_a_banger_guest_takes_an_identity() {
+        let guest = "30 22 254:16 / /run/banger/rw rw,noatime - ext4 /dev/vdb rw\n";
+        assert!(is_banger_guest(guest));
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!is_banger_guest(&host), "this test host is not a guest");
+        assert!(apply(&identity())
+            .unwrap_err()
+            .contains("not a banger guest"));
     }
 
     #[test]

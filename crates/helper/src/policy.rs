@@ -143,6 +143,23 @@ pub async fn check(lease: &Lease, world: &dyn World, op: Op) -> Result<Op, Denie
             own_tap(lease, world, &tap)?;
             Ok(Op::DeleteTap { tap })
         }
+        Op::PlugTap {
+            tap,
+            bridge: b,
+            address,
+        } => {
+            tap_name(&tap)?;
+            if let Some(b) = &b {
+                bridge(lease, b)?;
+            }
+            in_subnet(lease, address)?;
+            own_tap(lease, world, &tap)?;
+            Ok(Op::PlugTap {
+                tap,
+                bridge: b,
+                address,
+            })
+        }
         Op::EnableForwarding => Ok(Op::EnableForwarding),
         Op::AddNat(rule) => {
             bridge(lease, &rule.bridge)?;
@@ -266,6 +283,16 @@ mod tests {
                 bridge: "banger0".into(),
             }),
             Op::ListNat,
+            Op::PlugTap {
+                tap: "bg-aaaaaaaaaaaa".into(),
+                bridge: None,
+                address: Ipv4Addr::new(172, 30, 0, 2),
+            },
+            Op::PlugTap {
+                tap: "bg-aaaaaaaaaaaa".into(),
+                bridge: Some("banger0".into()),
+                address: Ipv4Addr::new(172, 30, 0, 2),
+            },
         ] {
             assert!(check(&lease, &world, op.clone()).await.is_ok(), "{op:?}");
         }
@@ -275,6 +302,29 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_not_the_callers_is_refused() {
+        let plug = |tap: &str, bridge: &str, address| Op::PlugTap {
+            tap: tap.into(),
+            bridge: Some(bridge.into()),
+            address,
+        };
+        let mine = Ipv4Addr::new(172, 30, 0, 2);
+        assert_eq!(
+            denied(plug("bg-bbbbbbbbbbbb", "banger0", mine)).await,
+            Denied::NotYourTap("bg-bbbbbbbbbbbb".into())
+        );
+        assert!(matches!(
+            denied(plug("bg-aaaaaaaaaaaa", "docker0", mine)).await,
+            Denied::Bridge { .. }
+        ));
+        assert!(matches!(
+            denied(plug(
+                "bg-aaaaaaaaaaaa",
+                "banger0",
+                Ipv4Addr::new(10, 0, 0, 1)
+            ))
+            .await,
+            Denied::Subnet { .. }
+        ));
         assert_eq!(
             denied(Op::DeleteTap { tap: "eth0".into() }).await,
             Denied::TapName("eth0".into())

@@ -233,6 +233,21 @@ impl<R: Runner> Network for IpNetwork<R> {
                     self.ip(&["link", "del", tap]).await?;
                 }
             }
+            Op::PlugTap {
+                tap,
+                bridge,
+                address,
+            } => match bridge {
+                Some(bridge) => {
+                    self.ip(&["link", "set", tap, "master", bridge]).await?;
+                    let address = address.to_string();
+                    // Gone already (or never known) is as good.
+                    let _ = self.ip(&["neigh", "del", &address, "dev", bridge]).await;
+                }
+                None => {
+                    self.ip(&["link", "set", tap, "nomaster"]).await?;
+                }
+            },
             Op::EnableForwarding => {
                 let path = "/proc/sys/net/ipv4/ip_forward";
                 if std::fs::read_to_string(path).unwrap_or_default().trim() != "1" {

@@ -46,6 +46,17 @@ pub enum Op {
     },
     /// Remove a TAP device; done when it is already gone.
     DeleteTap { tap: String },
+    /// Put an existing TAP on `bridge` (`Some`) or take it off any (`None`):
+    /// a guest restored from another's memory stays off the network until
+    /// it has its own address. Plugged in, the host forgets its neighbour
+    /// entry for `address`: it may name the MAC of a guest that had the
+    /// address before.
+    PlugTap {
+        tap: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bridge: Option<String>,
+        address: Ipv4Addr,
+    },
     /// `net.ipv4.ip_forward = 1` (never turned off again: other tools, Docker
     /// among them, rely on it too).
     EnableForwarding,
@@ -90,6 +101,10 @@ impl Op {
             }
             Op::CreateTap { tap, bridge, .. } => interface(tap).and(interface(bridge)),
             Op::DeleteTap { tap } => interface(tap),
+            Op::PlugTap { tap, bridge, .. } => {
+                interface(tap)?;
+                bridge.as_deref().map_or(Ok(()), interface)
+            }
             Op::EnableForwarding | Op::ListNat => Ok(()),
             Op::AddNat(rule) => {
                 tag(&rule.tag)?;

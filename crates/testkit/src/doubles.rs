@@ -89,6 +89,21 @@ impl Network for FakeNetwork {
             Op::DeleteTap { tap } => {
                 self.taps.lock().unwrap().remove(tap);
             }
+            Op::PlugTap { tap, bridge, .. } => {
+                if !self.taps.lock().unwrap().contains(tap) {
+                    return Err(HostError::CommandFailed {
+                        command: format!("ip link set {tap} nomaster"),
+                        status: "exit status: 1".into(),
+                        stderr: format!("Cannot find device \"{tap}\""),
+                    });
+                }
+                let mut detached = self.detached.lock().unwrap();
+                if bridge.is_some() {
+                    detached.remove(tap);
+                } else {
+                    detached.insert(tap.clone());
+                }
+            }
             Op::EnableForwarding => *self.forwarding.lock().unwrap() = true,
             Op::AddNat(rule) => {
                 self.nat

@@ -21,6 +21,24 @@ use banger_daemon::progress::Reporter;
 use banger_daemon::vms::VmError;
 use common::*;
 
+/// The identities the daemon asked guests to take, in order.
+static IDENTITIES: std::sync::Mutex<Vec<banger_api::agent::Identity>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The real agent, but for `/v1/identity`: on a host the real one refuses
+/// (rightly: it would change this machine), so a double records the
+/// request and answers as a guest's agent does.
+fn agent_router() -> axum::Router {
+    async fn identity(body: axum::body::Bytes) -> axum::Json<banger_api::agent::IdentityDone> {
+        let identity = serde_json::from_slice(&body).expect("an identity");
+        IDENTITIES.lock().unwrap().push(identity);
+        axum::Json(banger_api::agent::IdentityDone { steps: Vec::new() })
+    }
+    axum::Router::new()
+        .route("/v1/identity", axum::routing::post(identity))
+        .fallback_service(banger_agent::router())
+}
+
 /// A real agent on a Unix socket, for the whole test binary.
 fn agent_socket() -> &'static PathBuf {
     static SOCKET: OnceLock<PathBuf> = OnceLock::new();
@@ -36,7 +54,7 @@ fn agent_socket() -> &'static PathBuf {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-                axum::serve(listener, banger_agent::router()).await.unwrap();
+                axum::serve(listener, agent_router()).await.unwrap();
             });
         });
         // Set before any fake Firecracker is spawned, which inherits it.
@@ -143,4 +161,115 @@ async fn an_image_without_the_agent_is_ready_by_ssh_and_says_so() {
         .delete("plain".into(), true)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firecracker_clones_a_running_vm_and_creates_warm_off_the_network_until_it_has_its_identity(
+) {
+    agent_socket();
+    let d = daemon(Duration::from_millis(200));
+    let app = d.app.clone();
+    let mut image = app.store().get_image("default").unwrap().unwrap();
+    image.agent = true;
+    app.store().put_image(&image).unwrap();
+    let vms = app.vms().clone();
+    let source = vms
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("source".into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap();
+
+    // A running clone: the source paused for a snapshot and running again,
+    // the clone loaded from it on its own TAP, which is off the bridge
+    // while the guest takes its identity.
+    let ops_before = d.net.ops.lock().unwrap().len();
+    let clone = vms
+        .clone()
+        .clone_vm("source".into(), Some("twin".into()), Reporter::silent())
+        .await
+        .unwrap();
+    assert_eq!(clone.state, VmState::Running);
+    let status = vms.vmm_status("source").await.unwrap();
+    assert_eq!(status.state, "Running", "the source runs again");
+    let identity = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(identity.hostname, "twin");
+    assert_eq!(identity.network.from_mac, source.mac);
+    assert_eq!(identity.network.from_address, source.ip);
+    assert_eq!(
+        (identity.network.mac, identity.network.address),
+        (clone.mac, clone.ip)
+    );
+    let plugs: Vec<Option<String>> = d.net.ops.lock().unwrap()[ops_before..]
+        .iter()
+        .filter_map(|op| match op {
+            banger_host::privileged::Op::PlugTap { tap, bridge, .. } if *tap == clone.tap => {
+                Some(bridge.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plugs, [None, Some("banger0".into())], "off, then on");
+    assert!(!d.net.detached.lock().unwrap().contains(&clone.tap));
+    let load = requests(&clone.dir)
+        .into_iter()
+        .find(|r| r["path"] == "/snapshot/load")
+        .expect("the clone was loaded from a snapshot");
+    assert_eq!(
+        load["body"]["network_overrides"][0]["host_dev_name"],
+        clone.tap.as_str()
+    );
+
+    // A warm create from the image's template, with a bigger /root: the
+    // template's memory file mapped as it is (not copied), the disk grown
+    // under the running guest, the guest told to grow its filesystem.
+    vms.clone()
+        .warm_image("default".into(), Reporter::silent())
+        .await
+        .unwrap();
+    let template = banger_api::paths::Paths::under(d.root.path()).warm_template("default");
+    let warm = vms
+        .clone()
+        .create(
+            CreateVmRequest {
+                name: Some("warmed".into()),
+                disk_size: Some("12G".into()),
+                ..Default::default()
+            },
+            Reporter::silent(),
+        )
+        .await
+        .unwrap();
+    assert!(warm.warm, "made from the template");
+    let requests = requests(&warm.dir);
+    let load = requests
+        .iter()
+        .find(|r| r["path"] == "/snapshot/load")
+        .unwrap();
+    assert_eq!(
+        load["body"]["mem_backend"]["backend_path"],
+        template.join("state/memory").display().to_string()
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["method"] == "PATCH" && r["path"] == "/drives/work"),
+        "the work disk grown under the guest"
+    );
+    assert_eq!(
+        std::fs::metadata(warm.files().work()).unwrap().len(),
+        12 << 30
+    );
+    let identity = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(identity.hostname, "warmed");
+    assert_eq!(identity.grow.len(), 1);
+    assert_eq!(identity.grow[0].label, "banger-work");
+    for name in ["source", "twin", "warmed"] {
+        vms.clone().delete(name.into(), true).await.unwrap();
+    }
 }

@@ -168,19 +168,6 @@ pub trait Vmm: Send + Sync {
     /// restored.
     async fn unpause(&self, dir: &Path) -> Result<()>;
 
-    /// Whether [`Vmm::set_link`] can hold a guest off the network.
-    /// Firecracker has no such control.
-    fn has_link_control(&self) -> bool {
-        false
-    }
-
-    /// Plugs the guest's network cable in or out (a restored clone stays
-    /// off the network until it has its own address); a no-op where
-    /// [`Vmm::has_link_control`] is false.
-    async fn set_link(&self, _dir: &Path, _up: bool) -> Result<()> {
-        Ok(())
-    }
-
     /// Tells the running guest that the writable disk `drive` (its id in
     /// the spec, backed by `path`) now has `bytes` bytes, growing the file
     /// first: a restored guest's disks cannot be grown behind its back.

@@ -256,10 +256,6 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
                 "stop it with `banger vm stop {vm}` and clone it stopped, or rebuild its image (`banger image build`) for an agent"
             )),
         ),
-        E::CannotIsolate { .. } => (
-            ErrorCode::Conflict,
-            Some("clone the VM stopped, or use `vmm = \"qemu\"` for running clones and warm creates".into()),
-        ),
         E::Takeover { vm, .. } => (
             ErrorCode::Internal,
             Some(format!(

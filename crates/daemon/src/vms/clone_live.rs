@@ -4,8 +4,8 @@
 //!
 //! The source is paused only while its state is written and its disks are
 //! copied (the copies match the memory exactly), then runs on. The clone is
-//! restored from that state on its own TAP with its network cable out
-//! (QEMU's `set_link`): until its agent has given it its own MAC, address,
+//! restored from that state on its own TAP, taken off the bridge: until
+//! its agent has given it its own MAC, address,
 //! hostname, host key and machine-id and fed its RNG, it would answer as
 //! its source. Its disks are never edited from the host: the restored
 //! guest has them mounted, so everything goes through the guest itself.
@@ -67,7 +67,7 @@ impl Vms {
     }
 
     /// Restores `vm` from the guest saved in `state` (another VM's memory,
-    /// or its image's template) on its own TAP with its link down; once its
+    /// or its image's template) on its own TAP off the bridge; once its
     /// agent answers it takes its own identity (`was`: the MAC and address
     /// it starts out with), its disks are grown from the sizes they were
     /// saved with (`saved`) to the VM's, and it is plugged in. `state` is
@@ -95,11 +95,14 @@ impl Vms {
             format!("restoring the saved guest ({})", driver.kind()),
             Some(0.6),
         );
+        // Off the bridge before the guest runs a single instruction: it
+        // would answer as its source (for either VMM; the rollback of a
+        // failed restore deletes the TAP).
+        self.plug(vm, false).await?;
         let record = self.recorder(&vm.id)?;
         let process = driver.restore(&spec(vm, image), state, &record).await?;
         vm.pid = Some(process.pid);
         self.store.update_vm(vm)?;
-        driver.set_link(&vm.dir, false).await?;
         driver.unpause(&vm.dir).await?;
         let restored_ms = started.elapsed().as_millis();
 
@@ -115,7 +118,7 @@ impl Vms {
         );
         let grow = self.grow_disks(vm, saved).await?;
         self.take_over(vm, was, grow).await?;
-        driver.set_link(&vm.dir, true).await?;
+        self.plug(vm, true).await?;
         self.caps.running(vm).await?;
         // Its sshd runs (restored, or started again on its new host key):
         // once the new address takes a connection, `vm ssh` works.
@@ -129,6 +132,19 @@ impl Vms {
         }
         tracing::info!(vm = %vm.name, restored_ms, agent_ms, identity_ms = started.elapsed().as_millis(), "restored guest has its own identity");
         Ok(process)
+    }
+
+    /// Puts the VM's TAP on the bridge, or takes it off.
+    async fn plug(&self, vm: &Vm, on: bool) -> Result<()> {
+        self.host
+            .net
+            .perform(&banger_host::privileged::Op::PlugTap {
+                tap: vm.tap.clone(),
+                bridge: on.then(|| self.config.bridge_name.clone()),
+                address: vm.ip,
+            })
+            .await?;
+        Ok(())
     }
 
     /// A restored VM runs from now on, watched.
@@ -169,9 +185,6 @@ impl Vms {
             return Err(VmError::CloneNeedsAgent { vm: src.name });
         }
         let driver = self.drivers.driver(src.vmm)?;
-        if !driver.has_link_control() {
-            return Err(VmError::CannotIsolate { vmm: driver.kind() });
-        }
         reporter.say(
             "vm.save",
             format!("pausing {} to copy its memory and disks", src.name),

@@ -106,10 +106,6 @@ pub enum VmError {
     /// identity before it may reach the network).
     #[error("VM {vm} runs an image without the guest agent: it can be cloned only when stopped")]
     CloneNeedsAgent { vm: String },
-    /// The VMM cannot keep a restored guest off the network until it has
-    /// its own identity (it would answer as its source meanwhile).
-    #[error("{vmm} cannot hold a restored guest off the network while it takes its own identity")]
-    CannotIsolate { vmm: banger_api::VmmKind },
     /// The restored clone did not take its own identity.
     #[error(
         "{vm}, restored from another guest's memory, could not take its own identity: {reason}"

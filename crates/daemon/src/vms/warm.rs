@@ -53,10 +53,6 @@ impl Vms {
         if !image.agent {
             return Err(VmError::CloneNeedsAgent { vm: image.name });
         }
-        let driver = self.drivers.driver(self.drivers.default_kind())?;
-        if !driver.has_link_control() {
-            return Err(VmError::CannotIsolate { vmm: driver.kind() });
-        }
         // One template made at a time; creates go on from the old one
         // meanwhile.
         let _making = self.warming.lock().await;
@@ -120,11 +116,9 @@ impl Vms {
         inflight: Arc<tokio::sync::RwLock<()>>,
         reporter: &Reporter,
     ) {
-        let restorable = self
-            .drivers
-            .driver(self.drivers.default_kind())
-            .is_ok_and(|d| d.has_link_control());
-        if !self.config.warm_after_build || !image.agent || !image.agent_serial || !restorable {
+        // A QEMU guest saves only with the agent on its serial port.
+        let saves = image.agent_serial || self.drivers.default_kind() != banger_api::VmmKind::Qemu;
+        if !self.config.warm_after_build || !image.agent || !saves {
             return;
         }
         reporter.say(
@@ -226,9 +220,6 @@ impl Vms {
 
     /// The image's template when `vm` (claimed, not yet made) fits it.
     pub(super) fn template_for(&self, vm: &Vm, image: &Image) -> Option<(PathBuf, Template)> {
-        if !self.drivers.driver(vm.vmm).ok()?.has_link_control() {
-            return None;
-        }
         let dir = self.paths.warm_template(&image.name);
         let files = Files(dir.clone());
         let template: Template =

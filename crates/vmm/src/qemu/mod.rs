@@ -442,33 +442,6 @@ impl Vmm for Qemu {
         Ok(proc)
     }
 
-    fn has_link_control(&self) -> bool {
-        true
-    }
-
-    async fn set_link(&self, dir: &Path, up: bool) -> Result<()> {
-        let qmp = Self::qmp_socket(dir);
-        qmp::call(
-            &qmp,
-            "set_link",
-            serde_json::json!({ "name": "net0", "up": up }),
-        )
-        .await
-        .map_err(|e| VmmError::Query(Box::new(e)))?;
-        if up {
-            // The guest may have a new MAC on an address the host's ARP
-            // cache knows with an old one: have it announce itself
-            // (gratuitous ARP through virtio-net's announce), as QEMU does
-            // after a migration, which happened while the link was down.
-            let announce =
-                serde_json::json!({ "initial": 50, "max": 550, "rounds": 5, "step": 100 });
-            if let Err(e) = qmp::call(&qmp, "announce-self", announce).await {
-                tracing::warn!(error = %e, "QEMU did not announce the guest");
-            }
-        }
-        Ok(())
-    }
-
     async fn grow_disk(&self, dir: &Path, drive: &str, _path: &Path, bytes: u64) -> Result<()> {
         // QEMU grows the raw file itself and tells the guest's virtio-blk.
         qmp::call(
