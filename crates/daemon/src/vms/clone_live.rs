@@ -22,6 +22,7 @@ use banger_vmm::VmmError;
 
 use super::boot::spec;
 use super::ready::{wait_agent, Readiness};
+use super::saved::DiskSizes;
 use super::{Result, VmError, Vms};
 use crate::crash;
 use crate::progress::Reporter;
@@ -278,21 +279,5 @@ impl Vms {
             })?;
         tracing::debug!(vm = %vm.name, steps = ?done.steps, "guest took its identity");
         Ok(())
-    }
-}
-
-/// The sizes of a VM's two writable disks (overlay, `/root`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DiskSizes {
-    pub overlay: u64,
-    pub work: u64,
-}
-
-impl DiskSizes {
-    pub fn of(vm: &Vm) -> DiskSizes {
-        DiskSizes {
-            overlay: vm.overlay_size_bytes,
-            work: vm.disk_size_bytes,
-        }
     }
 }

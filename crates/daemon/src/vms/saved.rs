@@ -153,3 +153,19 @@ pub struct Template {
     pub disk_size_bytes: u64,
     pub overlay_size_bytes: u64,
 }
+
+/// The sizes of a VM's two writable disks (overlay, `/root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSizes {
+    pub overlay: u64,
+    pub work: u64,
+}
+
+impl DiskSizes {
+    pub fn of(vm: &Vm) -> DiskSizes {
+        DiskSizes {
+            overlay: vm.overlay_size_bytes,
+            work: vm.disk_size_bytes,
+        }
+    }
+}

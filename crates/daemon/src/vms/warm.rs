@@ -19,8 +19,7 @@ use std::time::Instant;
 use banger_api::{CreateVmRequest, Image, Vm};
 use banger_host::HostError;
 
-use super::clone_live::DiskSizes;
-use super::saved::{self, Manifest, Template};
+use super::saved::{self, DiskSizes, Manifest, Template};
 use super::{Result, VmError, Vms};
 use crate::progress::Reporter;
 
