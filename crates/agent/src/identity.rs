@@ -77,10 +77,7 @@ fn apply(identity: &Identity) -> Result<IdentityDone, String> {
     nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, now)
         .map_err(|e| format!("cannot set the clock: {e}"))?;
     steps.mark("clock");
-    let seed = base64::engine::general_purpose::STANDARD
-        .decode(&identity.seed)
-        .map_err(|e| format!("the seed is not base64: {e}"))?;
-    reseed(&seed)?;
+    reseed(&seed(identity)?)?;
     steps.mark("rng");
     for file in &identity.files {
         replace(Path::new(&file.path), file.mode, file.contents.as_bytes())
@@ -134,6 +131,7 @@ fn check(identity: &Identity) -> Result<(), String> {
             "{id:?} is not a machine-id (32 lowercase hex digits)"
         ));
     }
+    seed(identity)?;
     if identity.network.prefix > 32 {
         return Err(format!(
             "/{} is not an IPv4 prefix",
@@ -151,6 +149,17 @@ fn check(identity: &Identity) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The seed's bytes, 32 to [`SEED_MAX`] of them.
+fn seed(identity: &Identity) -> Result<Vec<u8>, String> {
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(&identity.seed)
+        .map_err(|e| format!("the seed is not base64: {e}"))?;
+    if seed.len() < 32 || seed.len() > SEED_MAX {
+        return Err(format!("a seed of {} bytes (32 to {SEED_MAX})", seed.len()));
+    }
+    Ok(seed)
 }
 
 /// `struct rand_pool_info` of `<linux/random.h>` with room for the seed.
@@ -173,9 +182,6 @@ nix::ioctl_none!(rnd_reseed_crng, b'R', 0x07);
 /// CRNG reseed from it now: a clone must not produce its source's numbers,
 /// and writing to `/dev/urandom` alone neither credits nor reseeds.
 fn reseed(seed: &[u8]) -> Result<(), String> {
-    if seed.len() < 32 || seed.len() > SEED_MAX {
-        return Err(format!("a seed of {} bytes (32 to {SEED_MAX})", seed.len()));
-    }
     let mut info = PoolInfo {
         entropy_count: libc::c_int::try_from(seed.len() * 8).expect("bounded above"),
         buf_size: libc::c_int::try_from(seed.len()).expect("bounded above"),
@@ -445,7 +451,7 @@ mod tests {
         Identity {
             now_secs: 0,
             now_nanos: 0,
-            seed: String::new(),
+            seed: "A".repeat(44),
             files: Vec::new(),
             machine_id: "0123456789abcdef0123456789abcdef".into(),
             hostname: "calm-otter".into(),
@@ -472,6 +478,8 @@ mod tests {
         assert!(bad(|i| i.hostname = "a b".into()).contains("not a hostname"));
         assert!(bad(|i| i.machine_id = "XYZ".into()).contains("machine-id"));
         assert!(bad(|i| i.network.prefix = 33).contains("prefix"));
+        assert!(bad(|i| i.seed = "c2VlZA==".into()).contains("a seed of 4 bytes"));
+        assert!(bad(|i| i.seed = "not base64!".into()).contains("not base64"));
         assert!(bad(|i| i.files.push(banger_api::agent::IdentityFile {
             path: "/etc/../../x".into(),
             mode: 0o644,

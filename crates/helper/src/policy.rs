@@ -153,7 +153,11 @@ pub async fn check(lease: &Lease, world: &dyn World, op: Op) -> Result<Op, Denie
                 bridge(lease, b)?;
             }
             in_subnet(lease, address)?;
-            own_tap(lease, world, &tap)?;
+            // Only a TAP that exists and is the caller's: a missing one
+            // could be another's by the time it is moved.
+            if world.tap_owner(&tap) != TapOwner::Uid(lease.uid) {
+                return Err(Denied::NotYourTap(tap));
+            }
             Ok(Op::PlugTap {
                 tap,
                 bridge: b,
@@ -311,6 +315,11 @@ mod tests {
         assert_eq!(
             denied(plug("bg-bbbbbbbbbbbb", "banger0", mine)).await,
             Denied::NotYourTap("bg-bbbbbbbbbbbb".into())
+        );
+        assert_eq!(
+            denied(plug("bg-gone", "banger0", mine)).await,
+            Denied::NotYourTap("bg-gone".into()),
+            "a TAP that does not exist may not be moved"
         );
         assert!(matches!(
             denied(plug("bg-aaaaaaaaaaaa", "docker0", mine)).await,

@@ -21,9 +21,16 @@ use banger_daemon::progress::Reporter;
 use banger_daemon::vms::VmError;
 use common::*;
 
-/// The identities the daemon asked guests to take, in order.
-static IDENTITIES: std::sync::Mutex<Vec<banger_api::agent::Identity>> =
-    std::sync::Mutex::new(Vec::new());
+/// The identities the daemon asked guests to take, in order, each with the
+/// TAPs that were off the bridge at that moment.
+type Taken = (
+    banger_api::agent::Identity,
+    std::collections::HashSet<String>,
+);
+static IDENTITIES: std::sync::Mutex<Vec<Taken>> = std::sync::Mutex::new(Vec::new());
+/// The network of the test that records identities.
+static NET: std::sync::Mutex<Option<std::sync::Arc<banger_testkit::doubles::FakeNetwork>>> =
+    std::sync::Mutex::new(None);
 
 /// The real agent, but for `/v1/identity`: on a host the real one refuses
 /// (rightly: it would change this machine), so a double records the
@@ -31,7 +38,13 @@ static IDENTITIES: std::sync::Mutex<Vec<banger_api::agent::Identity>> =
 fn agent_router() -> axum::Router {
     async fn identity(body: axum::body::Bytes) -> axum::Json<banger_api::agent::IdentityDone> {
         let identity = serde_json::from_slice(&body).expect("an identity");
-        IDENTITIES.lock().unwrap().push(identity);
+        let detached = NET
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|net| net.detached.lock().unwrap().clone())
+            .unwrap_or_default();
+        IDENTITIES.lock().unwrap().push((identity, detached));
         axum::Json(banger_api::agent::IdentityDone { steps: Vec::new() })
     }
     axum::Router::new()
@@ -168,6 +181,7 @@ async fn firecracker_clones_a_running_vm_and_creates_warm_off_the_network_until_
 ) {
     agent_socket();
     let d = daemon(Duration::from_millis(200));
+    *NET.lock().unwrap() = Some(d.net.clone());
     let app = d.app.clone();
     let mut image = app.store().get_image("default").unwrap().unwrap();
     image.agent = true;
@@ -197,7 +211,11 @@ async fn firecracker_clones_a_running_vm_and_creates_warm_off_the_network_until_
     assert_eq!(clone.state, VmState::Running);
     let status = vms.vmm_status("source").await.unwrap();
     assert_eq!(status.state, "Running", "the source runs again");
-    let identity = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    let (identity, detached) = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        detached.contains(&clone.tap),
+        "off the bridge while it takes its identity"
+    );
     assert_eq!(identity.hostname, "twin");
     assert_eq!(identity.network.from_mac, source.mac);
     assert_eq!(identity.network.from_address, source.ip);
@@ -265,11 +283,30 @@ async fn firecracker_clones_a_running_vm_and_creates_warm_off_the_network_until_
         std::fs::metadata(warm.files().work()).unwrap().len(),
         12 << 30
     );
-    let identity = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    let (identity, detached) = IDENTITIES.lock().unwrap().last().cloned().unwrap();
+    assert!(detached.contains(&warm.tap), "off the bridge meanwhile");
+    assert!(
+        !d.net.detached.lock().unwrap().contains(&warm.tap),
+        "on it now"
+    );
     assert_eq!(identity.hostname, "warmed");
     assert_eq!(identity.grow.len(), 1);
     assert_eq!(identity.grow[0].label, "banger-work");
-    for name in ["source", "twin", "warmed"] {
+    // The grown drive is named relative to the VM's directory, as at boot:
+    // a clone of this VM restored from its snapshot opens its own copy.
+    let patch = requests
+        .iter()
+        .find(|r| r["method"] == "PATCH" && r["path"] == "/drives/work")
+        .unwrap();
+    assert_eq!(patch["body"]["path_on_host"], "work.ext4");
+    let again = vms
+        .clone()
+        .clone_vm("warmed".into(), Some("again".into()), Reporter::silent())
+        .await
+        .unwrap();
+    assert_eq!(again.state, VmState::Running);
+    assert_eq!(again.disk_size_bytes, 12 << 30);
+    for name in ["source", "twin", "warmed", "again"] {
         vms.clone().delete(name.into(), true).await.unwrap();
     }
 }

@@ -256,6 +256,10 @@ fn vm(err: &VmError) -> (ErrorCode, Option<String>) {
                 "stop it with `banger vm stop {vm}` and clone it stopped, or rebuild its image (`banger image build`) for an agent"
             )),
         ),
+        E::ImageChanged { image } => (
+            ErrorCode::Conflict,
+            Some(format!("run `banger image warm {image}` again for the image as it is now")),
+        ),
         E::Takeover { vm, .. } => (
             ErrorCode::Internal,
             Some(format!(

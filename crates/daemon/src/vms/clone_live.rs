@@ -238,6 +238,8 @@ impl Vms {
             ),
         ];
         for (drive, path, was, wanted, label) in disks {
+            // Whole sectors: what the guest's kernel can see of a disk.
+            let wanted = wanted & !511;
             if wanted > was {
                 driver.grow_disk(&vm.dir, drive, &path, wanted).await?;
                 grow.push(Grow {

@@ -76,18 +76,23 @@ impl Vms {
 
         // A template is read, copied and restored under this: `image warm`
         // swaps one in only between the creates that use it.
-        let mut templates = Some(self.warm_lock.read().await);
-        let template = (!request.cold)
-            .then(|| self.template_for(&vm, &image))
-            .flatten();
+        let mut templates = match request.cold {
+            true => None,
+            false => Some(self.warm_lock.read().await),
+        };
+        let template = templates
+            .as_ref()
+            .and_then(|_| self.template_for(&vm, &image));
         if template.is_none() {
             templates.take();
         }
         let result = async {
             if let Some(template) = template {
-                return self
+                let made = self
                     .create_warm(&mut vm, &image, template, &reporter, since)
                     .await;
+                drop(templates);
+                return made;
             }
             self.prepare_disks(&vm, &image, &reporter).await?;
             crash::point("create.disks");

@@ -111,6 +111,9 @@ pub enum VmError {
         "{vm}, restored from another guest's memory, could not take its own identity: {reason}"
     )]
     Takeover { vm: String, reason: String },
+    /// The image was deleted or rebuilt while its template was made.
+    #[error("image {image} changed while its warm template was made; the template was dropped")]
+    ImageChanged { image: String },
     /// The operation needs a running VM.
     #[error("VM {vm} is {state}, not running: {what}")]
     NotRunning {

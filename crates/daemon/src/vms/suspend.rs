@@ -87,17 +87,21 @@ impl Vms {
             saved::remove(&partial);
             vm.state = VmState::Running;
             if !matches!(err, VmError::Vmm(VmmError::CannotSave { .. })) {
-                if let Err(e) = driver.unpause(&vm.dir).await {
-                    // A guest that stays paused is not running (e.g. a VMM
-                    // still busy with a save that timed out): stop it
+                if let Err(why) = self.unpause_after_failed_save(&vm, driver.as_ref()).await {
+                    // A guest that stays paused is not running: stop it
                     // rather than show it running. Its disks stay.
-                    let why = banger_api::error::chain(&e);
                     tracing::error!(vm = %vm.name, error = %why, "cannot unpause the guest after a failed save; stopping it");
-                    if let Err(e) = self.release(&vm).await {
-                        tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "some host resources were not released yet");
+                    match self.release(&vm).await {
+                        Ok(()) => {
+                            vm.state = VmState::Stopped;
+                            vm.pid = None;
+                        }
+                        // Its VMM may still be there: keep it recorded, so
+                        // nothing starts a second one on its disks.
+                        Err(e) => {
+                            tracing::error!(vm = %vm.name, error = %banger_api::error::chain(&e), "the paused VMM could not be stopped");
+                        }
                     }
-                    vm.state = VmState::Stopped;
-                    vm.pid = None;
                     vm.stop_reason = Some(format!(
                         "its suspend failed and the paused guest could not run again ({why}); stopped, its disks kept"
                     ));
@@ -119,6 +123,24 @@ impl Vms {
         let vm = self.with_saved_size(vm);
         tracing::info!(vm = %vm.name, ms = since.elapsed().as_millis(), bytes = vm.saved_state_bytes, "VM suspended");
         Ok(vm)
+    }
+
+    /// Lets the guest run again after its save failed, asking a few
+    /// times: a VMM still finishing a save that timed out answers late.
+    async fn unpause_after_failed_save(
+        &self,
+        vm: &Vm,
+        driver: &dyn banger_vmm::Vmm,
+    ) -> std::result::Result<(), String> {
+        let mut last = String::new();
+        for wait in [0, 1, 2, 4] {
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            match driver.unpause(&vm.dir).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = banger_api::error::chain(&e),
+            }
+        }
+        Err(last)
     }
 
     pub async fn resume(self: Arc<Self>, reference: String, reporter: Reporter) -> Result<Vm> {

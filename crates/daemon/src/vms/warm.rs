@@ -80,7 +80,8 @@ impl Vms {
                 },
                 reporter.clone(),
             )
-            .await?;
+            .await
+            .inspect_err(|_| saved::remove(&partial))?;
         let _guard = self.lock(&template.id).await;
         crate::crash::point("warm.saving");
         let made = self
@@ -96,6 +97,13 @@ impl Vms {
         let _ = std::fs::remove_file(partial.join(TEMPLATE_VM));
         {
             let _swap = self.warm_lock.write().await;
+            // Deleted or rebuilt meanwhile: this template is of a build
+            // that is gone.
+            let now = self.images.get(&image.name).ok();
+            if now.is_none_or(|now| now.created_at != image.created_at) {
+                saved::remove(&partial);
+                return Err(VmError::ImageChanged { image: image.name });
+            }
             saved::remove(&dir);
             std::fs::rename(&partial, &dir)
                 .map_err(|e| HostError::path_io("cannot rename", &partial, e))?;

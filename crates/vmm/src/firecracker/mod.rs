@@ -159,11 +159,14 @@ impl Vmm for Firecracker {
             .and_then(|f| f.set_len(bytes))
             .map_err(|e| failed(format!("cannot grow {}: {e}", path.display())))?;
         // Naming the same file again makes Firecracker read its size and
-        // tell the guest (a virtio config change).
+        // tell the guest (a virtio config change). Relative to the VM's
+        // directory, as at boot: a later snapshot records this path, and a
+        // clone restored from it must open its own copy, not this one.
+        let relative = path.strip_prefix(dir).unwrap_or(path);
         Self::client(dir)
             .patch_drive(&PartialDrive {
                 drive_id: drive.to_string(),
-                path_on_host: Some(path.display().to_string()),
+                path_on_host: Some(relative.display().to_string()),
             })
             .await
             .map_err(|e| failed(e.to_string()))
