@@ -6,7 +6,7 @@ ARGS ?=
 
 RUNTIME_MANIFEST ?= runtime-bundle.toml
 
-.PHONY: build test test-fast bench-create bench-loop bench-suspend bench-warm install install-unit uninstall deps runtime-package runtime-bundle
+.PHONY: build test test-fast bench bench-create bench-loop bench-suspend bench-warm install install-unit uninstall deps runtime-package runtime-bundle
 
 deps:
 	./scripts/install-deps
@@ -41,6 +41,10 @@ bench-suspend:
 
 bench-warm:
 	./scripts/bench-warm $(ARGS)
+
+# Every VM-lifecycle figure of docs/performance.md in one command: creates,
+# suspend and resume, warm creates and running clones (each a JSON object).
+bench: bench-create bench-suspend bench-warm
 
 # Binaries and shell completions. The daemon runs as you; the root helper
 # (banger-helper, `sudo banger system install --owner $USER`) makes its
