@@ -229,6 +229,18 @@ fn a_user_runs_vms_with_the_root_helper_doing_only_the_network() {
     );
     env.ok(&["vm", "stop", "u1"]);
     env.ok(&["vm", "start", "u1"]);
+    // A clone of the running VM, as the user: the helper takes its TAP off
+    // the bridge until the guest has its own identity, and puts it back.
+    env.ok(&["vm", "clone", "u1", "--name", "u2"]);
+    assert_eq!(env.ok(&["vm", "exec", "u2", "--", "hostname"]).trim(), "u2");
+    assert_eq!(env.ok(&["vm", "ssh", "u2", "--", "hostname"]).trim(), "u2");
+    let plugged = std::fs::read_to_string(&helper_log).unwrap();
+    assert_eq!(
+        plugged.matches("PlugTap {").count(),
+        2,
+        "off the bridge and on again:\n{plugged}"
+    );
+    env.ok(&["vm", "delete", "u2"]);
 
     // The helper dies: running VMs do not notice.
     helper.kill().unwrap();
