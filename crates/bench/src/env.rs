@@ -193,12 +193,27 @@ impl Drop for BenchEnv {
 /// else `target/bench-images`), its daemon stopped again; and the images
 /// directory.
 pub fn qemu_with_default_image(images: Option<PathBuf>) -> anyhow::Result<(BenchEnv, PathBuf)> {
+    with_default_image(images, "qemu", None)
+}
+
+/// The same with the VMM of `vmm` (and `firecracker_bin` where given).
+pub fn with_default_image(
+    images: Option<PathBuf>,
+    vmm: &str,
+    firecracker_bin: Option<&std::path::Path>,
+) -> anyhow::Result<(BenchEnv, PathBuf)> {
     let images =
         std::path::absolute(images.unwrap_or_else(|| PathBuf::from("target/bench-images")))?;
     let mut config: std::collections::BTreeMap<&str, toml::Value> = Default::default();
     config.insert("images_dir", images.display().to_string().into());
     config.insert("boot_timeout_secs", 600.into());
-    config.insert("vmm", "qemu".into());
+    config.insert("vmm", vmm.into());
+    if let Some(bin) = firecracker_bin {
+        config.insert(
+            "firecracker_bin",
+            std::path::absolute(bin)?.display().to_string().into(),
+        );
+    }
     // Builds run outside the bench namespace, where no guest may boot;
     // the warm bench makes its template itself, timed.
     config.insert("warm_after_build", false.into());

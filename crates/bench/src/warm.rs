@@ -18,6 +18,12 @@ pub struct Args {
     series: u32,
     #[arg(long, env = "BANGER_BENCH_IMAGES")]
     images: Option<std::path::PathBuf>,
+    /// The VMM (`qemu`, or `firecracker` on a KVM host where its guests boot)
+    #[arg(long, default_value = "qemu")]
+    vmm: String,
+    /// firecracker_bin in config.toml
+    #[arg(long)]
+    firecracker_bin: Option<std::path::PathBuf>,
 }
 
 /// Bytes allocated on disk under `path` (`du`: sparse files count what
@@ -44,7 +50,11 @@ fn timed(env: &mut BenchEnv, name: &str, args: &[&str]) -> anyhow::Result<(u64, 
 }
 
 pub fn run_bench(args: Args) -> anyhow::Result<()> {
-    let (mut env, _) = crate::env::qemu_with_default_image(args.images.clone())?;
+    let (mut env, _) = crate::env::with_default_image(
+        args.images.clone(),
+        &args.vmm,
+        args.firecracker_bin.as_deref(),
+    )?;
 
     let (mut cold, mut cold_ssh) = (vec![], vec![]);
     for i in 0..args.runs {
@@ -107,6 +117,7 @@ pub fn run_bench(args: Args) -> anyhow::Result<()> {
     env.ok(true, &delete)?;
     let percent = |a: u64, b: u64| (a as f64 / b.max(1) as f64 * 1000.0).round() / 10.0;
     let result = serde_json::json!({
+        "vmm": args.vmm,
         "cold_create_ms": cold,
         "cold_create_to_ssh_ms": cold_ssh,
         "image_warm_ms": warm_image,
