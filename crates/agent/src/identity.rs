@@ -59,7 +59,7 @@ impl Steps {
 }
 
 fn apply(identity: &Identity) -> Result<IdentityDone, String> {
-    check(identity)?;
+    let seed = check(identity)?;
     // An agent run on a host (tests, debugging) must never take a guest's
     // identity for that host: only a guest banger's initramfs assembled
     // has its overlay disk mounted here.
@@ -77,7 +77,7 @@ fn apply(identity: &Identity) -> Result<IdentityDone, String> {
     nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, now)
         .map_err(|e| format!("cannot set the clock: {e}"))?;
     steps.mark("clock");
-    reseed(&seed(identity)?)?;
+    reseed(&seed)?;
     steps.mark("rng");
     for file in &identity.files {
         replace(Path::new(&file.path), file.mode, file.contents.as_bytes())
@@ -109,13 +109,12 @@ fn apply(identity: &Identity) -> Result<IdentityDone, String> {
 const GUEST_MARK: &str = "/run/banger/rw";
 
 fn is_banger_guest(mountinfo: &str) -> bool {
-    mountinfo
-        .lines()
-        .any(|line| line.split(' ').nth(4) == Some(GUEST_MARK))
+    mounts(mountinfo).any(|(_, at)| at == GUEST_MARK)
 }
 
-/// Refuses what no banger host sends, before anything is changed.
-fn check(identity: &Identity) -> Result<(), String> {
+/// Refuses what no banger host sends, before anything is changed; the
+/// seed's bytes.
+fn check(identity: &Identity) -> Result<Vec<u8>, String> {
     let name = &identity.hostname;
     if name.is_empty()
         || name.len() > 63
@@ -131,7 +130,7 @@ fn check(identity: &Identity) -> Result<(), String> {
             "{id:?} is not a machine-id (32 lowercase hex digits)"
         ));
     }
-    seed(identity)?;
+    let seed = seed(identity)?;
     if identity.network.prefix > 32 {
         return Err(format!(
             "/{} is not an IPv4 prefix",
@@ -148,7 +147,7 @@ fn check(identity: &Identity) -> Result<(), String> {
             return Err(format!("{:?} is not an absolute path", file.path));
         }
     }
-    Ok(())
+    Ok(seed)
 }
 
 /// The seed's bytes, 32 to [`SEED_MAX`] of them.
@@ -362,15 +361,19 @@ fn mount_point(disk: &str) -> Option<String> {
     mount_of(&mountinfo, dev.trim())
 }
 
-/// The mount point (field 5) of the first mountinfo line for device
-/// `major:minor` (field 3).
+/// The mount point of the first mount of device `major:minor`.
 fn mount_of(mountinfo: &str, dev: &str) -> Option<String> {
-    mountinfo.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.get(2) != Some(&dev) {
-            return None;
-        }
-        fields.get(4).map(|m| m.replace("\\040", " "))
+    mounts(mountinfo).find_map(|(d, at)| (d == dev).then_some(at))
+}
+
+/// Each mount of mountinfo as (device `major:minor`, field 3; mount point,
+/// field 5, its spaces unescaped).
+fn mounts(mountinfo: &str) -> impl Iterator<Item = (&str, String)> {
+    mountinfo.lines().filter_map(|line| {
+        let mut fields = line.split(' ');
+        let dev = fields.nth(2)?;
+        let at = fields.nth(1)?;
+        Some((dev, at.replace("\\040", " ")))
     })
 }
 
@@ -530,14 +533,11 @@ mod tests {
             .unwrap()
             .set_len(8 << 20)
             .unwrap();
-        let made = Command::new("mkfs.ext4")
+        let status = Command::new("mkfs.ext4")
             .args(["-q", "-F", "-L", "banger-work"])
             .arg(&image)
-            .status();
-        let Ok(status) = made else {
-            eprintln!("skipped: mkfs.ext4 is not installed");
-            return;
-        };
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs) runs");
         assert!(status.success());
         let bytes = std::fs::read(&image).unwrap();
         let superblock: &[u8; 1024] = bytes[1024..2048].try_into().unwrap();

@@ -7,6 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// In a warm snapshot's directory: the record of the guest it holds (its
+/// MAC, address and disk sizes).
+pub const WARM_RECORD: &str = "template.json";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     pub config_dir: PathBuf,
@@ -75,10 +79,15 @@ impl Paths {
         self.state_dir.join("images")
     }
 
-    /// An image's warm snapshot (`image warm`): a template guest's memory,
-    /// device state and disks.
+    /// Where images' warm snapshots (`image warm`) live, one directory each.
+    pub fn warm_dir(&self) -> PathBuf {
+        self.state_dir.join("warm")
+    }
+
+    /// An image's warm snapshot: a template guest's memory, device state
+    /// and disks, and its [`WARM_RECORD`].
     pub fn warm_template(&self, image: &str) -> PathBuf {
-        self.state_dir.join("warm").join(image)
+        self.warm_dir().join(image)
     }
 
     pub fn image_build_logs(&self) -> PathBuf {

@@ -49,6 +49,29 @@ fn timed(env: &mut BenchEnv, name: &str, args: &[&str]) -> anyhow::Result<(u64, 
     Ok((done, ssh_ready(env, name, t0)?))
 }
 
+/// `n` creates one after another, each timed, each deleted before the
+/// next unless `keep`; the kept VMs' names.
+fn in_a_row(
+    env: &mut BenchEnv,
+    prefix: &str,
+    n: u32,
+    keep: bool,
+) -> anyhow::Result<(Vec<u64>, Vec<String>)> {
+    let (mut times, mut kept) = (vec![], vec![]);
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let t0 = Instant::now();
+        env.ok(true, &["vm", "create", "--name", &name])?;
+        times.push(ms(t0));
+        if keep {
+            kept.push(name);
+        } else {
+            env.ok(true, &["vm", "delete", "--force", &name])?;
+        }
+    }
+    Ok((times, kept))
+}
+
 pub fn run_bench(args: Args) -> anyhow::Result<()> {
     let (mut env, _) = crate::env::with_default_image(
         args.images.clone(),
@@ -85,25 +108,10 @@ pub fn run_bench(args: Args) -> anyhow::Result<()> {
     }
     // In a row, each deleted before the next: what the template itself
     // costs every time.
-    let mut fresh = vec![];
-    for i in 0..args.series {
-        let name = format!("bench-next-{i}");
-        let t0 = Instant::now();
-        env.ok(true, &["vm", "create", "--name", &name])?;
-        fresh.push(ms(t0));
-        env.ok(true, &["vm", "delete", "--force", &name])?;
-    }
+    let (fresh, _) = in_a_row(&mut env, "bench-next", args.series, false)?;
     // In a row, each kept running (under emulation every idle guest still
     // takes some of the host's CPU from the next create).
-    let mut series = vec![];
-    let mut names = vec![];
-    for i in 0..args.series {
-        let name = format!("bench-row-{i}");
-        let t0 = Instant::now();
-        env.ok(true, &["vm", "create", "--name", &name])?;
-        series.push(ms(t0));
-        names.push(name);
-    }
+    let (series, names) = in_a_row(&mut env, "bench-row", args.series, true)?;
     let template = allocated(&env.state_dir().join("warm/default"))?;
     let mut per_vm = vec![];
     for name in &names {

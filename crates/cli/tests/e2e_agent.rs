@@ -55,6 +55,11 @@ fn on_terminal(env: &TestEnv, args: &[&str], typed: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `vm exec VM -- sh -c SCRIPT`: its output.
+fn sh(env: &TestEnv, vm: &str, script: &str) -> String {
+    env.ok(&["vm", "exec", vm, "--", "sh", "-c", script])
+}
+
 /// `vm exec agenty -- yes`, its output to be read by the test.
 fn spawn_yes(env: &TestEnv) -> std::process::Child {
     env.command(BANGER)
@@ -107,15 +112,11 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     // The agent is on QEMU's virtio-serial port (the image's agent speaks
     // it), which QEMU can save: a suspend and resume keep a process started
     // through the agent, and the agent answers again through a new relay.
-    let pid = env.ok(&[
-        "vm",
-        "exec",
+    let pid = sh(
+        &env,
         "agenty",
-        "--",
-        "sh",
-        "-c",
         "setsid sleep 9999 </dev/null >/dev/null 2>&1 & echo $!",
-    ]);
+    );
     let pid = pid.trim();
     env.ok(&["vm", "suspend", "agenty"]);
     assert_eq!(
@@ -138,7 +139,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     // A clone of the running VM: the same processes and files, its own
     // identity (name, address, MAC, host key, machine-id), both running.
     let identity = "hostname; ip -4 -o addr show eth0 | cut -d' ' -f7; cat /sys/class/net/eth0/address /etc/machine-id";
-    let before = env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", identity]);
+    let before = sh(&env, "agenty", identity);
     // The daemon killed while the source is paused for the copy: at the
     // next start the source runs on and the half-made clone is gone.
     crash_at(
@@ -180,7 +181,7 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "sleep\n",
         "the source's process runs on in the clone"
     );
-    let twin = env.ok(&["vm", "exec", "twin", "--", "sh", "-c", identity]);
+    let twin = sh(&env, "twin", identity);
     let (before, twin): (Vec<&str>, Vec<&str>) = (before.lines().collect(), twin.lines().collect());
     assert_eq!(twin[0], "twin");
     assert_eq!(twin[1], format!("{}/24", clone["ip"].as_str().unwrap()));
@@ -189,16 +190,11 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
     }
     // The same RNG state was restored in both: the clone's was reseeded.
     let random = "head -c 16 /dev/urandom | od -An -tx1";
-    assert_ne!(
-        env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", random]),
-        env.ok(&["vm", "exec", "twin", "--", "sh", "-c", random]),
-    );
+    assert_ne!(sh(&env, "agenty", random), sh(&env, "twin", random));
     // Plain SSH to the clone: its new host key is the one known_hosts has.
     assert_eq!(env.ok(&["vm", "ssh", "twin", "--", "hostname"]), "twin\n");
     assert_eq!(
-        env.ok(&["vm", "exec", "agenty", "--", "sh", "-c", identity])
-            .lines()
-            .next(),
+        sh(&env, "agenty", identity).lines().next(),
         Some("agenty"),
         "the source runs on as itself"
     );
@@ -253,15 +249,11 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         "--json",
     ]);
     assert_eq!(warm["warm"], true, "{warm}");
-    let seen = env.ok(&[
-        "vm",
-        "exec",
+    let seen = sh(
+        &env,
         "warmy",
-        "--",
-        "sh",
-        "-c",
         "hostname; date +%s; df -B1 --output=size /root | tail -1",
-    ]);
+    );
     let mut seen = seen.lines();
     assert_eq!(seen.next(), Some("warmy"));
     let guest_now: i64 = seen.next().unwrap().parse().unwrap();
@@ -287,27 +279,11 @@ fn agent_exec_ports_stats_and_ssh_reminder_on_a_real_guest() {
         .contains("warm, from warmable's snapshot"));
     // Its own disks from here on: a write survives a stop and a cold start,
     // which comes up with the identity it was given.
-    env.ok(&[
-        "vm",
-        "exec",
-        "warmy",
-        "--",
-        "sh",
-        "-c",
-        "echo kept > /root/note; sync",
-    ]);
+    sh(&env, "warmy", "echo kept > /root/note; sync");
     env.ok(&["vm", "stop", "warmy"]);
     env.ok(&["vm", "start", "warmy"]);
     assert_eq!(
-        env.ok(&[
-            "vm",
-            "exec",
-            "warmy",
-            "--",
-            "sh",
-            "-c",
-            "hostname; cat /root/note"
-        ]),
+        sh(&env, "warmy", "hostname; cat /root/note"),
         "warmy\nkept\n"
     );
     assert_eq!(env.ok(&["vm", "ssh", "warmy", "--", "hostname"]), "warmy\n");

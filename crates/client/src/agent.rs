@@ -150,20 +150,25 @@ impl AgentClient {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AgentError> {
-        let body = self
+        self.call("GET", path, Bytes::new()).await
+    }
+
+    /// One request with a whole body and a JSON answer, within the timeout.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T, AgentError> {
+        let answer = self
             .timed(async {
-                let response = send(
-                    self.connect().await?,
-                    "GET",
-                    path,
-                    None,
-                    Full::new(Bytes::new()),
-                )
-                .await?;
+                let response =
+                    send(self.connect().await?, method, path, None, Full::new(body)).await?;
                 collect(response).await
             })
             .await??;
-        serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
+        serde_json::from_slice(&answer)
+            .map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
     }
 
     /// Ends a command this client no longer reads from. Closing the
@@ -202,21 +207,7 @@ impl AgentClient {
     /// [`Identity`]).
     pub async fn identity(&self, identity: &Identity) -> Result<IdentityDone, AgentError> {
         let body = serde_json::to_vec(identity).expect("an identity serialises");
-        let answer = self
-            .timed(async {
-                let response = send(
-                    self.connect().await?,
-                    "POST",
-                    "/identity",
-                    None,
-                    Full::new(Bytes::from(body)),
-                )
-                .await?;
-                collect(response).await
-            })
-            .await??;
-        serde_json::from_slice(&answer)
-            .map_err(|e| AgentError::Protocol(format!("bad answer: {e}")))
+        self.call("POST", "/identity", Bytes::from(body)).await
     }
 
     /// Runs a command with `stdin` as its input; calls `on_frame` for each

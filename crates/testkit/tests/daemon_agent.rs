@@ -187,17 +187,7 @@ async fn firecracker_clones_a_running_vm_and_creates_warm_off_the_network_until_
     image.agent = true;
     app.store().put_image(&image).unwrap();
     let vms = app.vms().clone();
-    let source = vms
-        .clone()
-        .create(
-            CreateVmRequest {
-                name: Some("source".into()),
-                ..Default::default()
-            },
-            Reporter::silent(),
-        )
-        .await
-        .unwrap();
+    let source = create(&app, "source").await;
 
     // A running clone: the source paused for a snapshot and running again,
     // the clone loaded from it on its own TAP, which is off the bridge

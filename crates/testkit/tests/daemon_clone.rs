@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use banger_api::{CreateVmRequest, VmState};
+use banger_api::VmState;
 use banger_daemon::progress::Reporter;
 use banger_daemon::vms::VmError;
 use common::*;
@@ -42,17 +42,7 @@ fn put(image: &Path, dir: &str, name: &str, contents: &str) {
 async fn a_clone_has_the_files_and_its_own_identity() {
     let d = daemon(Duration::from_millis(50));
     let vms = d.app.vms().clone();
-    let src = vms
-        .clone()
-        .create(
-            CreateVmRequest {
-                name: Some("origin".into()),
-                ..Default::default()
-            },
-            Reporter::silent(),
-        )
-        .await
-        .unwrap();
+    let src = create(&d.app, "origin").await;
 
     let refused = vms
         .clone()

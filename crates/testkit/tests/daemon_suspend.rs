@@ -9,26 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use banger_api::{CreateVmRequest, Vm, VmState};
+use banger_api::{Vm, VmState};
 use banger_daemon::progress::Reporter;
 use banger_daemon::vms::VmError;
 use common::*;
 
 const BOOT: Duration = Duration::from_millis(50);
-
-async fn create(app: &banger_daemon::app::App, name: &str) -> Vm {
-    app.vms()
-        .clone()
-        .create(
-            CreateVmRequest {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            Reporter::silent(),
-        )
-        .await
-        .unwrap()
-}
 
 fn alive(vm: &Vm) -> bool {
     vm.pid

@@ -94,7 +94,7 @@ impl Images {
     fn is_warm(&self, name: &str) -> bool {
         self.paths
             .warm_template(name)
-            .join("template.json")
+            .join(banger_api::paths::WARM_RECORD)
             .is_file()
     }
 

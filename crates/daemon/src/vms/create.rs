@@ -76,18 +76,15 @@ impl Vms {
 
         // A template is read, copied and restored under this: `image warm`
         // swaps one in only between the creates that use it.
-        let mut templates = match request.cold {
+        let warm = match request.cold {
             true => None,
-            false => Some(self.warm_lock.read().await),
+            false => {
+                let templates = self.warm_lock.read().await;
+                self.template_for(&vm, &image).map(|t| (templates, t))
+            }
         };
-        let template = templates
-            .as_ref()
-            .and_then(|_| self.template_for(&vm, &image));
-        if template.is_none() {
-            templates.take();
-        }
         let result = async {
-            if let Some(template) = template {
+            if let Some((templates, template)) = warm {
                 let made = self
                     .create_warm(&mut vm, &image, template, &reporter, since)
                     .await;

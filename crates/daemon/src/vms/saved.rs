@@ -154,6 +154,16 @@ pub struct Template {
     pub overlay_size_bytes: u64,
 }
 
+impl Template {
+    /// The sizes of the disks it was saved with.
+    pub fn sizes(&self) -> DiskSizes {
+        DiskSizes {
+            overlay: self.overlay_size_bytes,
+            work: self.disk_size_bytes,
+        }
+    }
+}
+
 /// The sizes of a VM's two writable disks (overlay, `/root`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskSizes {
@@ -167,5 +177,10 @@ impl DiskSizes {
             overlay: vm.overlay_size_bytes,
             work: vm.disk_size_bytes,
         }
+    }
+
+    /// Whether no disk is smaller than in `other`.
+    pub fn at_least(&self, other: DiskSizes) -> bool {
+        self.overlay >= other.overlay && self.work >= other.work
     }
 }

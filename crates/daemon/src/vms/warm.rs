@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use banger_api::paths::WARM_RECORD as TEMPLATE;
 use banger_api::{CreateVmRequest, Image, Vm};
 use banger_host::HostError;
 
@@ -24,7 +25,6 @@ use super::{Result, VmError, Vms};
 use crate::progress::Reporter;
 
 const STATE: &str = "state";
-const TEMPLATE: &str = "template.json";
 /// In a template being made: the name of the VM it is made from.
 const TEMPLATE_VM: &str = "template-vm";
 
@@ -202,8 +202,7 @@ impl Vms {
     /// templates half made (`.partial`) and the names of the VMs they were
     /// being made from, which the caller deletes before [`Self::forget_partial_templates`].
     pub(super) fn partial_templates(&self) -> (Vec<PathBuf>, Vec<String>) {
-        let root = self.paths.warm_template("_");
-        let Some(Ok(entries)) = root.parent().map(std::fs::read_dir) else {
+        let Ok(entries) = std::fs::read_dir(self.paths.warm_dir()) else {
             return Default::default();
         };
         let dirs: Vec<PathBuf> = entries
@@ -237,9 +236,7 @@ impl Vms {
             return None;
         }
         // A restored guest's disks can grow (online, from inside), not shrink.
-        if vm.disk_size_bytes < template.disk_size_bytes
-            || vm.overlay_size_bytes < template.overlay_size_bytes
-        {
+        if !DiskSizes::of(vm).at_least(template.sizes()) {
             tracing::info!(vm = %vm.name, image = %image.name, "booting cold: the VM's disks are smaller than the warm template's");
             return None;
         }
@@ -268,10 +265,7 @@ impl Vms {
         reporter.say("vm.copy", "copying the warm template's disks", Some(0.65));
         // At the template's sizes: the restored guest grows them itself.
         let to = vm.files();
-        let saved = DiskSizes {
-            overlay: template.overlay_size_bytes,
-            work: template.disk_size_bytes,
-        };
+        let saved = template.sizes();
         self.host
             .disks
             .clone_ext4(

@@ -84,6 +84,21 @@ pub fn assert_spec_clean(vm_dir: &Path) {
     );
 }
 
+/// A VM called `name`, made with the defaults, running.
+pub async fn create(app: &App, name: &str) -> banger_api::Vm {
+    app.vms()
+        .clone()
+        .create(
+            banger_api::CreateVmRequest {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            banger_daemon::progress::Reporter::silent(),
+        )
+        .await
+        .unwrap()
+}
+
 pub fn requests(vm_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(vm_dir.join("requests.jsonl"))
         .unwrap_or_default()
