@@ -10,6 +10,10 @@
 
 #![allow(dead_code)]
 
+mod instance;
+
+pub use instance::Instance;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
