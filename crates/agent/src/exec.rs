@@ -51,11 +51,7 @@ pub async fn exec(headers: HeaderMap, body: Body) -> Response {
             pid
         }
         Err(e) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
+            let code = exit_code_of(&e, &request);
             let message = format!("cannot run {:?}: {e}", request.argv[0]);
             tokio::spawn(async move {
                 let _ = tx.send(ExecFrame::Error { message }).await;
@@ -111,6 +107,32 @@ fn kill_group(pid: u32) {
 
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
+}
+
+/// A shell's code for a program that cannot start: 127 when it is nowhere
+/// (a search of PATH that met an unreadable directory fails with EACCES,
+/// yet nothing was found), 126 when it exists but cannot run.
+fn exit_code_of(error: &std::io::Error, request: &ExecRequest) -> i32 {
+    let program = std::path::Path::new(&request.argv[0]);
+    let found = match error.kind() {
+        std::io::ErrorKind::NotFound => false,
+        _ if program.components().count() > 1 => true,
+        _ => {
+            let path = request
+                .env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| std::ffi::OsString::from(v))
+                .or_else(|| std::env::var_os("PATH"))
+                .unwrap_or_default();
+            std::env::split_paths(&path).any(|dir| dir.join(program).exists())
+        }
+    };
+    if found {
+        126
+    } else {
+        127
+    }
 }
 
 fn start(request: &ExecRequest) -> std::io::Result<tokio::process::Child> {
@@ -203,5 +225,30 @@ async fn pump(pipe: Option<impl AsyncRead + Unpin>, tx: mpsc::Sender<ExecFrame>,
         if tx.send(frame).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(program: &str, path: &std::path::Path) -> ExecRequest {
+        ExecRequest {
+            argv: vec![program.into()],
+            env: vec![("PATH".into(), path.display().to_string())],
+            cwd: None,
+        }
+    }
+
+    #[test]
+    fn a_program_found_nowhere_is_127_even_when_the_search_met_eacces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("there"), b"").unwrap();
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(exit_code_of(&denied, &request("absent", dir.path())), 127);
+        assert_eq!(exit_code_of(&denied, &request("there", dir.path())), 126);
+        assert_eq!(exit_code_of(&denied, &request("./x", dir.path())), 126);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(exit_code_of(&missing, &request("there", dir.path())), 127);
     }
 }
